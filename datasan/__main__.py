@@ -1,0 +1,3 @@
+from datasan.cli import main
+
+main()

@@ -1,0 +1,456 @@
+"""What the table checks mean (rules DS101-DS113), independent of file formats.
+
+* :class:`TargetSummary` / :func:`plan_target`: from the profile of the target
+  column, decide the task, the class ids that are distant and the regression
+  bounds.  These need the whole column, so they run between the profile pass
+  and the row pass.
+* :func:`check_batch`: the vectorized row checks on one typed batch.  Returns
+  the error mask (rows to quarantine), findings, and what the dataset-level
+  checks need.
+* :func:`dataset_findings`: column- and dataset-level findings from merged
+  statistics (one finding per column, never one per row).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasan.findings import Finding, FindingBuffer
+from datasan.options import Thresholds
+
+TARGET_NAMES = ("label", "target", "y", "class", "labels")
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT16_MAX = 65504.0
+SAMPLE_CAP = 100_000
+TARGET_MISSING_TOKENS = ("", "nan", "-nan", "+nan", "none", "null", "na", "n/a", "nil")
+
+
+def find_target(columns: list[str], requested: str | None) -> str | None:
+    """The target column: ``requested`` if given (and present), else the first of TARGET_NAMES."""
+    if requested:
+        return requested if requested in columns else None
+    lower = {c.lower(): c for c in columns}
+    for name in TARGET_NAMES:
+        if name in lower:
+            return lower[name]
+    return None
+
+
+# --------------------------------------------------------------------------- target profile
+
+@dataclass
+class TargetSummary:
+    """Mergeable profile of a target column.
+
+    ``counts`` maps each distinct present value to its count (None once there
+    are more than ``cap`` distinct values); ``sample`` holds up to
+    SAMPLE_CAP numeric values drawn uniformly for robust statistics.
+    """
+
+    cap: int = 1000
+    rows: int = 0
+    missing: int = 0
+    counts: dict | None = field(default_factory=dict)
+    sample: list = field(default_factory=list)
+    numeric: bool = True
+    integral: bool = True
+
+    def add_keys(self, keys: list) -> None:
+        """Count the present values of one batch (python scalars or strings)."""
+        if self.counts is None:
+            return
+        for k in keys:
+            self.counts[k] = self.counts.get(k, 0) + 1
+        if len(self.counts) > self.cap:
+            self.counts = None
+
+    def add_numbers(self, values, seed: int) -> None:
+        """Add numeric present values (numpy float64) of one batch to the sample."""
+        import numpy as np
+
+        fin = values[np.isfinite(values)]
+        if self.integral and fin.size and not np.all(fin == np.round(fin)):
+            self.integral = False
+        rng = np.random.default_rng(seed)
+        take = min(fin.size, SAMPLE_CAP // 4)
+        if take < fin.size:
+            fin = rng.choice(fin, size=take, replace=False)
+        self.sample.extend(fin.tolist())
+        if len(self.sample) > SAMPLE_CAP:
+            self.sample = rng.choice(np.asarray(self.sample), size=SAMPLE_CAP, replace=False).tolist()
+
+    def numeric_keys(self) -> None:
+        """Turn string keys into numbers (int when integral) after the column was typed numeric;
+        keys that are not numbers are dropped (they are DS109 findings)."""
+        if self.counts is None:
+            return
+        out: dict = {}
+        for k, c in self.counts.items():
+            try:
+                f = float(k)
+            except (TypeError, ValueError):
+                continue
+            key = int(f) if f == f and abs(f) != float("inf") and f.is_integer() else f
+            out[key] = out.get(key, 0) + c
+        self.counts = out
+
+
+def is_missing_target_text(text: str | None) -> bool:
+    return text is None or text.strip().lower() in TARGET_MISSING_TOKENS
+
+
+@dataclass
+class TargetPlan:
+    """What the row pass needs to know about the target."""
+
+    column: str | None
+    task: str = "none"  # classification | regression | none
+    num_classes: int | None = None
+    classes: list | None = None  # names, when given
+    distant: set = field(default_factory=set)  # class ids that are distant
+    low: float = -math.inf  # regression: values outside [low, high] are distant
+    high: float = math.inf
+    reason: str = ""  # how the task was decided (for the report)
+
+
+def plan_target(
+    column: str | None,
+    summary: TargetSummary | None,
+    task: str,
+    num_classes: int | None,
+    classes: list[str] | None,
+    th: Thresholds,
+) -> TargetPlan:
+    """Decide task, distant class ids and regression bounds from the target's profile."""
+    import numpy as np
+
+    if column is None or summary is None:
+        return TargetPlan(column=None, reason="no target column")
+    plan = TargetPlan(column=column, num_classes=num_classes, classes=classes)
+    if classes and num_classes is None:
+        plan.num_classes = len(classes)
+    n_present = summary.rows - summary.missing
+    distinct = None if summary.counts is None else len(summary.counts)
+    if task != "auto":
+        plan.task = task
+        plan.reason = "--task"
+    elif classes or num_classes:
+        plan.task = "classification"
+        plan.reason = "class count given"
+    elif not summary.numeric:
+        plan.task = "classification"
+        plan.reason = "string labels"
+    elif summary.integral and distinct is not None and distinct <= th.max_classes and (
+        distinct <= max(2, n_present // 2) or n_present <= 20
+    ):
+        plan.task = "classification"
+        plan.reason = f"integer labels with {distinct} distinct values"
+    else:
+        plan.task = "regression"
+        plan.reason = "continuous target" if not summary.integral else f"{distinct or 'many'} distinct values"
+
+    if plan.task == "classification" and summary.numeric and summary.counts and plan.num_classes is None:
+        plan.distant = distant_class_ids(summary.counts, n_present, th)
+    if plan.task == "regression" and summary.sample:
+        plan.low, plan.high = regression_bounds(np.asarray(summary.sample), th)
+    return plan
+
+
+def distant_class_ids(counts: dict, n: int, th: Thresholds) -> set:
+    """Class ids far above the bulk: past a gap (id > gap_factor * (lower id + 1) + 8)
+    with at most ``distant_tail_fraction`` of the rows at or above it.
+
+    Walks the sorted distinct ids upward and takes the first such gap, so
+    8000 among 0..9 is distant while a dense 0..999 never is.
+    """
+    ids = sorted(k for k in counts if isinstance(k, (int, float)) and k >= 0 and float(k).is_integer())
+    if len(ids) < 2 or n <= 0:
+        return set()
+    tail = sum(counts[k] for k in ids)
+    for prev, cur in zip(ids, ids[1:]):
+        tail -= counts[prev]
+        if cur > th.gap_factor * (prev + 1) + 8 and tail <= max(1, th.distant_tail_fraction * n):
+            return {k for k in ids if k >= cur}
+    return set()
+
+
+def regression_bounds(sample, th: Thresholds) -> tuple[float, float]:
+    """[low, high] outside which a regression target is distant.
+
+    A value is distant only when it is a robust outlier both in value
+    (|x - median| > outlier_k * 1.4826 * MAD) and in signed log-magnitude
+    (log_outlier_k), so heavy-tailed but clean targets (prices, counts) pass;
+    anything beyond float32 range always is.
+    """
+    import numpy as np
+
+    x = sample[np.isfinite(sample)]
+    lo, hi = -FLOAT32_MAX, FLOAT32_MAX
+    if x.size < 20:
+        return lo, hi
+    med = float(np.median(x))
+    mad = 1.4826 * float(np.median(np.abs(x - med)))
+    lx = np.sign(x) * np.log1p(np.abs(x))
+    lmed = float(np.median(lx))
+    lmad = 1.4826 * float(np.median(np.abs(lx - lmed)))
+    if mad == 0 or lmad == 0:
+        return lo, hi
+
+    def from_log(v: float) -> float:
+        return float(np.sign(v) * np.expm1(min(abs(v), 700.0)))
+
+    hi_lin = med + th.outlier_k * mad
+    lo_lin = med - th.outlier_k * mad
+    hi_log = from_log(lmed + th.log_outlier_k * lmad)
+    lo_log = from_log(lmed - th.log_outlier_k * lmad)
+    return max(lo, min(lo_lin, lo_log)), min(hi, max(hi_lin, hi_log))
+
+
+# --------------------------------------------------------------------------- row checks
+
+@dataclass
+class BatchChecks:
+    """Outcome of the row checks on one batch."""
+
+    error: Any  # numpy bool mask: rows to quarantine
+    findings: FindingBuffer
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.6g}"
+    return repr(v)
+
+
+def check_batch(
+    source: str,
+    columns: dict,  # name -> (numpy values, numpy null mask or None, raw string array or None)
+    non_numeric: dict,  # name -> numpy bool mask of cells that are not numbers (text tables)
+    target: tuple | None,  # (name, numpy values | list, missing mask, raw strings or None)
+    plan: TargetPlan,
+    rows,
+    th: Thresholds,
+) -> BatchChecks:
+    """Vectorized row checks of one batch; see the module docstring."""
+    import numpy as np
+
+    n = len(rows)
+    error = np.zeros(n, dtype=bool)
+    out = FindingBuffer()
+
+    def raw_text(raw, idx) -> list[str]:
+        return [raw[i].as_py() for i in idx] if raw is not None else [None] * len(idx)
+
+    for name, mask in non_numeric.items():
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            raw = columns[name][2]
+            texts = raw_text(raw, idx)
+            out.add_rows("DS109", source, rows[idx],
+                         [f"Column '{name}' holds {t!r}, which is not a number." for t in texts],
+                         column=name)
+            error[idx] = True
+
+    for name, (values, nulls, raw) in columns.items():
+        bad_num = non_numeric.get(name)
+        if nulls is not None:
+            miss = nulls if bad_num is None else (nulls & ~bad_num)
+            idx = np.flatnonzero(miss)
+            if idx.size:
+                texts = raw_text(raw, idx)
+                out.add_rows("DS101", source, rows[idx], [
+                    f"Feature '{name}' is missing ({'empty cell' if not (t or '').strip() else repr(t)})."
+                    if raw is not None else f"Feature '{name}' is null."
+                    for t in texts], column=name)
+                error[idx] = True
+        if values.dtype.kind != "f":
+            if values.dtype.kind in "iu" and values.size:
+                big = np.abs(values.astype(np.float64)) > th.overflow_abs
+                idx = np.flatnonzero(big)
+                if idx.size:
+                    out.add_rows("DS105", source, rows[idx], [
+                        f"Feature '{name}' is {values[i]}: its square overflows float32." for i in idx],
+                        column=name)
+            continue
+        finite = np.isfinite(values)
+        nonfin = ~finite
+        if nulls is not None:
+            nonfin &= ~nulls
+        idx = np.flatnonzero(nonfin)
+        if idx.size:
+            texts = raw_text(raw, idx)
+            msgs = []
+            for i, t in zip(idx, texts):
+                v = _fmt(float(values[i]))
+                if t is not None and t.strip().lower() not in ("nan", "inf", "-inf", "+inf"):
+                    msgs.append(f"Feature '{name}' is {t.strip()!r}, which parses to {v}.")
+                else:
+                    msgs.append(f"Feature '{name}' is {v}.")
+            out.add_rows("DS101", source, rows[idx], msgs, column=name)
+            error[idx] = True
+        with np.errstate(invalid="ignore"):
+            mag = np.abs(np.where(finite, values, 0.0))
+        idx = np.flatnonzero(mag > FLOAT32_MAX)
+        if idx.size:
+            out.add_rows("DS113", source, rows[idx], [
+                f"Feature '{name}' is {_fmt(float(values[i]))}, beyond float32 range: it becomes inf "
+                "as float32." for i in idx], column=name)
+            error[idx] = True
+        idx = np.flatnonzero((mag > th.overflow_abs) & (mag <= FLOAT32_MAX))
+        if idx.size:
+            out.add_rows("DS105", source, rows[idx], [
+                f"Feature '{name}' is {_fmt(float(values[i]))}: its square overflows float32."
+                for i in idx], column=name)
+
+    if target is not None and plan.column is not None:
+        error |= _check_target(source, target, plan, rows, out)
+    return BatchChecks(error=error, findings=out)
+
+
+def _check_target(source, target, plan: TargetPlan, rows, out: FindingBuffer):
+    import numpy as np
+
+    name, values, missing, raw = target
+    n = len(rows)
+    error = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(missing)
+    if idx.size:
+        texts = [raw[i].as_py() for i in idx] if raw is not None else [None] * idx.size
+        out.add_rows("DS102", source, rows[idx], [
+            f"Target '{name}' is missing ({'empty' if t is not None and not t.strip() else repr(t) if t is not None else 'null'})."
+            for t in texts], column=name)
+        error[idx] = True
+    present = ~missing
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        v = values.astype(np.float64, copy=False)
+        if plan.task == "regression":
+            with np.errstate(invalid="ignore"):
+                nonfin = present & ~np.isfinite(v)
+                idx = np.flatnonzero(nonfin)
+                if idx.size:
+                    out.add_rows("DS101", source, rows[idx], [
+                        f"Target '{name}' is {_fmt(float(v[i]))}." for i in idx], column=name)
+                    error[idx] = True
+                far = present & np.isfinite(v) & ((v < plan.low) | (v > plan.high))
+            idx = np.flatnonzero(far)
+            if idx.size:
+                out.add_rows("DS104", source, rows[idx], [
+                    f"Target '{name}' is {_fmt(float(v[i]))}, far outside the bulk of the targets "
+                    f"(expected within {_fmt(plan.low)}..{_fmt(plan.high)})." for i in idx], column=name)
+                error[idx] = True
+        elif plan.task == "classification":
+            with np.errstate(invalid="ignore"):
+                nonint = present & (~np.isfinite(v) | (v != np.round(v)))
+                neg = present & ~nonint & (v < 0)
+                over = present & ~nonint & ~neg & (
+                    (v >= plan.num_classes) if plan.num_classes is not None else np.zeros(n, bool))
+            for mask, why in ((nonint, "is not an integer class id"),
+                              (neg, "is negative"),
+                              (over, f"is not below the number of classes ({plan.num_classes})")):
+                idx = np.flatnonzero(mask)
+                if idx.size:
+                    out.add_rows("DS103", source, rows[idx], [
+                        f"Class id {_fmt(float(v[i])) if not float(v[i]).is_integer() else int(v[i])} {why}."
+                        for i in idx], column=name)
+                    error[idx] = True
+            if plan.distant:
+                far = present & ~(nonint | neg | over) & np.isin(v, np.asarray(sorted(plan.distant), dtype=np.float64))
+                idx = np.flatnonzero(far)
+                if idx.size:
+                    below = "the other class ids"
+                    out.add_rows("DS104", source, rows[idx], [
+                        f"Class id {int(v[i])} is far above {below} and rare: a typo or sentinel value?"
+                        for i in idx], column=name)
+                    error[idx] = True
+    elif plan.classes is not None:
+        allowed = set(plan.classes)
+        idx = [i for i in range(n) if present[i] and values[i] not in allowed]
+        if idx:
+            out.add_rows("DS103", source, rows[np.asarray(idx)], [
+                f"Class {values[i]!r} is not among the {len(allowed)} given class names." for i in idx],
+                column=name)
+            error[np.asarray(idx)] = True
+    return error
+
+
+# --------------------------------------------------------------------------- dataset checks
+
+def dataset_findings(
+    source: str,
+    stats: dict,  # name -> Moments over kept rows
+    features: list[str],
+    fp16_counts: dict,
+    plan: TargetPlan,
+    th: Thresholds,
+) -> list[Finding]:
+    """One finding per column for scale, constant and float16 problems."""
+    out: list[Finding] = []
+    scaled = [c for c in features if stats.get(c) is not None and stats[c].count >= 2]
+    stds = sorted(stats[c].std for c in scaled if stats[c].std > 0)
+    median_std = stds[len(stds) // 2] if stds else None
+    checked = list(scaled)
+    if plan.task == "regression" and plan.column and stats.get(plan.column) and stats[plan.column].count >= 2:
+        checked.append(plan.column)
+    for c in checked:
+        m = stats[c]
+        what = "Target" if c == plan.column else "Column"
+        if m.min == m.max:
+            if c != plan.column:
+                out.append(Finding("DS108", f"Column '{c}' has the single value {_fmt(m.min)} in all "
+                                   f"{m.count} kept rows (std 0).", source=source, column=c))
+            continue
+        mag = max(abs(m.min), abs(m.max))
+        ratio = (m.std / median_std) if median_std else 1.0
+        reason = None
+        if m.std > th.scale_limit or mag > th.scale_limit:
+            reason = f"ranges {_fmt(m.min)}..{_fmt(m.max)} (std {_fmt(m.std)}), far from unit scale"
+        elif m.std < 1.0 / (th.scale_limit ** 2):
+            reason = f"has std {_fmt(m.std)}, far below unit scale"
+        elif len(scaled) >= 3 and c != plan.column and (ratio > th.scale_ratio or ratio < 1.0 / th.scale_ratio):
+            reason = f"has std {_fmt(m.std)}, {ratio:.3g}x the median column's"
+        if reason:
+            out.append(Finding("DS107", f"{what} '{c}' {reason}: standardize it with the mean/std in "
+                               "stats.json.", source=source, column=c))
+    for c, k in fp16_counts.items():
+        if k:
+            out.append(Finding("DS106", f"Column '{c}' has {k} value(s) beyond float16 range "
+                               f"(|x| > 65504): they become inf under AMP.", source=source, column=c))
+    return out
+
+
+def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: bool) -> FindingBuffer:
+    """DS110 for rows equal to an earlier row, DS111 for equal features with another label."""
+    import numpy as np
+
+    out = FindingBuffer()
+    if len(rows) < 2:
+        return out
+    order = np.argsort(rows, kind="stable")
+    rows, full_hash, feature_hash = rows[order], full_hash[order], feature_hash[order]
+    _, first, inverse = np.unique(full_hash, return_index=True, return_inverse=True)
+    first_row = rows[first][inverse]
+    dup = first_row != rows
+    idx = np.flatnonzero(dup)
+    if idx.size:
+        out.add_rows("DS110", source, rows[idx], [
+            f"Row {int(rows[i])} is an exact duplicate of row {int(first_row[i])}." for i in idx])
+    if has_target:
+        # among rows that are not exact duplicates, equal features with a different label
+        keep = ~dup
+        r, fh, full = rows[keep], feature_hash[keep], full_hash[keep]
+        _, ffirst, finv = np.unique(fh, return_index=True, return_inverse=True)
+        frow = r[ffirst][finv]
+        ffull = full[ffirst][finv]
+        conflict = (frow != r) & (ffull != full)
+        idx = np.flatnonzero(conflict)
+        if idx.size:
+            out.add_rows("DS111", source, r[idx], [
+                f"Rows {int(frow[i])} and {int(r[i])} have identical features but different labels."
+                for i in idx])
+    return out

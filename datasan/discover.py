@@ -1,0 +1,134 @@
+"""Find the files under PATH, safely.
+
+Symlinks are followed only when they resolve inside PATH and do not lead back
+into a folder already being walked; FIFOs, sockets and devices are never
+opened.  Everything skipped becomes a finding, so nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasan.findings import Finding
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One regular file under PATH: ``rel`` is its posix path relative to PATH."""
+
+    rel: str
+    path: str
+    size: int
+
+    @property
+    def suffix(self) -> str:
+        """The lower-case extension with its dot ('.csv'), '' when none."""
+        return os.path.splitext(self.rel)[1].lower()
+
+
+@dataclass
+class Discovery:
+    """The files found under PATH and the findings about what was skipped."""
+
+    root: str
+    files: list[FileEntry]
+    findings: list[Finding]
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def discover(path: str | os.PathLike) -> Discovery:
+    """Walk ``path`` (a folder or one file) and return its regular files, sorted by ``rel``.
+
+    Raises FileNotFoundError when ``path`` does not exist.
+    """
+    root = os.path.abspath(os.fspath(path))
+    if not os.path.exists(root):
+        raise FileNotFoundError(root)
+    findings: list[Finding] = []
+    if not os.path.isdir(root):
+        st = os.stat(root)
+        if not stat.S_ISREG(st.st_mode):
+            findings.append(Finding("DS007", f"{root} is not a regular file; it was not read."))
+            return Discovery(os.path.dirname(root), [], findings)
+        rel = os.path.basename(root)
+        return Discovery(os.path.dirname(root), [FileEntry(rel, root, st.st_size)], findings)
+
+    real_root = os.path.realpath(root)
+    files: list[FileEntry] = []
+
+    def walk(folder: str, rel_folder: str, ancestors: frozenset[str]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            findings.append(
+                Finding("DS001", f"Folder could not be listed: {exc.strerror or exc}.",
+                        source=rel_folder or ".")
+            )
+            return
+        for entry in entries:
+            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            try:
+                is_link = entry.is_symlink()
+                if is_link:
+                    target = os.path.realpath(entry.path)
+                    if not _inside(target, real_root):
+                        findings.append(Finding(
+                            "DS006", f"Symlink {rel} points outside PATH (to {target}); not followed.",
+                            source=rel))
+                        continue
+                    if not os.path.exists(target):
+                        findings.append(Finding(
+                            "DS006", f"Symlink {rel} is broken (points to {os.readlink(entry.path)}).",
+                            source=rel))
+                        continue
+                    if os.path.isdir(target) and (target in ancestors):
+                        findings.append(Finding(
+                            "DS006", f"Symlink {rel} loops back to {os.path.relpath(target, real_root)}; not followed.",
+                            source=rel))
+                        continue
+                st = os.stat(entry.path)
+            except OSError as exc:
+                findings.append(Finding("DS001", f"{rel} could not be read: {exc.strerror or exc}.", source=rel))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                real = os.path.realpath(entry.path)
+                if real in ancestors:
+                    findings.append(Finding(
+                        "DS006", f"Folder {rel} loops back into one of its parents; not followed.",
+                        source=rel))
+                    continue
+                walk(entry.path, rel, ancestors | {real})
+            elif stat.S_ISREG(st.st_mode):
+                files.append(FileEntry(rel, entry.path, st.st_size))
+            else:
+                kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
+                        else "device file")
+                findings.append(Finding("DS007", f"{rel} is a {kind}; it was not opened.", source=rel))
+
+    walk(root, "", frozenset({real_root}))
+    files.sort(key=lambda f: f.rel)
+    return Discovery(root, files, findings)
+
+
+def relative_to_root(root: str, candidate: str, base_rel: str = "") -> str | None:
+    """Resolve ``candidate`` (a path from a label file, relative to the folder
+    ``base_rel`` under ``root``) to a posix path relative to ``root``.
+
+    Returns None when the path is absolute or leaves ``root`` (``..``): such a
+    path must never be opened.
+    """
+    if not candidate or os.path.isabs(candidate) or candidate.startswith(("/", "\\")):
+        return None
+    joined = os.path.normpath(os.path.join(base_rel, candidate.replace("\\", "/")))
+    if joined.startswith("..") or os.path.isabs(joined):
+        return None
+    full = os.path.realpath(os.path.join(root, joined))
+    if not _inside(full, os.path.realpath(root)):
+        return None
+    return Path(joined).as_posix()

@@ -1,0 +1,84 @@
+"""Scan options: one typed object that the CLI, the config file and the API fill."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+FAIL_ON = ("error", "warning", "never")
+TASKS = ("auto", "classification", "regression")
+
+
+@dataclass
+class Thresholds:
+    """Tunable limits of the checks (all conservative by default)."""
+
+    #: regression target: robust z-score (|x - median| / (1.4826 MAD)) above which,
+    #: in value *and* in log-magnitude (``log_outlier_k``), a target is distant
+    outlier_k: float = 50.0
+    log_outlier_k: float = 10.0
+    #: class ids: an id above ``gap_factor * (next lower id + 1) + 8`` and in a tail
+    #: holding at most ``distant_tail_fraction`` of the rows is distant
+    gap_factor: float = 4.0
+    distant_tail_fraction: float = 0.01
+    #: classification when the target has at most this many distinct values
+    max_classes: int = 1000
+    #: feature magnitude above which squares overflow float32
+    overflow_abs: float = 1e18
+    #: scale: a column is unnormalized if its std or max |x| is above this ...
+    scale_limit: float = 100.0
+    #: ... or its std differs from the median column std by more than this factor
+    scale_ratio: float = 1000.0
+    #: a string column is numeric with a few bad values when at least this share parses
+    numeric_share: float = 0.9
+    #: image checks (issue 3)
+    min_image_side: int = 8
+    max_aspect: float = 10.0
+
+
+@dataclass
+class ScanOptions:
+    """Everything that steers one scan.  Defaults are the CLI's defaults."""
+
+    target: str | None = None
+    task: str = "auto"
+    num_classes: int | None = None
+    classes: list[str] | None = None
+    fail_on: str = "error"
+    workers: int = 0  # 0: all cores
+    probe: bool = True
+    select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    severity: dict[str, str] = field(default_factory=dict)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    #: rows per shard for Parquet / Arrow files (a file is split only when larger)
+    shard_rows: int = 4_000_000
+    #: rows per record batch read from a file
+    batch_rows: int = 131_072
+    #: rows per row group written to clean Parquet files
+    row_group_rows: int = 1_048_576
+    progress: bool = False
+
+    def resolved_workers(self) -> int:
+        """The number of worker processes to use (all cores when 0)."""
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+
+def effective_severity(options: "ScanOptions", code: str) -> str | None:
+    """The severity a finding of ``code`` gets under ``options``; None when the rule is off.
+
+    ``ignore`` wins over ``select``; an empty ``select`` selects every rule.
+    Severity overrides come from ``options.severity`` (code or prefix; the
+    longest matching key wins).
+    """
+    from datasan.rules import RULES, matches
+
+    if options.ignore and matches(code, options.ignore):
+        return None
+    if options.select and not matches(code, options.select):
+        return None
+    best = None
+    for key, sev in options.severity.items():
+        if code.startswith(key.upper()) and (best is None or len(key) > len(best[0])):
+            best = (key, sev)
+    return best[1] if best else RULES[code].severity

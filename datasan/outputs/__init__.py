@@ -1,0 +1,1 @@
+"""Writing the results: contract files, terminal summary, progress."""

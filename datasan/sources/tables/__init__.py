@@ -1,0 +1,753 @@
+"""Tables (CSV, TSV, JSONL, Parquet, Feather/Arrow) as a source kind.
+
+Two passes over each file, both streaming:
+
+1. **profile** (one task per file): for text tables, per-column type counts
+   (every cell is read as a string); for every table, the target column's
+   value counts and a numeric sample.  Typed tables read only the target
+   column here.
+2. **scan** (one task per shard: a file, or a range of row groups of a large
+   Parquet/Arrow file): convert, run the row checks, write the kept rows to a
+   part file, return findings, mergeable statistics and row hashes.
+
+Between them :func:`plan_table` makes the decisions that need the whole file
+(column types, task, distant class ids, regression bounds); after them
+:func:`finish_table` merges shards, runs the column/dataset checks and puts
+the clean file in place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasan.checks import tabular as checks
+from datasan.discover import FileEntry
+from datasan.findings import Finding, FindingBuffer
+from datasan.options import ScanOptions
+from datasan.sources.base import ScanContext, Source, SourceOutcome
+from datasan.sources.tables import convert, read
+from datasan.stats import Moments, merge_counts
+
+
+# --------------------------------------------------------------------------- pass 1: profile
+
+@dataclass
+class ProfileTask:
+    rel: str
+    path: str
+    fmt: str
+    target: str | None
+    options: ScanOptions
+
+
+@dataclass
+class TableProfile:
+    rel: str
+    fmt: str
+    ok: bool = True
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    columns: list[str] = field(default_factory=list)
+    arrow_types: dict[str, str] = field(default_factory=dict)  # typed tables: name -> type kind
+    counts: dict[str, convert.ColumnCounts] = field(default_factory=dict)  # text tables
+    target: str | None = None
+    target_summary: checks.TargetSummary | None = None
+    rows: int = 0
+    row_groups: list[int] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _arrow_kind(t) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        return _arrow_kind(t.value_type)
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_decimal(t):
+        return "decimal"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_temporal(t):
+        return "temporal"
+    if pa.types.is_null(t):
+        return "null"
+    return "nested"  # lists, structs, maps, binary, unions
+
+
+def profile_table(task: ProfileTask) -> TableProfile:
+    """Pass 1 for one file (runs in a worker)."""
+    prof = TableProfile(rel=task.rel, fmt=task.fmt)
+    try:
+        if read.is_text_format(task.fmt):
+            _profile_text(task, prof)
+        else:
+            _profile_typed(task, prof)
+    except read.UnreadableFile as exc:
+        prof.ok = False
+        prof.findings.append(Finding("DS001", f"{task.rel} could not be read as {task.fmt.upper()}: {exc}",
+                                     source=task.rel))
+    except OSError as exc:
+        prof.ok = False
+        prof.findings.append(Finding("DS001", f"{task.rel} could not be read: {exc}", source=task.rel))
+    return prof
+
+
+def _profile_text(task: ProfileTask, prof: TableProfile) -> None:
+    import pyarrow as pa
+
+    encoding, note = read.sniff_encoding(task.path)
+    for attempt in (encoding, "latin-1"):
+        try:
+            _profile_text_once(task, prof, attempt)
+            if attempt == "latin-1":
+                prof.findings.append(Finding(
+                    "DS003", f"{task.rel} is not valid UTF-8; it was decoded as latin-1 (check accented "
+                    "characters in category names).", source=task.rel))
+            elif note:
+                prof.findings.append(Finding("DS003", f"{task.rel} is not UTF-8: {note}.", source=task.rel))
+            return
+        except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
+            msg = str(exc)
+            if attempt == "latin-1" or not ("UTF8" in msg or "UTF-8" in msg or isinstance(exc, UnicodeDecodeError)):
+                raise read.UnreadableFile(msg) from exc
+            # start over in latin-1: forget what the failed attempt counted
+            fresh = TableProfile(rel=task.rel, fmt=task.fmt)
+            prof.__dict__.update(fresh.__dict__)
+
+
+def _profile_text_once(task: ProfileTask, prof: TableProfile, encoding: str) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    prof.encoding = encoding
+    if task.fmt == "jsonl":
+        batches = read.iter_jsonl_batches(task.path, encoding, task.options.batch_rows)
+    else:
+        prof.delimiter = read.sniff_delimiter(task.path, encoding, task.fmt)
+        names = read.csv_column_names(task.path, encoding, prof.delimiter)
+        if not names:
+            prof.columns = []
+            return
+        prof.columns = list(names)
+        batches = read.iter_csv_batches(task.path, encoding, prof.delimiter, names)
+    th = task.options.thresholds
+    summary = None
+    seed = 0
+    for batch, rows, bad in batches:
+        prof.rows += len(rows) + len(bad)
+        if batch is None:
+            continue
+        nested = set()
+        if batch.schema.metadata and b"nested" in batch.schema.metadata:
+            import json
+
+            nested = set(json.loads(batch.schema.metadata[b"nested"]))
+        for name in batch.schema.names:
+            if name not in prof.columns:
+                prof.columns.append(name)
+            c = convert.count_column(batch.column(name))
+            c.nested = name in nested
+            prof.counts.setdefault(name, convert.ColumnCounts()).merge(c)
+        if prof.target is None:
+            prof.target = checks.find_target(prof.columns, task.target)
+        if prof.target is not None and prof.target in batch.schema.names:
+            if summary is None:
+                summary = checks.TargetSummary(cap=th.max_classes)
+            col = pc.utf8_trim_whitespace(batch.column(prof.target).fill_null(""))
+            missing = pc.is_in(pc.utf8_lower(col), value_set=pa.array(list(checks.TARGET_MISSING_TOKENS)))
+            summary.rows += len(col)
+            summary.missing += pc.sum(missing).as_py() or 0
+            present = col.filter(pc.invert(missing))
+            summary.add_keys(present.to_pylist())
+            numeric = pc.match_substring_regex(pc.utf8_lower(present), convert.FLOAT_RE)
+            if not pc.all(numeric).as_py() and len(present):
+                summary.numeric = False
+            nums = pc.cast(pc.utf8_lower(present.filter(numeric)), pa.float64()).to_numpy(zero_copy_only=False)
+            summary.add_numbers(np.asarray(nums, dtype=np.float64), seed)
+            seed += 1
+    if prof.target is None:
+        prof.target = checks.find_target(prof.columns, task.target)
+    prof.target_summary = summary
+
+
+def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = read.typed_schema(task.path, task.fmt)
+    prof.columns = list(schema.names)
+    prof.arrow_types = {f.name: _arrow_kind(f.type) for f in schema}
+    prof.rows, prof.row_groups = read.typed_row_groups(task.path, task.fmt)
+    prof.target = checks.find_target(prof.columns, task.target)
+    if prof.target is None:
+        return
+    kind = prof.arrow_types[prof.target]
+    summary = checks.TargetSummary(cap=task.options.thresholds.max_classes)
+    if kind in ("nested", "temporal", "null"):
+        summary.numeric = False
+    seed = 0
+    try:
+        for batch, rows, _ in read.iter_typed_batches(task.path, task.fmt, 0, len(prof.row_groups), 0,
+                                                      task.options.batch_rows, columns=[prof.target]):
+            col = batch.column(0)
+            if pa.types.is_dictionary(col.type):
+                col = col.dictionary_decode()
+            summary.rows += len(col)
+            if kind in ("int", "float", "decimal", "bool"):
+                vals = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+                vals = np.asarray(vals, dtype=np.float64)
+                present = ~np.isnan(vals) if kind != "float" else ~(np.isnan(vals))
+                if col.null_count:
+                    present &= ~col.is_null().to_numpy(zero_copy_only=False)
+                summary.missing += int((~present).sum())
+                pv = vals[present]
+                if summary.counts is not None:
+                    uniq, cnt = np.unique(pv, return_counts=True)
+                    summary.add_keys([])
+                    for u, c in zip(uniq.tolist(), cnt.tolist()):
+                        key = int(u) if np.isfinite(u) and float(u).is_integer() else u
+                        summary.counts[key] = summary.counts.get(key, 0) + c
+                    if len(summary.counts) > summary.cap:
+                        summary.counts = None
+                summary.add_numbers(pv, seed)
+            elif kind == "string":
+                vals = col.to_pylist()
+                present = [v for v in vals if not checks.is_missing_target_text(v)]
+                summary.missing += len(vals) - len(present)
+                summary.numeric = False
+                summary.add_keys([v.strip() for v in present])
+            else:
+                summary.missing += col.null_count
+            seed += 1
+    except (pa.ArrowException, OSError) as exc:
+        raise read.UnreadableFile(str(exc)) from exc
+    prof.target_summary = summary
+
+
+# --------------------------------------------------------------------------- plan
+
+@dataclass
+class TablePlan:
+    """Decisions for one table that every shard needs."""
+
+    rel: str
+    path: str
+    fmt: str
+    encoding: str
+    delimiter: str
+    columns: list[str]
+    types: dict[str, str]  # text tables: decided type per column; typed: arrow kind
+    features: list[str]  # numeric feature columns that are checked
+    target: checks.TargetPlan
+    options: ScanOptions
+
+
+def plan_table(entry: FileEntry, prof: TableProfile, options: ScanOptions) -> tuple[TablePlan, list[Finding]]:
+    """Decide column types, features and the target plan from a profile."""
+    found: list[Finding] = []
+    th = options.thresholds
+    if read.is_text_format(prof.fmt):
+        types = {c: convert.decide_type(prof.counts.get(c, convert.ColumnCounts()), th.numeric_share)
+                 for c in prof.columns}
+    else:
+        types = dict(prof.arrow_types)
+    for c, t in types.items():
+        if t == "nested":
+            found.append(Finding("DS005", f"Column '{c}' holds nested or binary values; it was not checked.",
+                                 source=prof.rel, column=c))
+    target = prof.target
+    summary = prof.target_summary
+    if target is not None and summary is not None and types.get(target) in ("int64", "float64", "int", "float",
+                                                                           "decimal", "bool"):
+        if read.is_text_format(prof.fmt):
+            summary.numeric = True
+            summary.numeric_keys()
+            if types[target] == "float64" and summary.counts:
+                summary.integral = all(float(k).is_integer() for k in summary.counts
+                                       if k == k and abs(k) != float("inf"))
+    elif summary is not None:
+        summary.numeric = False
+    if target is None and options.target:
+        found.append(Finding("DS112", f"Target column '{options.target}' is not in {prof.rel} "
+                             f"(columns: {', '.join(prof.columns[:12])}); label checks skipped.",
+                             source=prof.rel))
+    elif target is None and prof.columns:
+        found.append(Finding("DS112", f"{prof.rel} has no target column (label, target, y, class, labels); "
+                             "label checks skipped. Pass --target NAME.", source=prof.rel))
+    tplan = checks.plan_target(target, summary, options.task, options.num_classes, options.classes, th)
+    numeric = {"int64", "float64", "int", "float", "decimal"}
+    features = [c for c in prof.columns if types.get(c) in numeric and c != target]
+    plan = TablePlan(rel=prof.rel, path=entry.path, fmt=prof.fmt, encoding=prof.encoding,
+                     delimiter=prof.delimiter, columns=list(prof.columns), types=types,
+                     features=features, target=tplan, options=options)
+    return plan, found
+
+
+# --------------------------------------------------------------------------- pass 2: scan
+
+@dataclass
+class ShardTask:
+    plan: TablePlan
+    first_group: int
+    n_groups: int
+    first_row: int
+    part_path: str | None  # where to write kept rows
+
+
+@dataclass
+class ShardResult:
+    seen: int = 0
+    kept: int = 0
+    findings: FindingBuffer = field(default_factory=FindingBuffer)
+    moments: dict[str, Moments] = field(default_factory=dict)
+    fp16: dict[str, int] = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+    hash_rows: Any = None
+    full_hash: Any = None
+    feature_hash: Any = None
+    part_path: str | None = None
+    part_rows: int = 0
+    error: str | None = None  # the file became unreadable mid-way
+
+
+def _float_values(arr):
+    """(values as numpy, null mask or None) of a numeric Arrow array."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_decimal(arr.type):
+        arr = pc.cast(arr, pa.float64())
+    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    if nulls is not None:
+        if pa.types.is_floating(arr.type):
+            values = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False))
+        else:
+            values = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False))
+    else:
+        values = np.asarray(arr.to_numpy(zero_copy_only=False))
+    return values, nulls
+
+
+def _typed_batch(plan: TablePlan, batch):
+    """(typed batch for output, check inputs) of one raw batch."""
+    import numpy as np
+    import pyarrow as pa
+
+    text = read.is_text_format(plan.fmt)
+    columns: dict[str, tuple] = {}
+    non_numeric: dict[str, Any] = {}
+    arrays = []
+    names = []
+    target = None
+    tname = plan.target.column
+    present_names = set(batch.schema.names)
+    for name in plan.columns:
+        if name in present_names:
+            raw = batch.column(name)
+        else:  # a JSONL batch without this key
+            raw = pa.nulls(batch.num_rows, pa.string()) if text else None
+        typ = plan.types.get(name, "string")
+        if text:
+            conv = convert.convert_column(raw, typ)
+            out = conv.array
+            if conv.non_numeric is not None and conv.non_numeric.any():
+                non_numeric[name] = conv.non_numeric
+        else:
+            out = raw
+        names.append(name)
+        arrays.append(out)
+        if name in plan.features:
+            values, nulls = _float_values(out)
+            columns[name] = (values, nulls, raw if text else None)
+        if name == tname:
+            target = _target_inputs(plan, name, out, raw if text else None)
+    typed = pa.RecordBatch.from_arrays(arrays, names=names)
+    return typed, columns, non_numeric, target
+
+
+def _target_inputs(plan: TablePlan, name: str, arr, raw):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type) \
+            or pa.types.is_decimal(arr.type):
+        values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        missing = np.isnan(values)
+        if arr.null_count:
+            missing |= arr.is_null().to_numpy(zero_copy_only=False)
+        if raw is not None:
+            # 'abc' in a numeric target is DS109, not a missing label
+            norm = pc.utf8_lower(pc.utf8_trim_whitespace(raw.fill_null("")))
+            tok = pc.is_in(norm, value_set=pa.array(list(checks.TARGET_MISSING_TOKENS)))
+            missing &= tok.to_numpy(zero_copy_only=False)
+        return (name, values, missing, raw)
+    values = arr.to_pylist()
+    stripped = [v.strip() if isinstance(v, str) else v for v in values]
+    missing = np.asarray([v is None or (isinstance(v, str) and checks.is_missing_target_text(v))
+                          for v in stripped], dtype=bool)
+    return (name, stripped, missing, raw)
+
+
+def _row_hashes(batch, target: str | None):
+    """(full row hash, feature-only hash) as uint64 arrays; deterministic across processes."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = batch.num_rows
+    feat = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    tgt = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i, name in enumerate(batch.schema.names):
+            arr = batch.column(i)
+            h = _column_hash(arr)
+            h ^= np.uint64((i + 1) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF)
+            h *= np.uint64(0x94D049BB133111EB)
+            h ^= h >> np.uint64(31)
+            if name == target:
+                tgt = h
+            else:
+                feat = (feat ^ h) * np.uint64(0x100000001B3)
+        full = (feat ^ (tgt * np.uint64(0xD6E8FEB86659FD93))) * np.uint64(0xFF51AFD7ED558CCD)
+        full ^= full >> np.uint64(33)
+    return full, feat
+
+
+def _column_hash(arr):
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(arr)
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    with np.errstate(over="ignore"):
+        if (pa.types.is_integer(t) or pa.types.is_floating(t)) and arr.null_count == 0:
+            v = np.asarray(arr.to_numpy(zero_copy_only=False))
+            if v.dtype.kind == "f":
+                v = v.astype(np.float64, copy=False) + 0.0  # -0.0 == 0.0
+                bits = v.view(np.uint64).copy()
+            else:
+                bits = v.astype(np.int64, copy=False).view(np.uint64).copy()
+            bits *= np.uint64(0x9E3779B97F4A7C15)
+            bits ^= bits >> np.uint64(29)
+            return bits
+        if pa.types.is_boolean(t) and arr.null_count == 0:
+            return np.asarray(arr.to_numpy(zero_copy_only=False)).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    import pandas as pd
+
+    try:
+        strings = arr.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        strings = pa.array([None if v is None else repr(v) for v in arr.to_pylist()], type=pa.string())
+    obj = strings.to_numpy(zero_copy_only=False)
+    return np.asarray(pd.util.hash_array(obj, categorize=False), dtype=np.uint64)
+
+
+class _PartWriter:
+    """Writes kept rows to one Parquet part in row groups of ``group_rows``."""
+
+    def __init__(self, path: str, group_rows: int) -> None:
+        self.path = path
+        self.group_rows = group_rows
+        self.buf: list = []
+        self.buffered = 0
+        self.writer = None
+        self.rows = 0
+
+    def write(self, batch) -> None:
+        if batch.num_rows == 0 and self.writer is not None:
+            return
+        self.buf.append(batch)
+        self.buffered += batch.num_rows
+        if self.buffered >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.buf:
+            return
+        table = pa.Table.from_batches(self.buf)
+        if self.writer is None:
+            # dictionaries rarely pay for floats and cost a second encoding attempt
+            dict_cols = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+            self.writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=dict_cols or False,
+                                           compression="snappy")
+        self.writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
+        self.rows += table.num_rows
+        self.buf, self.buffered = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def scan_shard(task: ShardTask) -> ShardResult:
+    """Pass 2 for one shard (runs in a worker): checks, stats, hashes, kept rows."""
+    import numpy as np
+    import pyarrow as pa
+
+    plan = task.plan
+    opts = plan.options
+    th = opts.thresholds
+    res = ShardResult()
+    moments_cols = list(plan.features)
+    tcol = plan.target.column
+    target_numeric = tcol is not None and plan.types.get(tcol) in ("int64", "float64", "int", "float", "decimal")
+    if target_numeric:
+        moments_cols.append(tcol)
+    writer = _PartWriter(task.part_path, opts.row_group_rows) if task.part_path else None
+    rows_all, full_all, feat_all = [], [], []
+    if read.is_text_format(plan.fmt):
+        if plan.fmt == "jsonl":
+            batches = read.iter_jsonl_batches(plan.path, plan.encoding, opts.batch_rows)
+        else:
+            batches = read.iter_csv_batches(plan.path, plan.encoding, plan.delimiter, plan.columns)
+    else:
+        batches = read.iter_typed_batches(plan.path, plan.fmt, task.first_group, task.n_groups,
+                                          task.first_row, opts.batch_rows)
+    try:
+        for batch, rows, bad in batches:
+            res.seen += len(rows) + len(bad)
+            for b in bad:
+                res.findings.add(Finding(b.code, b.message, sample=f"{plan.rel}#{b.row}", source=plan.rel,
+                                         row=b.row))
+            if batch is None or batch.num_rows == 0:
+                continue
+            typed, columns, non_numeric, target = _typed_batch(plan, batch)
+            bc = checks.check_batch(plan.rel, columns, non_numeric, target, plan.target, rows, th)
+            bc.findings.apply_policy(opts)
+            res.findings.merge(bc.findings)
+            err_rows = bc.findings.error_rows()
+            error = np.isin(rows, err_rows) if err_rows.size else np.zeros(len(rows), bool)
+            keep = ~error
+            kept_idx = np.flatnonzero(keep)
+            res.kept += int(kept_idx.size)
+            for name in moments_cols:
+                if name in columns:
+                    values, nulls, _ = columns[name]
+                else:
+                    values, nulls = target[1], target[2]
+                kv = values[keep]
+                knull = int(nulls[keep].sum()) if nulls is not None else 0
+                if nulls is not None:
+                    kv = kv[~nulls[keep]]
+                m = Moments.of(kv, nulls=knull)
+                res.moments.setdefault(name, Moments()).merge(m)
+                if name != tcol and kv.dtype.kind in "fiu" and kv.size:
+                    with np.errstate(invalid="ignore"):
+                        big = int((np.abs(kv.astype(np.float64, copy=False)) > checks.FLOAT16_MAX).sum())
+                    res.fp16[name] = res.fp16.get(name, 0) + big
+            if target is not None and plan.target.task == "classification":
+                tv = target[1]
+                if isinstance(tv, np.ndarray):
+                    kvals = tv[keep]
+                    u, c = np.unique(kvals, return_counts=True)
+                    merge_counts(res.labels, {(int(a) if float(a).is_integer() else float(a)): int(b)
+                                              for a, b in zip(u.tolist(), c.tolist())})
+                else:
+                    for i in kept_idx:
+                        res.labels[tv[i]] = res.labels.get(tv[i], 0) + 1
+            kept = typed.filter(pa.array(keep)) if error.any() else typed
+            if kept.num_rows:
+                full, feat = _row_hashes(kept, tcol)
+                rows_all.append(rows[keep])
+                full_all.append(full)
+                feat_all.append(feat)
+            if writer is not None:
+                out = kept.append_column("_row", pa.array(rows[keep], type=pa.int64()))
+                writer.write(out)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        res.error = str(exc)
+    finally:
+        if writer is not None:
+            writer.close()
+            res.part_path = task.part_path if writer.writer is not None else None
+            res.part_rows = writer.rows
+    if rows_all:
+        res.hash_rows = np.concatenate(rows_all)
+        res.full_hash = np.concatenate(full_all)
+        res.feature_hash = np.concatenate(feat_all)
+    return res
+
+
+# --------------------------------------------------------------------------- merge
+
+def _concat_parts(parts: list[str], dest: str) -> None:
+    """Stream several Parquet parts into one file (only for files split into shards)."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for p in parts:
+            pf = pq.ParquetFile(p)
+            for i in range(pf.num_row_groups):
+                t = pf.read_row_group(i)
+                if writer is None:
+                    writer = pq.ParquetWriter(dest, t.schema, compression="snappy")
+                writer.write_table(t)
+    finally:
+        if writer is not None:
+            writer.close()
+    for p in parts:
+        os.remove(p)
+
+
+def _empty_clean(plan: TablePlan, dest: str, schema=None) -> None:
+    """A clean file with the table's columns and no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if schema is None:
+        fields = []
+        for c in plan.columns:
+            t = plan.types.get(c, "string")
+            fields.append(pa.field(c, {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
+                                   .get(t, pa.string())))
+        schema = pa.schema(fields)
+    schema = schema.append(pa.field("_row", pa.int64()))
+    pq.write_table(schema.empty_table(), dest)
+
+
+class TableKind:
+    """The table source kind (see the module docstring)."""
+
+    name = "tables"
+
+    def claim(self, files: list[FileEntry], ctx: ScanContext) -> tuple[list[Source], list[FileEntry]]:
+        sources, rest = [], []
+        for f in files:
+            fmt = read.table_format(f.rel)
+            if fmt is None:
+                rest.append(f)
+            else:
+                sources.append(Source(kind="table", name=f.rel, files=[f], meta={"format": fmt}))
+        return sources, rest
+
+    def run(self, sources: list[Source], ctx: ScanContext) -> tuple[list[SourceOutcome], FindingBuffer]:
+        opts = ctx.options
+        outcomes: list[SourceOutcome] = []
+        loose = FindingBuffer()
+        if not sources:
+            return outcomes, loose
+        tasks = [ProfileTask(s.name, s.files[0].path, s.meta["format"], opts.target, opts) for s in sources]
+        profiles = list(ctx.engine.map_ordered(profile_table, tasks))
+        shard_tasks: list[ShardTask] = []
+        plans: dict[str, tuple[Source, TablePlan | None, list[Finding], TableProfile]] = {}
+        os.makedirs(os.path.join(ctx.staging, "parts"), exist_ok=True)
+        for i, (src, prof) in enumerate(zip(sources, profiles)):
+            found = list(prof.findings)
+            if not prof.ok:
+                plans[src.name] = (src, None, found, prof)
+                continue
+            plan, more = plan_table(src.files[0], prof, opts)
+            found.extend(more)
+            plans[src.name] = (src, plan, found, prof)
+            if read.is_text_format(plan.fmt) or not prof.row_groups:
+                shard_tasks.append(ShardTask(plan, 0, len(prof.row_groups), 0,
+                                             os.path.join(ctx.staging, "parts", f"{i}-0.parquet")))
+                continue
+            # split large typed files into runs of row groups of about shard_rows rows
+            start, acc, first_row, k = 0, 0, 0, 0
+            for g, size in enumerate(prof.row_groups):
+                acc += size
+                if acc >= opts.shard_rows or g == len(prof.row_groups) - 1:
+                    shard_tasks.append(ShardTask(plan, start, g - start + 1, first_row,
+                                                 os.path.join(ctx.staging, "parts", f"{i}-{k}.parquet")))
+                    first_row += acc
+                    start, acc, k = g + 1, 0, k + 1
+        results: dict[str, list[ShardResult]] = {}
+        for task, res in zip(shard_tasks, ctx.engine.map_ordered(scan_shard, shard_tasks)):
+            results.setdefault(task.plan.rel, []).append(res)
+            if ctx.progress is not None:
+                ctx.progress.advance(res.seen)
+        for src in sources:
+            s, plan, found, prof = plans[src.name]
+            outcomes.append(self._finish(src, plan, found, prof, results.get(src.name, []), ctx))
+        return outcomes, loose
+
+    def _finish(self, src, plan, found, prof, results, ctx) -> SourceOutcome:
+        import numpy as np
+
+        opts = ctx.options
+        fb = FindingBuffer()
+        fb.extend(found)
+        if plan is None:
+            fb.apply_policy(opts)
+            return SourceOutcome(src, "rows", 0, 0, fb, report={"format": src.meta["format"], "readable": False})
+        seen = sum(r.seen for r in results)
+        kept = sum(r.kept for r in results)
+        moments: dict[str, Moments] = {}
+        fp16: dict[str, int] = {}
+        labels: dict = {}
+        for r in results:
+            fb.merge(r.findings)
+            for k, m in r.moments.items():
+                moments.setdefault(k, Moments()).merge(m)
+            merge_counts(fp16, r.fp16)
+            merge_counts(labels, r.labels)
+            if r.error:
+                fb.add(Finding("DS001", f"{src.name} could not be read past row {r.seen}: {r.error}",
+                               source=src.name))
+        if seen == 0 and not any(r.error for r in results):
+            fb.add(Finding("DS002", f"{src.name} has no data rows.", source=src.name))
+        th = opts.thresholds
+        fb.extend(checks.dataset_findings(src.name, moments, plan.features, fp16, plan.target, th))
+        hashed = [r for r in results if r.hash_rows is not None]
+        if hashed:
+            fb.merge(checks.duplicate_findings(
+                src.name,
+                np.concatenate([r.hash_rows for r in hashed]),
+                np.concatenate([r.full_hash for r in hashed]),
+                np.concatenate([r.feature_hash for r in hashed]),
+                plan.target.column is not None,
+            ))
+        fb.apply_policy(opts)
+        # the clean file: the parts, in order
+        clean_rel = f"{src.name}.parquet"
+        dest = os.path.join(ctx.staging, "clean", clean_rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        parts = [r.part_path for r in results if r.part_path]
+        if len(parts) == 1:
+            os.replace(parts[0], dest)
+        elif parts:
+            _concat_parts(parts, dest)
+        else:
+            _empty_clean(plan, dest, None)
+        stats_cols = {k: m.as_json() for k, m in moments.items()}
+        stats = {"tables": {src.name: {"rows": kept, "columns": stats_cols}}}
+        if plan.target.task == "classification":
+            stats["labels"] = {src.name: {str(k): v for k, v in sorted(labels.items(), key=lambda kv: str(kv[0]))}}
+        tp = plan.target
+        report = {
+            "format": plan.fmt,
+            "target": tp.column,
+            "task": tp.task,
+            "task_reason": tp.reason,
+            "num_classes": tp.num_classes if tp.num_classes is not None else (
+                (int(max(labels)) + 1) if labels and all(isinstance(k, int) for k in labels) else
+                (len(labels) if labels else None)),
+            "features": plan.features,
+            "encoding": plan.encoding if read.is_text_format(plan.fmt) else None,
+        }
+        return SourceOutcome(src, "rows", seen, kept, fb, stats=stats, clean_files=[clean_rel], report=report)

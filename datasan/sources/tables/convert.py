@@ -1,0 +1,132 @@
+"""Decide and apply column types for text tables (CSV, TSV, JSONL).
+
+The profile pass counts, per column, how many cells are missing, numeric and
+integer-like (vectorized regexes over Arrow string arrays).  ``decide_type``
+turns those counts into a type; ``convert_column`` applies it to a batch and
+returns the typed array plus masks of the cells that were missing or not
+numbers, which the checks turn into findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Cells that mean "no value".  'nan' is both: in a numeric column it is a NaN
+# float (DS101), in the target a missing label (DS102).
+MISSING_TOKENS = ["", "na", "n/a", "null", "none", "nil"]
+NAN_TOKENS = ["nan", "-nan", "+nan"]
+FLOAT_RE = (
+    r"^[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)$"
+)
+INT_RE = r"^[+-]?\d{1,18}$"
+TRUE_FALSE = ["true", "false"]
+
+
+@dataclass
+class ColumnCounts:
+    """Mergeable per-column counts from the profile pass."""
+
+    cells: int = 0
+    missing: int = 0
+    numeric: int = 0
+    integer: int = 0
+    boolean: int = 0
+    nested: bool = False
+    examples: list[str] = field(default_factory=list)  # a few non-numeric values
+
+    def merge(self, other: "ColumnCounts") -> "ColumnCounts":
+        self.cells += other.cells
+        self.missing += other.missing
+        self.numeric += other.numeric
+        self.integer += other.integer
+        self.boolean += other.boolean
+        self.nested = self.nested or other.nested
+        for e in other.examples:
+            if len(self.examples) < 5 and e not in self.examples:
+                self.examples.append(e)
+        return self
+
+
+def _normalized(arr):
+    import pyarrow.compute as pc
+
+    return pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+
+
+def count_column(arr) -> ColumnCounts:
+    """Profile counts of one all-string Arrow array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    norm = _normalized(arr.fill_null(""))
+    missing = pc.is_in(norm, value_set=pa.array(MISSING_TOKENS))
+    numeric = pc.match_substring_regex(norm, FLOAT_RE)
+    integer = pc.match_substring_regex(norm, INT_RE)
+    boolean = pc.is_in(norm, value_set=pa.array(TRUE_FALSE))
+    other = pc.and_(pc.invert(missing), pc.invert(numeric))
+    c = ColumnCounts(
+        cells=len(arr),
+        missing=pc.sum(missing).as_py() or 0,
+        numeric=pc.sum(numeric).as_py() or 0,
+        integer=pc.sum(integer).as_py() or 0,
+        boolean=pc.sum(boolean).as_py() or 0,
+    )
+    if c.cells - c.missing - c.numeric:
+        for v in pc.unique(arr.filter(other)).slice(0, 5).to_pylist():
+            c.examples.append(v)
+    return c
+
+
+def decide_type(c: ColumnCounts, numeric_share: float) -> str:
+    """'int64', 'float64', 'bool', 'string' or 'nested' for a column's counts.
+
+    A column is numeric when every present cell is a number, or when at least
+    ``numeric_share`` of them are, or at least half are and the rest are at
+    most 3 distinct tokens (then the others are DS109 findings).
+    """
+    if c.nested:
+        return "nested"
+    present = c.cells - c.missing
+    if present == 0:
+        return "string"
+    if c.boolean == present:
+        return "bool"
+    few_odd = len(c.examples) <= 3 and c.numeric >= 0.5 * present  # e.g. '?' or 'n/a' in a numeric column
+    if c.numeric == present or (c.numeric > 0 and (c.numeric >= numeric_share * present or few_odd)):
+        return "int64" if c.integer == c.numeric else "float64"
+    return "string"
+
+
+@dataclass
+class Converted:
+    """A typed column of one batch, with masks (numpy bool) of missing and non-numeric cells."""
+
+    array: object
+    missing: object | None = None
+    non_numeric: object | None = None
+
+
+def convert_column(arr, typ: str) -> Converted:
+    """Apply a decided type to an all-string Arrow array."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if typ in ("string", "nested"):
+        return Converted(arr)
+    norm = _normalized(arr.fill_null(""))
+    missing = pc.is_in(norm, value_set=pa.array(MISSING_TOKENS))
+    if typ == "bool":
+        out = pc.if_else(missing, pa.scalar(None, pa.bool_()), pc.equal(norm, "true"))
+        return Converted(out, missing.to_numpy(zero_copy_only=False), None)
+    pattern = INT_RE if typ == "int64" else FLOAT_RE
+    ok = pc.match_substring_regex(norm, pattern)
+    bad = pc.and_(pc.invert(missing), pc.invert(ok))
+    values = pc.if_else(ok, norm, pa.scalar(None, pa.string()))
+    if typ == "float64":
+        # 'inf'/'infinity'/'nan' in any case: pyarrow parses the lower-cased form
+        out = pc.cast(values, pa.float64())
+    else:
+        out = pc.cast(values, pa.int64())
+    return Converted(out, missing.to_numpy(zero_copy_only=False),
+                     bad.to_numpy(zero_copy_only=False) if pc.any(bad).as_py() else np.zeros(len(arr), bool))

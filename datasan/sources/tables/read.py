@@ -1,0 +1,345 @@
+"""Read table files batch by batch, never whole.
+
+Two families:
+
+* *text tables* (CSV, TSV, JSONL) are read with every column as a string, so a
+  stray "abc" in a numeric column is a finding instead of a parse error; the
+  profile pass decides each column's type and :mod:`.convert` applies it.
+* *typed tables* (Parquet, Feather / Arrow IPC) are read with their own types,
+  row group by row group (a shard is a range of row groups).
+
+Every reader yields ``(batch, rows, bad_rows)``: ``rows`` the 0-based data-row
+index of each row of ``batch`` (int64 numpy array) and ``bad_rows`` a list of
+:class:`BadRow` for records that could not be read (ragged CSV lines,
+malformed JSON lines), so that rows read = rows yielded + bad rows, always.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+TYPED_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".feather": "arrow", ".arrow": "arrow", ".ipc": "arrow"}
+COMPRESSED = (".gz", ".bz2", ".zst")
+
+
+def table_format(rel: str) -> str | None:
+    """The table format of a file name ('csv', 'tsv', 'jsonl', 'parquet', 'arrow'), or None."""
+    name = rel.lower()
+    for c in COMPRESSED:
+        if name.endswith(c):
+            name = name[: -len(c)]
+            if os.path.splitext(name)[1] not in (".csv", ".tsv", ".tab", ".jsonl", ".ndjson"):
+                return None
+    ext = os.path.splitext(name)[1]
+    return TEXT_FORMATS.get(ext) or TYPED_FORMATS.get(ext)
+
+
+def is_text_format(fmt: str) -> bool:
+    return fmt in ("csv", "tsv", "jsonl")
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A record that could not be read: its data row, a short reason and the rule code."""
+
+    row: int
+    code: str
+    message: str
+
+
+class UnreadableFile(Exception):
+    """The file cannot be read at all (reported as DS001 by the caller)."""
+
+
+# --------------------------------------------------------------------------- encodings
+
+def _open_binary(path: str):
+    import pyarrow as pa
+
+    return pa.input_stream(path, compression="detect")
+
+
+def sniff_encoding(path: str) -> tuple[str, str | None]:
+    """Return (encoding, note): utf-8 unless a BOM says otherwise.
+
+    latin-1 is chosen later, when UTF-8 decoding fails on the real data.
+    """
+    with _open_binary(path) as f:
+        head = f.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8", None  # pyarrow skips the UTF-8 BOM itself
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "decoded as UTF-16 (byte order mark found)"
+    return "utf-8", None
+
+
+def sniff_delimiter(path: str, encoding: str, fmt: str) -> str:
+    """The delimiter of a CSV/TSV file: the extension's, unless the header clearly uses ; or |."""
+    default = "\t" if fmt == "tsv" else ","
+    try:
+        with _open_binary(path) as f:
+            head = f.read(65536)
+        text = head.decode(encoding if encoding != "utf-16" else "utf-16", errors="replace")
+        lines = text.splitlines()[:20]
+        if not lines:
+            return default
+        dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")
+        d = dialect.delimiter
+        header = lines[0]
+        # trust the sniffer only when the header agrees and the default does not split it
+        if d != default and header.count(d) >= 1 and header.count(default) == 0:
+            return d
+    except (csv.Error, OSError, UnicodeError):
+        pass
+    return default
+
+
+# --------------------------------------------------------------------------- CSV / TSV
+
+def csv_column_names(path: str, encoding: str, delimiter: str) -> list[str]:
+    """The header's column names (UnreadableFile when there is no header)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        reader = pacsv.open_csv(
+            _open_binary(path),
+            read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 16),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda r: "skip"),
+            convert_options=pacsv.ConvertOptions(auto_dict_encode=False),
+        )
+        names = reader.schema.names
+        reader.close()
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if "Empty CSV file" in msg:
+            return []
+        if "UTF8" in msg or "UTF-8" in msg:
+            raise UnicodeDecodeError(encoding, b"", 0, 1, msg) from exc
+        raise UnreadableFile(msg) from exc
+    return names
+
+
+def iter_csv_batches(
+    path: str, encoding: str, delimiter: str, names: list[str], block_size: int = 1 << 22
+) -> Iterator[tuple]:
+    """Yield (all-string batch, rows, bad_rows) for a CSV/TSV file."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    bad: list[BadRow] = []
+
+    def on_invalid(row) -> str:
+        # number is the 1-based physical line; the header is line 1
+        data_row = (row.number - 2) if row.number is not None else -1
+        text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
+        bad.append(BadRow(data_row, "DS004",
+                          f"Line {row.number} has {row.actual_columns} fields, expected "
+                          f"{row.expected_columns}: {text!r}."))
+        return "skip"
+
+    reader = pacsv.open_csv(
+        _open_binary(path),
+        # one thread: the invalid-row handler then knows line numbers, and the
+        # shards already use every core
+        read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=block_size),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    next_row = 0
+    pending: list[int] = []  # ragged rows not yet placed
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        new_bad, bad[:] = list(bad), []
+        pending.extend(b.row for b in new_bad if b.row >= 0)
+        pending.sort()
+        n = batch.num_rows
+        rows = np.empty(n, dtype=np.int64)
+        i = 0
+        while i < n:
+            # rows up to the next ragged row are consecutive
+            if pending and pending[0] <= next_row:
+                pending.pop(0)
+                next_row += 1
+                continue
+            stop = min(n, i + (pending[0] - next_row if pending else n - i))
+            rows[i:stop] = np.arange(next_row, next_row + (stop - i))
+            next_row += stop - i
+            i = stop
+        yield batch, rows, new_bad
+    # ragged rows after the last good row (or in a file of only ragged rows)
+    tail = [b for b in bad]
+    if tail:
+        yield None, np.empty(0, dtype=np.int64), tail
+
+
+# --------------------------------------------------------------------------- JSONL
+
+def _json_scalar_text(value) -> tuple[str | None, bool]:
+    """(text, nested) for one JSON value: numbers keep their repr, nested values their JSON."""
+    if value is None:
+        return None, False
+    if isinstance(value, bool):
+        return ("true" if value else "false"), False
+    if isinstance(value, (int, float, str)):
+        return (value if isinstance(value, str) else repr(value)), False
+    return json.dumps(value, sort_keys=True), True
+
+
+def iter_jsonl_batches(path: str, encoding: str, batch_rows: int = 65536) -> Iterator[tuple]:
+    """Yield (all-string batch, rows, bad_rows) for a JSON-lines file.
+
+    Blank lines are not records.  Every value becomes a string (numbers keep
+    their repr, JSON NaN/Infinity become 'nan'/'inf'), nested values their JSON
+    text; the names of nested columns are reported through
+    ``batch.schema.metadata[b'nested']``.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    columns: dict[str, list] = {}
+    order: list[str] = []
+    nested: set[str] = set()
+    rows: list[int] = []
+    bad: list[BadRow] = []
+    record = 0
+
+    def flush():
+        n = len(rows)
+        arrays = {}
+        for name in order:
+            col = columns[name]
+            col.extend([None] * (n - len(col)))
+            arrays[name] = pa.array(col, type=pa.string())
+        meta = {b"nested": json.dumps(sorted(nested)).encode()}
+        batch = pa.RecordBatch.from_pydict(arrays).replace_schema_metadata(meta) if arrays else None
+        out = (batch, np.asarray(rows, dtype=np.int64), list(bad))
+        for name in order:
+            columns[name] = []
+        rows.clear()
+        bad.clear()
+        return out
+
+    with _open_binary(path) as raw:
+        text = codecs.getreader(encoding)(raw, errors="strict")
+        for line in text:
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                bad.append(BadRow(record, "DS009", f"Line is not valid JSON ({exc.msg} at column {exc.colno})."))
+                record += 1
+                continue
+            if not isinstance(obj, dict):
+                bad.append(BadRow(record, "DS009", f"Line is a JSON {type(obj).__name__}, not an object."))
+                record += 1
+                continue
+            i = len(rows)
+            for key, value in obj.items():
+                key = str(key)
+                col = columns.get(key)
+                if col is None:
+                    col = columns[key] = []
+                    order.append(key)
+                col.extend([None] * (i - len(col)))
+                txt, is_nested = _json_scalar_text(value)
+                if is_nested:
+                    nested.add(key)
+                col.append(txt)
+            rows.append(record)
+            record += 1
+            if len(rows) >= batch_rows:
+                yield flush()
+    if rows or bad:
+        yield flush()
+
+
+# --------------------------------------------------------------------------- typed
+
+def typed_row_groups(path: str, fmt: str) -> tuple[int, list[int]]:
+    """(total rows, rows of each row group / record batch) of a Parquet or Arrow file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if fmt == "parquet":
+            md = pq.ParquetFile(path).metadata
+            sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+        else:
+            with pa.memory_map(path) as src:
+                try:
+                    r = pa.ipc.open_file(src)
+                    sizes = [r.get_batch(i).num_rows for i in range(r.num_record_batches)]
+                except pa.ArrowInvalid:
+                    src.seek(0)
+                    sizes = [b.num_rows for b in pa.ipc.open_stream(src)]
+    except (pa.ArrowException, OSError) as exc:
+        raise UnreadableFile(str(exc)) from exc
+    return sum(sizes), sizes
+
+
+def typed_schema(path: str, fmt: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if fmt == "parquet":
+            return pq.ParquetFile(path).schema_arrow
+        with pa.memory_map(path) as src:
+            try:
+                return pa.ipc.open_file(src).schema
+            except pa.ArrowInvalid:
+                src.seek(0)
+                return pa.ipc.open_stream(src).schema
+    except (pa.ArrowException, OSError) as exc:
+        raise UnreadableFile(str(exc)) from exc
+
+
+def iter_typed_batches(
+    path: str, fmt: str, first_group: int, n_groups: int, first_row: int,
+    batch_rows: int, columns: list[str] | None = None,
+) -> Iterator[tuple]:
+    """Yield (batch, rows, []) for row groups [first_group, first_group + n_groups)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    row = first_row
+    if fmt == "parquet":
+        pf = pq.ParquetFile(path)
+        groups = list(range(first_group, first_group + n_groups))
+        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
+                                     use_threads=True):
+            n = batch.num_rows
+            yield batch, np.arange(row, row + n, dtype=np.int64), []
+            row += n
+        return
+    with pa.memory_map(path) as src:
+        try:
+            r = pa.ipc.open_file(src)
+            batches = (r.get_batch(i) for i in range(first_group, first_group + n_groups))
+        except pa.ArrowInvalid:
+            src.seek(0)
+            stream = pa.ipc.open_stream(src)
+            batches = (b for i, b in enumerate(stream) if first_group <= i < first_group + n_groups)
+        for batch in batches:
+            if columns is not None:
+                batch = batch.select(columns)
+            n = batch.num_rows
+            yield batch, np.arange(row, row + n, dtype=np.int64), []
+            row += n
