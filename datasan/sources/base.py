@@ -71,6 +71,9 @@ class ScanContext:
     engine: "LocalEngine"
     staging: str  # folder receiving clean/ files before they are moved into place
     progress: Any = None  # datasan.outputs.progress.Progress or None
+    #: notes one kind leaves for the kinds that claim after it, e.g. the box-label
+    #: kind records here which image folders its label files describe
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 class SourceKind(Protocol):
