@@ -72,6 +72,8 @@ def discover(path: str | os.PathLike) -> Discovery:
             )
             return
         for entry in entries:
+            if entry.name.startswith("."):
+                continue  # hidden files and folders (.git, .DS_Store, .ipynb_checkpoints) are not data
             rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
             try:
                 is_link = entry.is_symlink()

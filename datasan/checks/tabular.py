@@ -142,8 +142,8 @@ def plan_target(
     elif not summary.numeric:
         plan.task = "classification"
         plan.reason = "string labels"
-    elif summary.integral and distinct is not None and distinct <= th.max_classes and (
-        distinct <= max(2, n_present // 2) or n_present <= 20
+    elif summary.integral and distinct is not None and distinct <= th.max_classes and _looks_like_ids(
+        summary.counts, n_present, th
     ):
         plan.task = "classification"
         plan.reason = f"integer labels with {distinct} distinct values"
@@ -156,6 +156,21 @@ def plan_target(
     if plan.task == "regression" and summary.sample:
         plan.low, plan.high = regression_bounds(np.asarray(summary.sample), th)
     return plan
+
+
+def _looks_like_ids(counts: dict, n: int, th: Thresholds) -> bool:
+    """Integer targets are class ids when there are few distinct values
+    (at most 2 * sqrt(rows)), or when they densely cover 0..K (or 1..K) once
+    distant ids are set aside; otherwise they are counts or measurements."""
+    distinct = len(counts)
+    if distinct <= max(2, 2 * math.sqrt(max(n, 1))):
+        return True
+    far = distant_class_ids(counts, n, th)
+    ids = [k for k in counts if k not in far]
+    if not ids:
+        return False
+    lo, hi = min(ids), max(ids)
+    return lo in (0, 1) and len(ids) >= 0.5 * (hi - lo + 1)
 
 
 def distant_class_ids(counts: dict, n: int, th: Thresholds) -> set:
@@ -412,7 +427,9 @@ def dataset_findings(
             reason = f"ranges {_fmt(m.min)}..{_fmt(m.max)} (std {_fmt(m.std)}), far from unit scale"
         elif m.std < 1.0 / (th.scale_limit ** 2):
             reason = f"has std {_fmt(m.std)}, far below unit scale"
-        elif len(scaled) >= 3 and c != plan.column and (ratio > th.scale_ratio or ratio < 1.0 / th.scale_ratio):
+        elif (len(scaled) >= 3 and c != plan.column and not 0.1 <= m.std <= 10.0
+              and (ratio > th.scale_ratio or ratio < 1.0 / th.scale_ratio)):
+            # a column near unit scale is never blamed for its neighbours' scale
             reason = f"has std {_fmt(m.std)}, {ratio:.3g}x the median column's"
         if reason:
             out.append(Finding("DS107", f"{what} '{c}' {reason}: standardize it with the mean/std in "

@@ -153,11 +153,13 @@ def _profile_text_once(task: ProfileTask, prof: TableProfile, encoding: str) -> 
         for name in batch.schema.names:
             if name not in prof.columns:
                 prof.columns.append(name)
-            c = convert.count_column(batch.column(name))
-            c.nested = name in nested
-            prof.counts.setdefault(name, convert.ColumnCounts()).merge(c)
         if prof.target is None:
             prof.target = checks.find_target(prof.columns, task.target)
+        for name in batch.schema.names:
+            tokens = checks.TARGET_MISSING_TOKENS if name == prof.target else None
+            c = convert.count_column(batch.column(name), tokens)
+            c.nested = name in nested
+            prof.counts.setdefault(name, convert.ColumnCounts()).merge(c)
         if prof.target is not None and prof.target in batch.schema.names:
             if summary is None:
                 summary = checks.TargetSummary(cap=th.max_classes)
@@ -362,7 +364,7 @@ def _typed_batch(plan: TablePlan, batch):
             raw = pa.nulls(batch.num_rows, pa.string()) if text else None
         typ = plan.types.get(name, "string")
         if text:
-            conv = convert.convert_column(raw, typ)
+            conv = convert.convert_column(raw, typ, checks.TARGET_MISSING_TOKENS if name == tname else None)
             out = conv.array
             if conv.non_numeric is not None and conv.non_numeric.any():
                 non_numeric[name] = conv.non_numeric
@@ -657,12 +659,20 @@ class TableKind:
         os.makedirs(os.path.join(ctx.staging, "parts"), exist_ok=True)
         for i, (src, prof) in enumerate(zip(sources, profiles)):
             found = list(prof.findings)
+            if src.files[0].size == 0:
+                found = [Finding("DS002", f"{src.name} is empty (0 bytes).", source=src.name)]
+                plans[src.name] = (src, None, found, prof)
+                continue
             if not prof.ok:
                 plans[src.name] = (src, None, found, prof)
                 continue
             plan, more = plan_table(src.files[0], prof, opts)
             found.extend(more)
             plans[src.name] = (src, plan, found, prof)
+            if read.is_text_format(plan.fmt) and not plan.columns:
+                found.append(Finding("DS002", f"{src.name} has no header and no rows.", source=src.name))
+                plans[src.name] = (src, None, found, prof)
+                continue
             if read.is_text_format(plan.fmt) or not prof.row_groups:
                 shard_tasks.append(ShardTask(plan, 0, len(prof.row_groups), 0,
                                              os.path.join(ctx.staging, "parts", f"{i}-0.parquet")))
@@ -694,7 +704,8 @@ class TableKind:
         fb.extend(found)
         if plan is None:
             fb.apply_policy(opts)
-            return SourceOutcome(src, "rows", 0, 0, fb, report={"format": src.meta["format"], "readable": False})
+            readable = not any(f.code == "DS001" for f in found)
+            return SourceOutcome(src, "rows", 0, 0, fb, report={"format": src.meta["format"], "readable": readable})
         seen = sum(r.seen for r in results)
         kept = sum(r.kept for r in results)
         moments: dict[str, Moments] = {}

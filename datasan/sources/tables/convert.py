@@ -53,15 +53,16 @@ def _normalized(arr):
     return pc.utf8_lower(pc.utf8_trim_whitespace(arr))
 
 
-def count_column(arr) -> ColumnCounts:
-    """Profile counts of one all-string Arrow array."""
+def count_column(arr, missing_tokens=None) -> ColumnCounts:
+    """Profile counts of one all-string Arrow array (``missing_tokens``: cells that mean no value)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     norm = _normalized(arr.fill_null(""))
-    missing = pc.is_in(norm, value_set=pa.array(MISSING_TOKENS))
-    numeric = pc.match_substring_regex(norm, FLOAT_RE)
-    integer = pc.match_substring_regex(norm, INT_RE)
+    missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
+    present = pc.invert(missing)
+    numeric = pc.and_(present, pc.match_substring_regex(norm, FLOAT_RE))
+    integer = pc.and_(present, pc.match_substring_regex(norm, INT_RE))
     boolean = pc.is_in(norm, value_set=pa.array(TRUE_FALSE))
     other = pc.and_(pc.invert(missing), pc.invert(numeric))
     c = ColumnCounts(
@@ -106,8 +107,8 @@ class Converted:
     non_numeric: object | None = None
 
 
-def convert_column(arr, typ: str) -> Converted:
-    """Apply a decided type to an all-string Arrow array."""
+def convert_column(arr, typ: str, missing_tokens=None) -> Converted:
+    """Apply a decided type to an all-string Arrow array; ``missing_tokens`` become nulls."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -115,7 +116,7 @@ def convert_column(arr, typ: str) -> Converted:
     if typ in ("string", "nested"):
         return Converted(arr)
     norm = _normalized(arr.fill_null(""))
-    missing = pc.is_in(norm, value_set=pa.array(MISSING_TOKENS))
+    missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
     if typ == "bool":
         out = pc.if_else(missing, pa.scalar(None, pa.bool_()), pc.equal(norm, "true"))
         return Converted(out, missing.to_numpy(zero_copy_only=False), None)

@@ -1,0 +1,76 @@
+"""Shared test helpers: scanning into tmp folders and reading the contract files back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_data"
+
+
+def tree_digest(path: Path) -> dict[str, str]:
+    """sha256 of every file under ``path`` (to prove PATH is never modified)."""
+    out = {}
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for name in files:
+            p = Path(root) / name
+            if p.is_symlink() or not p.is_file():
+                out[str(p.relative_to(path))] = "special"
+                continue
+            out[str(p.relative_to(path))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+class Scanned:
+    """A scan written to an output folder, with the contract files loaded."""
+
+    def __init__(self, result, out: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.result = result
+        self.out = out
+        self.findings = pq.read_table(out / "findings.parquet").to_pandas()
+        self.quarantine = pq.read_table(out / "quarantine.parquet").to_pandas()
+        self.report = json.loads((out / "report.json").read_text())
+        self.stats = json.loads((out / "stats.json").read_text())
+
+    def codes(self, source: str | None = None) -> list[str]:
+        f = self.findings if source is None else self.findings[self.findings["source"] == source]
+        return sorted(f["code"].tolist())
+
+    def rows(self, code: str, source: str | None = None) -> list[int]:
+        f = self.findings[self.findings["code"] == code]
+        if source is not None:
+            f = f[f["source"] == source]
+        return sorted(int(r) for r in f["row"].dropna().tolist())
+
+    def clean(self, rel: str):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.out / "clean" / f"{rel}.parquet")
+
+    def source(self, name: str) -> dict:
+        return next(s for s in self.report["sources"] if s["source"] == name)
+
+
+@pytest.fixture
+def scan_to(tmp_path):
+    """scan_to(path, **options) -> Scanned, written to a fresh folder under tmp_path."""
+    import datasan
+
+    counter = {"n": 0}
+
+    def run(path, **options) -> Scanned:
+        counter["n"] += 1
+        out = tmp_path / f"out{counter['n']}"
+        options.setdefault("probe", False)
+        options.setdefault("workers", 1)
+        result = datasan.scan(path, out_dir=str(out), **options)
+        return Scanned(result, out)
+
+    return run
