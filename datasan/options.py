@@ -56,7 +56,7 @@ class ScanOptions:
     #: rows per record batch read from a file
     batch_rows: int = 131_072
     #: rows per row group written to clean Parquet files
-    row_group_rows: int = 1_048_576
+    row_group_rows: int = 262_144
     progress: bool = False
 
     def resolved_workers(self) -> int:

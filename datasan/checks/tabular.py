@@ -76,7 +76,7 @@ class TargetSummary:
         rng = np.random.default_rng(seed)
         take = min(fin.size, SAMPLE_CAP // 4)
         if take < fin.size:
-            fin = rng.choice(fin, size=take, replace=False)
+            fin = fin[rng.integers(0, fin.size, take)]  # with replacement: O(take), not O(n)
         self.sample.extend(fin.tolist())
         if len(self.sample) > SAMPLE_CAP:
             self.sample = rng.choice(np.asarray(self.sample), size=SAMPLE_CAP, replace=False).tolist()
@@ -441,33 +441,64 @@ def dataset_findings(
     return out
 
 
+def _repeated(hashes):
+    """Positions (ascending) of the entries whose hash occurs more than once.
+
+    pyarrow's hash kernels make this O(n); only the (usually few) repeated
+    entries are looked at in Python afterwards.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(hashes, type=pa.uint64())
+    vc = pc.value_counts(arr)
+    multi = vc.field("values").filter(pc.greater(vc.field("counts"), 1))
+    if len(multi) == 0:
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(pc.is_in(arr, value_set=multi).to_numpy(zero_copy_only=False))
+
+
 def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: bool) -> FindingBuffer:
-    """DS110 for rows equal to an earlier row, DS111 for equal features with another label."""
+    """DS110 for rows equal to an earlier row, DS111 for equal features with another label.
+
+    ``rows`` are data-row indices with one 64-bit hash of the whole row and one
+    of its features only (see the table source's row hashing).
+    """
     import numpy as np
 
     out = FindingBuffer()
     if len(rows) < 2:
         return out
-    order = np.argsort(rows, kind="stable")
-    rows, full_hash, feature_hash = rows[order], full_hash[order], feature_hash[order]
-    _, first, inverse = np.unique(full_hash, return_index=True, return_inverse=True)
-    first_row = rows[first][inverse]
-    dup = first_row != rows
-    idx = np.flatnonzero(dup)
-    if idx.size:
-        out.add_rows("DS110", source, rows[idx], [
-            f"Row {int(rows[i])} is an exact duplicate of row {int(first_row[i])}." for i in idx])
+    if np.any(rows[1:] < rows[:-1]):
+        order = np.argsort(rows, kind="stable")
+        rows, full_hash, feature_hash = rows[order], full_hash[order], feature_hash[order]
+    first: dict[int, int] = {}
+    dup_rows, dup_of = [], []
+    is_dup = set()
+    for i in _repeated(full_hash).tolist():
+        h = int(full_hash[i])
+        if h in first:
+            dup_rows.append(int(rows[i]))
+            dup_of.append(first[h])
+            is_dup.add(i)
+        else:
+            first[h] = int(rows[i])
+    out.add_rows("DS110", source, dup_rows,
+                 [f"Row {r} is an exact duplicate of row {f}." for r, f in zip(dup_rows, dup_of)])
     if has_target:
-        # among rows that are not exact duplicates, equal features with a different label
-        keep = ~dup
-        r, fh, full = rows[keep], feature_hash[keep], full_hash[keep]
-        _, ffirst, finv = np.unique(fh, return_index=True, return_inverse=True)
-        frow = r[ffirst][finv]
-        ffull = full[ffirst][finv]
-        conflict = (frow != r) & (ffull != full)
-        idx = np.flatnonzero(conflict)
-        if idx.size:
-            out.add_rows("DS111", source, r[idx], [
-                f"Rows {int(frow[i])} and {int(r[i])} have identical features but different labels."
-                for i in idx])
+        seen: dict[int, tuple[int, int]] = {}  # feature hash -> (first row, its full hash)
+        c_rows, c_of = [], []
+        for i in _repeated(feature_hash).tolist():
+            if i in is_dup:
+                continue
+            fh, full = int(feature_hash[i]), int(full_hash[i])
+            if fh not in seen:
+                seen[fh] = (int(rows[i]), full)
+            elif seen[fh][1] != full:
+                c_rows.append(int(rows[i]))
+                c_of.append(seen[fh][0])
+        out.add_rows("DS111", source, c_rows,
+                     [f"Rows {f} and {r} have identical features but different labels."
+                      for r, f in zip(c_rows, c_of)])
     return out

@@ -213,9 +213,11 @@ def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
                 summary.missing += int((~present).sum())
                 pv = vals[present]
                 if summary.counts is not None:
-                    uniq, cnt = np.unique(pv, return_counts=True)
-                    summary.add_keys([])
-                    for u, c in zip(uniq.tolist(), cnt.tolist()):
+                    vc = pc.value_counts(pc.drop_null(pc.cast(col, pa.float64())))
+                    uniq = vc.field("values").to_numpy(zero_copy_only=False)
+                    cnt = vc.field("counts").to_numpy(zero_copy_only=False)
+                    keep_u = ~np.isnan(uniq)
+                    for u, c in zip(uniq[keep_u].tolist(), cnt[keep_u].tolist()):
                         key = int(u) if np.isfinite(u) and float(u).is_integer() else u
                         summary.counts[key] = summary.counts.get(key, 0) + c
                     if len(summary.counts) > summary.cap:
@@ -408,51 +410,57 @@ def _target_inputs(plan: TablePlan, name: str, arr, raw):
 
 
 def _row_hashes(batch, target: str | None):
-    """(full row hash, feature-only hash) as uint64 arrays; deterministic across processes."""
+    """(full row hash, feature-only hash) as uint64 arrays; deterministic across processes.
+
+    Each column is mixed through a multiply-xorshift bijection before it is
+    combined, so rows that differ only in high float bits (1.0 vs 2.0) still
+    hash apart.  All operations are in place to keep it to a few passes.
+    """
     import numpy as np
-    import pyarrow as pa
 
     n = batch.num_rows
     feat = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
     tgt = np.zeros(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for i, name in enumerate(batch.schema.names):
-            arr = batch.column(i)
-            h = _column_hash(arr)
-            h ^= np.uint64((i + 1) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF)
-            h *= np.uint64(0x94D049BB133111EB)
-            h ^= h >> np.uint64(31)
-            if name == target:
-                tgt = h
-            else:
-                feat = (feat ^ h) * np.uint64(0x100000001B3)
-        full = (feat ^ (tgt * np.uint64(0xD6E8FEB86659FD93))) * np.uint64(0xFF51AFD7ED558CCD)
-        full ^= full >> np.uint64(33)
+    tmp = np.empty(n, dtype=np.uint64)
+    prime = np.uint64(0x100000001B3)
+    for i, name in enumerate(batch.schema.names):
+        h = _column_hash(batch.column(i))
+        np.multiply(h, np.uint64((0xBF58476D1CE4E5B9 * (2 * i + 1)) & 0xFFFFFFFFFFFFFFFF), out=h)
+        np.right_shift(h, np.uint64(31), out=tmp)
+        np.bitwise_xor(h, tmp, out=h)
+        if name == target:
+            tgt = h
+        else:
+            np.bitwise_xor(feat, h, out=feat)
+            np.multiply(feat, prime, out=feat)
+    full = tgt * np.uint64(0xD6E8FEB86659FD93)
+    np.bitwise_xor(full, feat, out=full)
+    np.multiply(full, np.uint64(0xFF51AFD7ED558CCD), out=full)
+    np.right_shift(full, np.uint64(33), out=tmp)
+    np.bitwise_xor(full, tmp, out=full)
     return full, feat
 
 
 def _column_hash(arr):
+    """A fresh uint64 array per value of one column (equal values, equal hashes)."""
     import numpy as np
     import pyarrow as pa
 
-    n = len(arr)
     t = arr.type
     if pa.types.is_dictionary(t):
         arr = arr.dictionary_decode()
         t = arr.type
-    with np.errstate(over="ignore"):
-        if (pa.types.is_integer(t) or pa.types.is_floating(t)) and arr.null_count == 0:
-            v = np.asarray(arr.to_numpy(zero_copy_only=False))
-            if v.dtype.kind == "f":
-                v = v.astype(np.float64, copy=False) + 0.0  # -0.0 == 0.0
-                bits = v.view(np.uint64).copy()
-            else:
-                bits = v.astype(np.int64, copy=False).view(np.uint64).copy()
-            bits *= np.uint64(0x9E3779B97F4A7C15)
-            bits ^= bits >> np.uint64(29)
-            return bits
-        if pa.types.is_boolean(t) and arr.null_count == 0:
-            return np.asarray(arr.to_numpy(zero_copy_only=False)).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) and arr.null_count == 0:
+        v = np.asarray(arr.to_numpy(zero_copy_only=False))
+        if v.dtype.kind == "f":
+            h = v.astype(np.float64) + 0.0  # a fresh array; -0.0 + 0.0 == +0.0
+            h = h.view(np.uint64)
+        else:
+            h = v.astype(np.int64).view(np.uint64)
+        np.multiply(h, np.uint64(0x9E3779B97F4A7C15), out=h)
+        tmp = h >> np.uint64(29)
+        np.bitwise_xor(h, tmp, out=h)
+        return h
     import pandas as pd
 
     try:
@@ -460,22 +468,35 @@ def _column_hash(arr):
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         strings = pa.array([None if v is None else repr(v) for v in arr.to_pylist()], type=pa.string())
     obj = strings.to_numpy(zero_copy_only=False)
-    return np.asarray(pd.util.hash_array(obj, categorize=False), dtype=np.uint64)
+    return np.asarray(pd.util.hash_array(obj, categorize=False), dtype=np.uint64).copy()
 
 
 class _PartWriter:
-    """Writes kept rows to one Parquet part in row groups of ``group_rows``."""
+    """Writes kept rows to one Parquet part in row groups of ``group_rows``.
+
+    Encoding and compressing Parquet is the most expensive step of a table
+    scan and pyarrow releases the GIL while doing it, so row groups are
+    written on a background thread while the next batches are read and
+    checked.  The queue holds at most two row groups (bounded memory).
+    """
 
     def __init__(self, path: str, group_rows: int) -> None:
+        import queue
+        import threading
+
         self.path = path
         self.group_rows = group_rows
         self.buf: list = []
         self.buffered = 0
         self.writer = None
         self.rows = 0
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._run, name="datasan-part-writer", daemon=True)
+        self._thread.start()
 
     def write(self, batch) -> None:
-        if batch.num_rows == 0 and self.writer is not None:
+        if batch.num_rows == 0 and (self.writer is not None or self.buf):
             return
         self.buf.append(batch)
         self.buffered += batch.num_rows
@@ -484,24 +505,42 @@ class _PartWriter:
 
     def _flush(self) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if not self.buf:
             return
         table = pa.Table.from_batches(self.buf)
-        if self.writer is None:
-            # dictionaries rarely pay for floats and cost a second encoding attempt
-            dict_cols = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-            self.writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=dict_cols or False,
-                                           compression="snappy")
-        self.writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
-        self.rows += table.num_rows
         self.buf, self.buffered = [], 0
+        self.rows += table.num_rows
+        self._q.put(table)
+
+    def _run(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        while True:
+            table = self._q.get()
+            if table is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                if self.writer is None:
+                    # dictionaries rarely pay for floats and cost a second encoding attempt
+                    dict_cols = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+                    self.writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=dict_cols or False,
+                                                   compression="snappy")
+                self.writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
+            except BaseException as exc:  # surfaced by close()
+                self.error = exc
 
     def close(self) -> None:
         self._flush()
+        self._q.put(None)
+        self._thread.join()
         if self.writer is not None:
             self.writer.close()
+        if self.error is not None:
+            raise self.error
 
 
 def scan_shard(task: ShardTask) -> ShardResult:
@@ -545,18 +584,23 @@ def scan_shard(task: ShardTask) -> ShardResult:
             keep = ~error
             kept_idx = np.flatnonzero(keep)
             res.kept += int(kept_idx.size)
+            all_kept = kept_idx.size == len(rows)
             for name in moments_cols:
                 if name in columns:
                     values, nulls, _ = columns[name]
                 else:
                     values, nulls = target[1], target[2]
-                kv = values[keep]
-                knull = int(nulls[keep].sum()) if nulls is not None else 0
+                kv = values if all_kept else values[keep]  # no copy in the common case
+                knull = 0
                 if nulls is not None:
-                    kv = kv[~nulls[keep]]
+                    knulls = nulls if all_kept else nulls[keep]
+                    knull = int(knulls.sum())
+                    if knull:
+                        kv = kv[~knulls]
                 m = Moments.of(kv, nulls=knull)
                 res.moments.setdefault(name, Moments()).merge(m)
-                if name != tcol and kv.dtype.kind in "fiu" and kv.size:
+                if name != tcol and kv.dtype.kind in "fiu" and kv.size and (
+                        m.max > checks.FLOAT16_MAX or m.min < -checks.FLOAT16_MAX):
                     with np.errstate(invalid="ignore"):
                         big = int((np.abs(kv.astype(np.float64, copy=False)) > checks.FLOAT16_MAX).sum())
                     res.fp16[name] = res.fp16.get(name, 0) + big
