@@ -105,15 +105,26 @@ def scan(
     raise typer.Exit(0 if result.passed else 1)
 
 
+class RulesFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
 @app.command()
 def rules(
-    format: Annotated[Format, typer.Option("--format", help="text (a table) or json.")] = Format.text,
+    format: Annotated[RulesFormat, typer.Option("--format", help="text (a table), json or markdown.")] = RulesFormat.text,
 ) -> None:
     """List every rule: code, name, default severity and what it finds."""
     from datasan.rules import RULES
 
     live = [r for r in RULES.values() if not r.retired]
-    if format == Format.json:
+    if format == RulesFormat.markdown:
+        lines = ["| code | name | severity | finds |", "|---|---|---|---|"]
+        lines += [f"| {r.code} | `{r.name}` | {r.severity} | {r.summary} |" for r in live]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    if format == RulesFormat.json:
         import json
 
         doc = [{"code": r.code, "name": r.name, "severity": r.severity, "summary": r.summary} for r in live]
