@@ -201,3 +201,18 @@ def test_sample_data_quickstart_runs(tmp_path):
     assert report["samples"] == sum(s["seen"] for s in report["sources"])
     for s in report["sources"]:
         assert s["kept"] + s["quarantined"] == s["seen"], s["source"]
+
+
+def test_readme_lists_every_rule_and_scan_option():
+    from datasan.rules import RULES
+
+    readme = (REPO / "README.md").read_text()
+    for code in RULES:
+        assert f"| {code} |" in readme, code
+    import click
+    import typer.main
+
+    cmd = typer.main.get_command(app).commands["scan"]
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            assert any(opt in readme for opt in param.opts), param.opts
