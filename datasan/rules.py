@@ -133,6 +133,16 @@ RULES: dict[str, Rule] = _rules(
         fix="Repair or drop the line.",
         example='{"x": 1, "label": 0',
     ),
+    Rule(
+        "DS010", "duplicate-column-name", "warning",
+        "Two or more columns of a table have the same name.",
+        what="Repeated names in a CSV header or a Parquet/Arrow schema. datasan reads the "
+        "repeats as 'name.1', 'name.2', ... (as pandas does) and checks them all.",
+        why="Selecting the column by name returns one of them or fails, so features silently "
+        "go missing or a loader crashes.",
+        fix="Rename the columns in the producing job.",
+        example="a,a,label",
+    ),
     # ---------------------------------------------------------------- DS1xx
     Rule(
         "DS101", "non-finite-value", "error",

@@ -370,3 +370,38 @@ def test_select_ignore_and_severity_override(scan_to, tmp_path):
     assert s.result.passed
     s = scan_to(tmp_path / "d", select=["DS11"])
     assert s.codes() == ["DS110"]
+
+
+def test_duplicate_and_reserved_column_names(scan_to, tmp_path):
+    d = tmp_path / "d"
+    write(d / "dup.csv", "a,a,label\n1,nan,0\n3,4,1\n")
+    pq.write_table(pa.table({"x": [1.0, 2.0], "_row": [5, 6], "label": [0, 1]}), d / "r.parquet")
+    s = scan_to(d)
+    assert s.codes("dup.csv") == ["DS010", "DS101"]
+    assert s.findings[s.findings.code == "DS101"]["column"].tolist() == ["a.1"]
+    assert s.clean("dup.csv").column_names == ["a", "a.1", "label", "_row"]
+    assert s.codes("r.parquet") == ["DS010"]
+    assert s.clean("r.parquet").column_names == ["x", "_row.1", "label", "_row"]
+    assert s.clean("r.parquet").column("_row.1").to_pylist() == [5, 6]
+
+
+def test_nasty_files_are_findings_not_crashes(scan_to, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "garbage.csv").write_bytes(bytes(range(256)) * 20)
+    (d / "u16.csv").write_bytes("a,label\n1,0\nnan,1\n".encode("utf-16-le"))
+    (d / "arr.jsonl").write_text("[1, 2]\n")
+    (d / "blank.jsonl").write_text("\n\n")
+    write(d / "quoted.csv", 'a,b,label\n"x\ny",2,0\n3,4,1\n')
+    pq.write_table(pa.table({"x": pa.array([], pa.float64()), "label": pa.array([], pa.int64())}),
+                   d / "zero.parquet")
+    s = scan_to(d)
+    assert s.codes("garbage.csv") == ["DS001"]
+    assert s.codes("u16.csv") == ["DS003", "DS101"]
+    assert s.rows("DS009", "arr.jsonl") == [0]
+    assert s.codes("blank.jsonl") == ["DS002"]
+    assert s.codes("quoted.csv") == []
+    assert s.clean("quoted.csv").column("a").to_pylist() == ["x\ny", "3"]
+    assert s.codes("zero.parquet") == ["DS002"]
+    for src in s.report["sources"]:
+        assert src["kept"] + src["quarantined"] == src["seen"]

@@ -91,11 +91,11 @@ def profile_table(task: ProfileTask) -> TableProfile:
             _profile_typed(task, prof)
     except read.UnreadableFile as exc:
         prof.ok = False
-        prof.findings.append(Finding("DS001", f"{task.rel} could not be read as {task.fmt.upper()}: {exc}",
-                                     source=task.rel))
+        prof.findings.append(Finding("DS001", f"{task.rel} could not be read as {task.fmt.upper()}: "
+                                     f"{_short(exc)}", source=task.rel))
     except OSError as exc:
         prof.ok = False
-        prof.findings.append(Finding("DS001", f"{task.rel} could not be read: {exc}", source=task.rel))
+        prof.findings.append(Finding("DS001", f"{task.rel} could not be read: {_short(exc)}", source=task.rel))
     return prof
 
 
@@ -136,6 +136,8 @@ def _profile_text_once(task: ProfileTask, prof: TableProfile, encoding: str) -> 
         if not names:
             prof.columns = []
             return
+        names, dups = read.dedupe_names(names)
+        _report_duplicate_names(prof, dups)
         prof.columns = list(names)
         batches = read.iter_csv_batches(task.path, encoding, prof.delimiter, names)
     th = task.options.thresholds
@@ -180,14 +182,34 @@ def _profile_text_once(task: ProfileTask, prof: TableProfile, encoding: str) -> 
     prof.target_summary = summary
 
 
+def _report_duplicate_names(prof: TableProfile, dups: list[str]) -> None:
+    for name in dups:
+        if name == "_row":
+            msg = (f"{prof.rel} has a column named '_row', which datasan's clean files reserve for the "
+                   "row index; it is read as '_row.1'.")
+        else:
+            msg = (f"Column name '{name}' appears more than once in {prof.rel}; the repeats are read as "
+                   f"'{name}.1', '{name}.2', ...")
+        prof.findings.append(Finding("DS010", msg, source=prof.rel, column=name))
+
+
+def _short(msg: str, limit: int = 200) -> str:
+    """First line of an error message, printable and at most ``limit`` characters."""
+    line = str(msg).strip().splitlines()[0] if str(msg).strip() else "unknown error"
+    line = "".join(ch if ch.isprintable() else "?" for ch in line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     schema = read.typed_schema(task.path, task.fmt)
-    prof.columns = list(schema.names)
-    prof.arrow_types = {f.name: _arrow_kind(f.type) for f in schema}
+    names, dups = read.dedupe_names(schema.names)
+    _report_duplicate_names(prof, dups)
+    prof.columns = names
+    prof.arrow_types = {n: _arrow_kind(f.type) for n, f in zip(names, schema)}
     prof.rows, prof.row_groups = read.typed_row_groups(task.path, task.fmt)
     prof.target = checks.find_target(prof.columns, task.target)
     if prof.target is None:
@@ -424,8 +446,7 @@ def _row_hashes(batch, target: str | None):
     tmp = np.empty(n, dtype=np.uint64)
     prime = np.uint64(0x100000001B3)
     for i, name in enumerate(batch.schema.names):
-        h = _column_hash(batch.column(i))
-        np.multiply(h, np.uint64((0xBF58476D1CE4E5B9 * (2 * i + 1)) & 0xFFFFFFFFFFFFFFFF), out=h)
+        h = _column_hash(batch.column(i), (0xBF58476D1CE4E5B9 * (2 * i + 1)) & 0xFFFFFFFFFFFFFFFF)
         np.right_shift(h, np.uint64(31), out=tmp)
         np.bitwise_xor(h, tmp, out=h)
         if name == target:
@@ -441,8 +462,9 @@ def _row_hashes(batch, target: str | None):
     return full, feat
 
 
-def _column_hash(arr):
-    """A fresh uint64 array per value of one column (equal values, equal hashes)."""
+def _column_hash(arr, mult: int):
+    """A fresh uint64 array: each value's bits times the odd constant ``mult``
+    (equal values, equal hashes; the caller mixes further)."""
     import numpy as np
     import pyarrow as pa
 
@@ -453,13 +475,10 @@ def _column_hash(arr):
     if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) and arr.null_count == 0:
         v = np.asarray(arr.to_numpy(zero_copy_only=False))
         if v.dtype.kind == "f":
-            h = v.astype(np.float64) + 0.0  # a fresh array; -0.0 + 0.0 == +0.0
-            h = h.view(np.uint64)
+            h = np.add(v, 0.0, dtype=np.float64).view(np.uint64)  # fresh; -0.0 + 0.0 == +0.0
         else:
             h = v.astype(np.int64).view(np.uint64)
-        np.multiply(h, np.uint64(0x9E3779B97F4A7C15), out=h)
-        tmp = h >> np.uint64(29)
-        np.bitwise_xor(h, tmp, out=h)
+        np.multiply(h, np.uint64(mult), out=h)
         return h
     import pandas as pd
 
@@ -468,7 +487,9 @@ def _column_hash(arr):
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         strings = pa.array([None if v is None else repr(v) for v in arr.to_pylist()], type=pa.string())
     obj = strings.to_numpy(zero_copy_only=False)
-    return np.asarray(pd.util.hash_array(obj, categorize=False), dtype=np.uint64).copy()
+    h = np.asarray(pd.util.hash_array(obj, categorize=False), dtype=np.uint64).copy()
+    np.multiply(h, np.uint64(mult), out=h)
+    return h
 
 
 class _PartWriter:
@@ -713,8 +734,8 @@ class TableKind:
             plan, more = plan_table(src.files[0], prof, opts)
             found.extend(more)
             plans[src.name] = (src, plan, found, prof)
-            if read.is_text_format(plan.fmt) and not plan.columns:
-                found.append(Finding("DS002", f"{src.name} has no header and no rows.", source=src.name))
+            if read.is_text_format(plan.fmt) and not plan.columns and prof.rows == 0:
+                found.append(Finding("DS002", f"{src.name} has no header and no data rows.", source=src.name))
                 plans[src.name] = (src, None, found, prof)
                 continue
             if read.is_text_format(plan.fmt) or not prof.row_groups:
@@ -762,7 +783,7 @@ class TableKind:
             merge_counts(fp16, r.fp16)
             merge_counts(labels, r.labels)
             if r.error:
-                fb.add(Finding("DS001", f"{src.name} could not be read past row {r.seen}: {r.error}",
+                fb.add(Finding("DS001", f"{src.name} could not be read past row {r.seen}: {_short(r.error)}",
                                source=src.name))
         if seen == 0 and not any(r.error for r in results):
             fb.add(Finding("DS002", f"{src.name} has no data rows.", source=src.name))

@@ -92,7 +92,8 @@ def decide_type(c: ColumnCounts, numeric_share: float) -> str:
         return "string"
     if c.boolean == present:
         return "bool"
-    few_odd = len(c.examples) <= 3 and c.numeric >= 0.5 * present  # e.g. '?' or 'n/a' in a numeric column
+    # e.g. '?' or 'unknown' in a numeric column; needs enough numbers to be sure
+    few_odd = len(c.examples) <= 3 and c.numeric >= 0.5 * present and c.numeric >= 8
     if c.numeric == present or (c.numeric > 0 and (c.numeric >= numeric_share * present or few_odd)):
         return "int64" if c.integer == c.numeric else "float64"
     return "string"

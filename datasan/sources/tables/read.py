@@ -26,6 +26,7 @@ from typing import Iterator
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TYPED_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".feather": "arrow", ".arrow": "arrow", ".ipc": "arrow"}
 COMPRESSED = (".gz", ".bz2", ".zst")
+_READ_THREADS = os.environ.get("DATASAN_READ_THREADS", "1") == "1"
 
 
 def table_format(rel: str) -> str | None:
@@ -76,6 +77,16 @@ def sniff_encoding(path: str) -> tuple[str, str | None]:
         return "utf-8", None  # pyarrow skips the UTF-8 BOM itself
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", "decoded as UTF-16 (byte order mark found)"
+    with _open_binary(path) as f:
+        sample = f.read(4096)
+    # UTF-16 without a BOM: text with a NUL in every other byte
+    if len(sample) >= 4 and sample.count(b"\x00") * 3 >= len(sample):
+        odd = sample[1::2].count(b"\x00")
+        even = sample[0::2].count(b"\x00")
+        if odd > 2 * even:
+            return "utf-16-le", "decoded as UTF-16-LE (no byte order mark; NUL bytes in every other byte)"
+        if even > 2 * odd:
+            return "utf-16-be", "decoded as UTF-16-BE (no byte order mark; NUL bytes in every other byte)"
     return "utf-8", None
 
 
@@ -101,6 +112,31 @@ def sniff_delimiter(path: str, encoding: str, fmt: str) -> str:
 
 
 # --------------------------------------------------------------------------- CSV / TSV
+
+def dedupe_names(names: list[str], reserved: tuple[str, ...] = ("_row",)) -> tuple[list[str], list[str]]:
+    """(unique names, original names that repeated): a repeated name gets
+    '.1', '.2', ... as pandas does, so every column can be addressed.  The
+    ``reserved`` names (datasan's own ``_row``) count as already taken."""
+    seen: dict[str, int] = {r: 1 for r in reserved}
+    out, dups = [], []
+    taken = set(names) | set(reserved)
+    for n in names:
+        if n in seen:
+            k = seen[n]
+            new = f"{n}.{k}"
+            while new in taken:
+                k += 1
+                new = f"{n}.{k}"
+            seen[n] = k + 1
+            taken.add(new)
+            out.append(new)
+            if n not in dups:
+                dups.append(n)
+        else:
+            seen[n] = 1
+            out.append(n)
+    return out, dups
+
 
 def csv_column_names(path: str, encoding: str, delimiter: str) -> list[str]:
     """The header's column names (UnreadableFile when there is no header)."""
@@ -149,7 +185,8 @@ def iter_csv_batches(
         _open_binary(path),
         # one thread: the invalid-row handler then knows line numbers, and the
         # shards already use every core
-        read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=block_size),
+        read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=block_size,
+                                       column_names=names, skip_rows=1),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names},
@@ -323,8 +360,14 @@ def iter_typed_batches(
     if fmt == "parquet":
         pf = pq.ParquetFile(path)
         groups = list(range(first_group, first_group + n_groups))
+        names = dedupe_names(pf.schema_arrow.names)[0]
+        if columns is not None:  # select by position: names may repeat in the file
+            positions = [names.index(c) for c in columns]
+            columns = [pf.schema_arrow.names[i] for i in positions]
         for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
-                                     use_threads=True):
+                                     use_threads=_READ_THREADS):
+            if columns is None:
+                batch = batch.rename_columns(names)
             n = batch.num_rows
             yield batch, np.arange(row, row + n, dtype=np.int64), []
             row += n
@@ -338,6 +381,8 @@ def iter_typed_batches(
             stream = pa.ipc.open_stream(src)
             batches = (b for i, b in enumerate(stream) if first_group <= i < first_group + n_groups)
         for batch in batches:
+            names = dedupe_names(batch.schema.names)[0]
+            batch = batch.rename_columns(names)
             if columns is not None:
                 batch = batch.select(columns)
             n = batch.num_rows
