@@ -285,7 +285,7 @@ RULES: dict[str, Rule] = _rules(
     Rule(
         "DS323", "degenerate-box", "error",
         "A box has width or height <= 0.",
-        what="COCO bbox [x, y, w, h] and YOLO 'class xc yc w h' lines whose w or h is zero "
+        what="COCO bbox (x, y, w, h) and YOLO 'class xc yc w h' lines whose w or h is zero "
         "or negative.",
         why="Box regression encodes log(w / prior_w): a zero width gives -inf and the loss "
         "turns NaN (the textbook cause of a NaN box loss); IoU divides by zero area.",

@@ -177,13 +177,14 @@ def test_coco_robust_to_odd_values(scan, tmp_path):
                  [{"id": [1, 2], "image_id": 1, "category_id": 1, "bbox": "10,10,5,5"},
                   {"id": {"a": 1}, "image_id": 1, "category_id": 1, "bbox": [1, 1, True, 4]},
                   {"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]},
-                  None, 7])
+                  None, 7,
+                  {"id": 6, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10 ** 400, 4]}])
     png(root / "x.png")
     o = scan(root)
-    assert o.by_row("ann.json") == {0: ["DS328"], 1: ["DS328"], 3: ["DS328"], 4: ["DS328"]}
+    assert o.by_row("ann.json") == {0: ["DS328"], 1: ["DS328"], 3: ["DS328"], 4: ["DS328"], 5: ["DS324"]}
     assert len(o.of("DS337")) == 1 and len(o.of("DS330")) == 1  # y.png: listed, missing, no boxes
     s = o.source("ann.json")
-    assert (s["seen"], s["kept"]) == (5, 1)
+    assert (s["seen"], s["kept"]) == (6, 1)
     assert_nothing_lost(o)
 
 

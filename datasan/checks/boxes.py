@@ -21,6 +21,14 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def to_float(v: int | float) -> float:
+    """``float(v)``, with ints beyond float range as +-inf instead of OverflowError."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 def _fmt(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 

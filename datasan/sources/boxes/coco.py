@@ -216,14 +216,15 @@ def scan_coco(task: CocoTask) -> CocoResult:
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(checks.is_number(v) for v in bbox)):
             add("DS328", f"bbox {json.dumps(bbox, default=str)[:80]} is not a list of 4 numbers", "bbox")
             continue
+        box = [checks.to_float(v) for v in bbox]
         size = None
         if img is not None and img.status == "ok":
             size = _image_size(task, img, fb)
-        for code, msg in checks.coco_box_problems([float(v) for v in bbox], size, th.box_tolerance,
+        for code, msg in checks.coco_box_problems(box, size, th.box_tolerance,
                                                   th.min_box_px):
             add(code, msg, "bbox")
         cat = categories.get(_key(a.get("category_id")))
-        box_of[i] = (cat if cat is not None else str(a.get("category_id")), [float(v) for v in bbox])
+        box_of[i] = (cat if cat is not None else str(a.get("category_id")), box)
     for key, img in images.items():
         if boxes_per_image.get(key):
             continue
@@ -287,7 +288,8 @@ def _images(task: CocoTask, imgs: list, fb: FindingBuffer) -> dict[Any, _Image]:
     out: dict[Any, _Image] = {}
     json_dir = os.path.dirname(task.rel)
     for j, e in enumerate(imgs):
-        if not isinstance(e, dict) or "id" not in e or not isinstance(e.get("file_name"), str):
+        if not isinstance(e, dict) or "id" not in e or not isinstance(e.get("file_name"), str) \
+                or not e["file_name"]:
             fb.add(Finding("DS337", f"images[{j}] is not an object with an id and a file_name; it was ignored.",
                            source=task.rel))
             continue
@@ -302,7 +304,7 @@ def _images(task: CocoTask, imgs: list, fb: FindingBuffer) -> dict[Any, _Image]:
             img = _Image(j, found or (beside or direct), "ok" if found else "missing", None)
         w, h = e.get("width"), e.get("height")
         if ("width" in e or "height" in e) and not all(
-                checks.is_number(v) and math.isfinite(v) and v > 0 for v in (w, h)):
+                checks.is_number(v) and math.isfinite(checks.to_float(v)) and v > 0 for v in (w, h)):
             fb.add(Finding("DS337", f"images[{j}] has width {w!r}, height {h!r}: not positive numbers; the "
                                     "size is read from the image file.", source=task.rel))
         elif "width" in e:
