@@ -406,3 +406,15 @@ def test_every_box_code_is_asserted_in_this_file():
     text = Path(__file__).read_text()
     for code in BOX_CODES:
         assert f'"{code}"' in text, code
+
+
+def test_coco_clean_copy_when_nothing_is_quarantined(scan, tmp_path):
+    root = _coco(tmp_path, [{"id": 1, "file_name": "x.png", "width": 64, "height": 48}],
+                 [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}])
+    png(root / "x.png")
+    (root / "bom.json").write_bytes(b"\xef\xbb\xbf" + (root / "ann.json").read_bytes())
+    o = scan(root)
+    assert o.codes() == []
+    assert (o.out / "clean" / "ann.json").read_bytes() == (root / "ann.json").read_bytes()
+    assert (o.out / "clean" / "bom.json").read_bytes() == (root / "ann.json").read_bytes()  # BOM dropped
+    assert o.source("bom.json")["kept"] == 1

@@ -21,6 +21,16 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def box4(value: Any) -> list[float] | None:
+    """``value`` as 4 floats when it is a list of 4 JSON numbers, else None."""
+    if type(value) is not list or len(value) != 4:
+        return None
+    for v in value:
+        if type(v) is not float and type(v) is not int:  # exact types: bool is not a number here
+            return None
+    return [to_float(v) for v in value]
+
+
 def to_float(v: int | float) -> float:
     """``float(v)``, with ints beyond float range as +-inf instead of OverflowError."""
     try:
@@ -35,6 +45,8 @@ def _fmt(v: float) -> str:
 
 def nonfinite_problems(values: list[float], names: tuple[str, ...]) -> list[Problem]:
     """DS324 when some value is NaN or infinite (nothing else can be checked then)."""
+    if math.isfinite(sum(values)):  # the common case in one test (an overflowing sum looks closer)
+        return []
     bad = [f"{n}={_fmt(v)}" for n, v in zip(names, values) if not math.isfinite(v)]
     if bad:
         return [("DS324", f"non-finite coordinate {', '.join(bad)}")]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,11 +213,10 @@ def scan_coco(task: CocoTask) -> CocoResult:
                          f"{_preview(list(categories))}", "category_id")
         if "bbox" not in a:
             continue
-        bbox = a["bbox"]
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(checks.is_number(v) for v in bbox)):
-            add("DS328", f"bbox {json.dumps(bbox, default=str)[:80]} is not a list of 4 numbers", "bbox")
+        box = checks.box4(a["bbox"])
+        if box is None:
+            add("DS328", f"bbox {json.dumps(a['bbox'], default=str)[:80]} is not a list of 4 numbers", "bbox")
             continue
-        box = [checks.to_float(v) for v in bbox]
         size = None
         if img is not None and img.status == "ok":
             size = _image_size(task, img, fb)
@@ -245,17 +245,26 @@ def scan_coco(task: CocoTask) -> CocoResult:
     kept_boxes = [box_of[i] for i in range(len(anns)) if i not in bad and i in box_of]
     res.stats = checks.BoxStats.of([c for c, _ in kept_boxes], [b[2] for _, b in kept_boxes],
                                    [b[3] for _, b in kept_boxes])
-    clean = dict(doc)
-    clean["annotations"] = [a for i, a in enumerate(anns) if i not in bad]
-    try:
-        text = json.dumps(clean, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_strict(clean), ensure_ascii=False, allow_nan=False)
     os.makedirs(os.path.dirname(task.clean_path), exist_ok=True)
-    with open(task.clean_path, "w", encoding="utf-8") as f:
-        f.write(text)
+    if not bad and not tokens and not _has_bom(task.path):
+        # already strict JSON with every box kept: the clean copy is the file itself
+        shutil.copyfile(task.path, task.clean_path)
+    else:
+        clean = dict(doc)
+        clean["annotations"] = [a for i, a in enumerate(anns) if i not in bad]
+        try:
+            text = json.dumps(clean, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            text = json.dumps(_strict(clean), ensure_ascii=False, allow_nan=False)
+        with open(task.clean_path, "w", encoding="utf-8") as f:
+            f.write(text)
     res.clean_file = True
     return res
+
+
+def _has_bom(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(3) == b"\xef\xbb\xbf"
 
 
 def _quarantined_rows(fb: FindingBuffer) -> set[int]:
