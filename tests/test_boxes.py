@@ -417,3 +417,19 @@ def test_coco_clean_copy_when_nothing_is_quarantined(scan, tmp_path):
     assert (o.out / "clean" / "ann.json").read_bytes() == (root / "ann.json").read_bytes()
     assert (o.out / "clean" / "bom.json").read_bytes() == (root / "ann.json").read_bytes()  # BOM dropped
     assert o.source("bom.json")["kept"] == 1
+
+
+def test_cli_scan_of_the_detection_samples(tmp_path):
+    from typer.testing import CliRunner
+
+    from datasan.cli import app
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["scan", str(DETECTION), "--out", str(out), "--no-probe",
+                                   "--fail-on", "error"])
+    assert res.exit_code == 1, res.output  # box errors fail the gate
+    report = json.loads((out / "report.json").read_text())
+    boxes = [s for s in report["sources"] if s["unit"] == "boxes"]
+    assert sum(s["seen"] for s in boxes) == 30 and sum(s["kept"] for s in boxes) == 9
+    assert (out / "clean" / "coco" / "annotations.json").is_file()
+    assert (out / "clean" / "yolo" / "labels" / "train" / "a.txt").is_file()
