@@ -34,6 +34,11 @@ class Thresholds:
     #: image checks (issue 3)
     min_image_side: int = 8
     max_aspect: float = 10.0
+    #: box labels (issue 4): a box may pass the image border by this fraction of the
+    #: image side (at least 1 px for COCO) before it is outside; boxes under
+    #: ``min_box_px`` pixels wide or high are tiny
+    box_tolerance: float = 0.01
+    min_box_px: float = 1.0
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 KINDS: list[str] = [
+    "datasan.sources.boxes:BoxKind",  # issue 4: first, so it claims COCO/YOLO files
     "datasan.sources.tables:TableKind",
 ]
 
