@@ -152,22 +152,22 @@ def rule(code: Annotated[str, typer.Argument(help="A rule code such as DS101, or
     if found is None:
         Console(stderr=True).print(f"[red]error:[/] unknown rule {code!r}; `datasan rules` lists them.")
         raise typer.Exit(2)
+    from rich.text import Text
+
     c = Console()
-    c.print(f"[bold]{found.code} {found.name}[/] ({found.severity})")
-    c.print(found.summary)
-    c.print("\n[bold]What it checks[/]\n" + found.what)
-    c.print("\n[bold]Why it breaks training[/]\n" + found.why)
+
+    def section(title: str, body: str) -> None:
+        c.print()
+        c.print(Text(title, style="bold"))
+        c.print(Text(body))  # rule text is plain: brackets such as [x, y, w, h] must survive
+
+    c.print(Text(f"{found.code} {found.name}", style="bold") + Text(f" ({found.severity})"))
+    c.print(Text(found.summary))
+    section("What it checks", found.what)
+    section("Why it breaks training", found.why)
     if found.example:
-        c.print("\n[bold]Example[/]\n" + found.example, markup=False)
-    c.print("\n[bold]How to fix[/]\n" + found.fix)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from datasan import __version__
-
-        typer.echo(__version__)
-        raise typer.Exit(0)
+        section("Example", found.example)
+    section("How to fix", found.fix)
 
 
 @app.callback()
