@@ -170,6 +170,14 @@ def rule(code: Annotated[str, typer.Argument(help="A rule code such as DS101, or
     section("How to fix", found.fix)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from datasan import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
