@@ -29,10 +29,38 @@ class ScanResult:
     staging: str | None = None
     clean_files: list[str] = field(default_factory=list)
     owns_staging: bool = True
+    #: the gate fails only when more than this share of samples is quarantined (None: off)
+    max_quarantine_fraction: float | None = None
+    #: finding keys (code, sample, source, row, column) of a baseline scan; they never fail the gate
+    baseline: frozenset | None = None
 
     def __post_init__(self) -> None:
-        self.report["passed"] = self.passed
         self.report["findings"] = self.counts()
+        self._update_gate()
+
+    def _update_gate(self) -> None:
+        gate = {
+            "fail_on": self.fail_on,
+            "max_quarantine_fraction": self.max_quarantine_fraction,
+            "quarantined_fraction": self.quarantined_fraction(),
+            "baseline": self.baseline is not None,
+            "new_findings": int(sum(self.new_mask())),
+            "failing_findings": self.gate_failures(),
+        }
+        self.report["gate"] = gate
+        self.report["passed"] = self.passed
+
+    def set_gate(self, fail_on: str | None = None, max_quarantine_fraction: float | None = None,
+                 baseline: frozenset | None = None) -> "ScanResult":
+        """Re-judge the same findings under another gate (report.json follows); returns self."""
+        if fail_on is not None:
+            self.fail_on = fail_on
+        if max_quarantine_fraction is not None:
+            self.max_quarantine_fraction = max_quarantine_fraction
+        if baseline is not None:
+            self.baseline = baseline
+        self._update_gate()
+        return self
 
     @property
     def findings(self):
@@ -44,17 +72,84 @@ class ScanResult:
         """Quarantined samples as a pandas DataFrame (sample, source, row, codes, reason)."""
         return self.quarantine_table.to_pandas()
 
-    def gate_failures(self) -> int:
-        """Number of findings at or above ``fail_on`` (0 when fail_on is 'never')."""
+    def new_mask(self) -> list[bool]:
+        """Per finding: True when it is not in the baseline (all True without one)."""
+        n = self.findings_table.num_rows
+        if self.baseline is None:
+            return [True] * n
+        from datasan.baseline import finding_keys
+
+        return [k not in self.baseline for k in finding_keys(self.findings_table)]
+
+    def gating_mask(self) -> list[bool]:
+        """Per finding: True when it fails the gate.
+
+        A finding fails the gate when its severity is at or above ``fail_on``,
+        it is not in the baseline, and, when ``max_quarantine_fraction`` is set,
+        it is not an error that merely quarantines its sample (those count
+        through :meth:`quarantine_exceeded` instead).
+        """
+        n = self.findings_table.num_rows
         if self.fail_on == "never":
-            return 0
+            return [False] * n
         limit = SEVERITY_RANK[self.fail_on]
-        return sum(1 for s in self.findings_table.column("severity").to_pylist() if SEVERITY_RANK[s] >= limit)
+        sevs = self.findings_table.column("severity").to_pylist()
+        samples = self.findings_table.column("sample").to_pylist()
+        excuse = self.max_quarantine_fraction is not None
+        return [new and SEVERITY_RANK[s] >= limit and not (excuse and s == "error" and smp is not None)
+                for new, s, smp in zip(self.new_mask(), sevs, samples)]
+
+    def gate_failures(self) -> int:
+        """Number of findings that fail the gate (see :meth:`gating_mask`)."""
+        return sum(self.gating_mask())
+
+    def quarantined_fraction(self) -> float:
+        """Quarantined samples / samples seen (0.0 for an empty scan)."""
+        seen = self.report.get("samples") or 0
+        return (self.quarantine_table.num_rows / seen) if seen else 0.0
+
+    def quarantine_exceeded(self) -> bool:
+        """True when ``max_quarantine_fraction`` is set and more than it is quarantined."""
+        return (self.max_quarantine_fraction is not None and self.fail_on != "never"
+                and self.quarantined_fraction() > self.max_quarantine_fraction)
 
     @property
     def passed(self) -> bool:
-        """True when no finding is at or above ``fail_on``."""
-        return self.gate_failures() == 0
+        """True when no finding fails the gate and the quarantine is within its limit."""
+        return self.gate_failures() == 0 and not self.quarantine_exceeded()
+
+    def gate_summary(self, examples: int = 3) -> str:
+        """One paragraph on why the gate failed (counts per rule, a few sample ids); '' when it passed."""
+        if self.passed:
+            return ""
+        from datasan.rules import RULES
+
+        ft = self.findings_table
+        codes, samples = ft.column("code").to_pylist(), ft.column("sample").to_pylist()
+        sources = ft.column("source").to_pylist()
+        per: dict[str, list] = {}
+        for gating, c, smp, src in zip(self.gating_mask(), codes, samples, sources):
+            if gating:
+                e = per.setdefault(c, [0, []])
+                e[0] += 1
+                where = smp or src
+                if where and len(e[1]) < examples and where not in e[1]:
+                    e[1].append(where)
+        parts = []
+        for c, (n, ex) in sorted(per.items()):
+            parts.append(f"{c} {RULES[c].name}: {n}" + (f" (e.g. {', '.join(ex)})" if ex else ""))
+        seen = self.report.get("samples", 0)
+        lines = [f"datasan gate failed for {self.report.get('path')} (fail-on {self.fail_on}"
+                 + (", against a baseline" if self.baseline is not None else "") + ")."]
+        if parts:
+            lines.append(f"{self.gate_failures()} finding(s) fail the gate: " + "; ".join(parts) + ".")
+        if self.quarantine_exceeded():
+            lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined "
+                         f"({self.quarantined_fraction():.1%}), more than max_quarantine_fraction "
+                         f"{self.max_quarantine_fraction:g}.")
+        else:
+            lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined.")
+        return " ".join(lines)
 
     def counts(self) -> dict[str, Any]:
         """Findings per code and per severity."""
