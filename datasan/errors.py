@@ -30,8 +30,13 @@ class BadSampleError(DatasanError):
     """
 
     def __init__(self, index, sample=None, reason: str = "") -> None:
-        where = f"sample {index}" + (f" ({sample})" if sample is not None else "")
-        super().__init__(f"{where}: {reason}")
+        if isinstance(index, str) and sample is None and not reason:
+            # re-raised by a DataLoader from a worker: torch passes the formatted message only
+            super().__init__(index)
+            index = None
+        else:
+            where = f"sample {index}" + (f" ({sample})" if sample is not None else "")
+            super().__init__(f"{where}: {reason}")
         self.index = index
         self.sample = sample
         self.reason = reason
