@@ -111,7 +111,9 @@ def scan(
         result = run_scan(path, opts, out_dir=out)
         result.write(out)
     except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     except Exception as exc:  # a bug in datasan, never bad data
         import traceback
