@@ -325,8 +325,9 @@ class SafeIterableDataset(IterableDataset):
     NaN/Inf, are recorded and dropped (``on_error="skip"``, and ``"replace"``,
     which in a stream means the same: the next good item takes the place), or
     raise :class:`datasan.BadSampleError` (``"raise"``).  An index is the
-    item's position in the stream of its worker process.  ``exclude`` takes
-    positions and/or sample ids; ``ids`` maps a position to a sample id.
+    item's position in the stream of its worker process, so in a stream
+    ``ids`` is a callable that takes the raw item (before ``transform``) and
+    returns its sample id; ``exclude`` takes positions and/or sample ids.
     A stream that raises ``max_consecutive_errors`` times in a row is given up
     with BadSampleError (a dead source must not spin forever).
     """
@@ -334,6 +335,8 @@ class SafeIterableDataset(IterableDataset):
     def __init__(self, base: Iterable, *, transform: Callable | None = None, on_error: str = "skip",
                  check_finite: bool = True, exclude=None, ids=None, max_consecutive_errors: int = 1000) -> None:
         _check_mode(on_error)
+        if ids is not None and not callable(ids):
+            raise ValueError("ids of a SafeIterableDataset must be a callable: raw item -> sample id")
         self.base = base
         self.transform = transform
         self.on_error = on_error
@@ -353,18 +356,18 @@ class SafeIterableDataset(IterableDataset):
         pos, errors_in_row = -1, 0
         while True:
             pos += 1
-            sid = _id_of(self.ids, pos)
             try:
                 item = next(it)
             except StopIteration:
                 return
             except Exception as exc:
-                self._fail(pos, sid, _describe(exc))
+                self._fail(pos, None, _describe(exc))
                 errors_in_row += 1
                 if errors_in_row >= self.max_consecutive_errors:
-                    raise BadSampleError(pos, sid, f"{errors_in_row} failures in a row; the stream is given up")
+                    raise BadSampleError(pos, None, f"{errors_in_row} failures in a row; the stream is given up")
                 continue
             errors_in_row = 0
+            sid = _id_of(self.ids, item)
             if pos in self._drop_idx or (sid is not None and sid in self._drop_ids):
                 continue
             if self.transform is not None:
