@@ -32,16 +32,20 @@ def scan(path, *, out_dir=None, config=None, **options):
     return result
 
 
-def gate(path, fail_on="error", *, out_dir=None, config=None, **options):
+def gate(path, fail_on=None, *, out_dir=None, config=None, **options):
     """Scan ``path`` and return the result when the data passes the gate; raise otherwise.
 
+    ``fail_on`` ("error", "warning" or "never") defaults to the config file's,
+    else "error".
     Raises :class:`datasan.DataGateError` (its ``result`` attribute holds the
     :class:`~datasan.result.ScanResult`) whose message lists the failing
     findings per rule with a few sample ids.  Other arguments as :func:`scan`.
     """
     from datasan.errors import DataGateError
 
-    result = scan(path, out_dir=out_dir, config=config, fail_on=fail_on, **options)
+    if fail_on is not None:
+        options["fail_on"] = fail_on
+    result = scan(path, out_dir=out_dir, config=config, **options)
     if not result.passed:
         raise DataGateError(result.gate_summary(), result)
     return result

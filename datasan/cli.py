@@ -122,6 +122,48 @@ def scan(
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
                   f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
         raise typer.Exit(3)
+    _print_result(result, format, out, err)
+
+
+@app.command()
+def report(
+    out: Annotated[str, typer.Argument(help="An output folder written by `datasan scan`.")] = "datasan-out",
+    format: Annotated[ScanFormat, typer.Option(
+        "--format", help="text, json, github, junit or markdown (as for scan).")] = ScanFormat.text,
+    fail_on: Annotated[Optional[FailOn], typer.Option(
+        help="Judge again at this severity. [default: the scan's]")] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="Only findings not in this findings.parquet fail the gate.")] = None,
+    max_quarantine_fraction: Annotated[Optional[float], typer.Option(
+        "--max-quarantine-fraction", help="Fail only when more than this share is quarantined.")] = None,
+) -> None:
+    """Print a finished scan's results again in another format (no rescan); exit 0/1 as scan."""
+    from rich.console import Console
+
+    from datasan.errors import UsageError
+
+    err = Console(stderr=True)
+    try:
+        from datasan.baseline import load_baseline
+        from datasan.result import ScanResult
+
+        if max_quarantine_fraction is not None and not 0.0 <= max_quarantine_fraction <= 1.0:
+            raise UsageError(f"max_quarantine_fraction must be a number in 0..1, not {max_quarantine_fraction}")
+        result = ScanResult.load(out)
+        result.set_gate(fail_on.value if fail_on else None, max_quarantine_fraction,
+                        load_baseline(baseline) if baseline else None)
+    except UsageError as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2)
+    _print_result(result, format, out, err)
+
+
+def _print_result(result, format: ScanFormat, out: str, err) -> None:
+    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1."""
+    from rich.console import Console
+
     if format == ScanFormat.text:
         from datasan.outputs.summary import render_summary
 

@@ -34,8 +34,8 @@ from datasan.errors import UsageError
 
 #: top-level keys and the Python types they accept
 TOP_KEYS: dict[str, tuple[type, ...]] = {
-    "select": (list, str),
-    "ignore": (list, str),
+    "select": (list, tuple, str),
+    "ignore": (list, tuple, str),
     "severity": (dict,),
     "thresholds": (dict,),
     "sources": (dict,),
@@ -44,7 +44,7 @@ TOP_KEYS: dict[str, tuple[type, ...]] = {
     "target": (str,),
     "task": (str,),
     "num_classes": (int,),
-    "classes": (list,),
+    "classes": (list, tuple),
     "label_file": (str,),
     "workers": (int,),
     "probe": (bool,),
@@ -111,18 +111,19 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         table = doc.get("tool", {}).get("datasan")
         if table is None:
             raise UsageError(f"config {path}: no [tool.datasan] table")
-        where = f"{path} [tool.datasan]"
+        where = f"config {path} [tool.datasan]"
     else:
-        table, where = doc, path
+        table, where = doc, f"config {path}"
     return validate_settings(table, where)
 
 
 def _check_type(where: str, key: str, value: Any, types: tuple[type, ...]) -> None:
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
-        names = " or ".join({list: "list", str: "string", dict: "table", float: "number",
-                             int: "integer", bool: "boolean"}[t] for t in types)
-        raise UsageError(f"config {where}: {key} must be a {names}, not {type(value).__name__} {value!r}")
+        names = " or ".join(dict.fromkeys({list: "list", tuple: "list", str: "string", dict: "table", float: "number",
+                             int: "integer", bool: "boolean"}[t] for t in types))
+        article = "an" if names[0] in "aeiou" else "a"
+        raise UsageError(f"{where}: {key} must be {article} {names}, not {type(value).__name__} {value!r}")
 
 
 def _codes(where: str, key: str, value: Any) -> list[str]:
@@ -131,10 +132,10 @@ def _codes(where: str, key: str, value: Any) -> list[str]:
     items = [s.strip() for s in value.split(",")] if isinstance(value, str) else list(value)
     for s in items:
         if not isinstance(s, str):
-            raise UsageError(f"config {where}: {key} must list rule codes as strings, not {s!r}")
+            raise UsageError(f"{where}: {key} must list rule codes as strings, not {s!r}")
     bad = check_selectors(items)
     if bad:
-        raise UsageError(f"config {where}: unknown rule code(s) in {key}: {', '.join(bad)}")
+        raise UsageError(f"{where}: unknown rule code(s) in {key}: {', '.join(bad)}")
     return [s.upper() for s in items if s]
 
 
@@ -145,7 +146,7 @@ def _thresholds(where: str, value: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in value.items():
         if k not in fields:
-            raise UsageError(f"config {where}: unknown key thresholds.{k} (known: {', '.join(sorted(fields))})")
+            raise UsageError(f"{where}: unknown key thresholds.{k} (known: {', '.join(sorted(fields))})")
         want = (int,) if fields[k] in ("int", int) else (float, int)
         _check_type(where, f"thresholds.{k}", v, want)
         out[k] = float(v) if want == (float, int) else v
@@ -160,7 +161,7 @@ def validate_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key not in TOP_KEYS:
-            raise UsageError(f"config {where}: unknown key {key!r} (known: {', '.join(sorted(TOP_KEYS))})")
+            raise UsageError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(TOP_KEYS))})")
         _check_type(where, key, value, TOP_KEYS[key])
         if key in ("select", "ignore"):
             out[key] = _codes(where, key, value)
@@ -169,7 +170,7 @@ def validate_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
             for code, s in value.items():
                 _codes(where, "severity", [code])
                 if s not in SEVERITIES:
-                    raise UsageError(f"config {where}: severity.{code} must be one of "
+                    raise UsageError(f"{where}: severity.{code} must be one of "
                                      f"{', '.join(SEVERITIES)}, not {s!r}")
                 sev[code.upper()] = s
             out[key] = sev
@@ -178,15 +179,17 @@ def validate_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
         elif key == "sources":
             out[key] = {g: _source(where, g, o) for g, o in value.items()}
         elif key == "fail_on" and value not in FAIL_ON:
-            raise UsageError(f"config {where}: fail_on must be one of {', '.join(FAIL_ON)}, not {value!r}")
+            raise UsageError(f"{where}: fail_on must be one of {', '.join(FAIL_ON)}, not {value!r}")
         elif key == "task" and value not in TASKS:
-            raise UsageError(f"config {where}: task must be one of {', '.join(TASKS)}, not {value!r}")
+            raise UsageError(f"{where}: task must be one of {', '.join(TASKS)}, not {value!r}")
         elif key == "max_quarantine_fraction":
             if not 0.0 <= value <= 1.0:
-                raise UsageError(f"config {where}: max_quarantine_fraction must lie in 0..1, not {value!r}")
+                raise UsageError(f"{where}: max_quarantine_fraction must lie in 0..1, not {value!r}")
             out[key] = float(value)
-        elif key == "classes" and not all(isinstance(c, str) for c in value):
-            raise UsageError(f"config {where}: classes must be a list of strings")
+        elif key == "classes":
+            if not all(isinstance(c, str) for c in value):
+                raise UsageError(f"{where}: classes must be a list of strings")
+            out[key] = list(value)
         else:
             out[key] = value
     return out
@@ -196,17 +199,17 @@ def _source(where: str, glob: str, table: Any) -> dict[str, Any]:
     from datasan.options import TASKS
 
     if not isinstance(table, dict):
-        raise UsageError(f"config {where}: sources.{glob!r} must be a table, not {table!r}")
+        raise UsageError(f"{where}: sources.{glob!r} must be a table, not {table!r}")
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key not in SOURCE_KEYS:
-            raise UsageError(f"config {where}: unknown key sources.{glob!r}.{key} "
+            raise UsageError(f"{where}: unknown key sources.{glob!r}.{key} "
                              f"(known: {', '.join(sorted(SOURCE_KEYS))})")
         _check_type(where, f"sources.{glob!r}.{key}", value, SOURCE_KEYS[key])
         if key == "thresholds":
             value = _thresholds(f"{where} sources.{glob!r}", value)
         elif key == "task" and value not in TASKS:
-            raise UsageError(f"config {where}: sources.{glob!r}.task must be one of {', '.join(TASKS)}")
+            raise UsageError(f"{where}: sources.{glob!r}.task must be one of {', '.join(TASKS)}")
         out[key] = value
     return out
 
@@ -232,11 +235,14 @@ def build_options(overrides: dict[str, Any] | None = None, config: Any = None):
         raise UsageError(f"unknown option(s): {', '.join(unknown)}")
     th = settings.pop("thresholds", {})
     o_th = overrides.pop("thresholds", None)
+    # options given in code or on the command line pass the same checks as the file's
+    checked = {k: v for k, v in overrides.items() if k in TOP_KEYS and v is not None}
+    overrides.update(validate_settings(checked, "option"))
     if isinstance(o_th, Thresholds):
         thresholds = o_th
     else:
         if o_th:
-            th = {**th, **_thresholds("option thresholds", dict(o_th))}
+            th = {**th, **_thresholds("option", dict(o_th))}
         thresholds = Thresholds(**th)
     merged = {**settings, **{k: v for k, v in overrides.items()}}
     return ScanOptions(thresholds=thresholds, **merged)

@@ -162,6 +162,34 @@ class ScanResult:
             by_sev[s] += 1
         return {"total": len(codes), "by_severity": by_sev, "by_code": dict(sorted(by_code.items()))}
 
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike) -> "ScanResult":
+        """The result of a scan written to ``out_dir`` (findings, quarantine, index, stats, report),
+        judged by the gate recorded in its report.json (re-judge it with :meth:`set_gate`)."""
+        import json
+
+        import pyarrow.parquet as pq
+
+        from datasan.errors import UsageError
+
+        out_dir = os.fspath(out_dir)
+        try:
+            with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as f:
+                report = json.load(f)
+            stats_path = os.path.join(out_dir, "stats.json")
+            stats = json.load(open(stats_path, encoding="utf-8")) if os.path.isfile(stats_path) else {}
+            findings = pq.read_table(os.path.join(out_dir, "findings.parquet"))
+            quarantine = pq.read_table(os.path.join(out_dir, "quarantine.parquet"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{out_dir} is not a complete datasan output folder: {exc}") from exc
+        index_path = os.path.join(out_dir, "index.parquet")
+        index = pq.read_table(index_path) if os.path.isfile(index_path) else None
+        gate = report.get("gate") or {}
+        return cls(findings_table=findings, quarantine_table=quarantine, stats=stats, report=report,
+                   index_table=index, fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
+                   staging=None, owns_staging=False,
+                   max_quarantine_fraction=gate.get("max_quarantine_fraction"))
+
     def write(self, out_dir: str | os.PathLike) -> list[str]:
         """Write every output file to ``out_dir``; returns the paths written.
 

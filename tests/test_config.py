@@ -103,11 +103,12 @@ def test_explicit_config_file(proj):
     ('[severity]\nDS101 = "fatal"\n', "severity.DS101 must be one of"),
     ('[thresholds]\nbogus_k = 1\n', "unknown key thresholds.bogus_k"),
     ('[thresholds]\noutlier_k = "big"\n', "thresholds.outlier_k must be a number"),
-    ('[thresholds]\nmax_classes = 2.5\n', "thresholds.max_classes must be a integer"),
+    ('[thresholds]\nmax_classes = 2.5\n', "thresholds.max_classes must be an integer"),
     ('max_quarantine_fraction = 2\n', "max_quarantine_fraction must lie in 0..1"),
     ('probe = "yes"\n', "probe must be a boolean"),
     ('[sources."*.csv"]\ncolour = "red"\n', "unknown key sources.'*.csv'.colour"),
-    ('[sources."*.csv"]\nnum_classes = "ten"\n', "num_classes must be a integer"),
+    ('[sources."*.csv"]\nnum_classes = "ten"\n', "num_classes must be an integer"),
+    ('classes = ["a", 1]\n', "classes must be a list of strings"),
     ('fail_on = \n', "not valid TOML"),
 ])
 def test_config_errors_exit_2_naming_the_key(proj, text, needle):
@@ -130,3 +131,19 @@ def test_pyproject_without_table_named_explicitly_exits_2(proj):
     assert scan_cli().exit_code == 1  # not a config: ignored when found
     r = scan_cli("--config", "pyproject.toml")
     assert r.exit_code == 2 and "no [tool.datasan] table" in r.output
+
+
+def test_api_keywords_are_checked_like_the_file(proj):
+    with pytest.raises(UsageError, match="option: unknown rule code\\(s\\) in select: DS999"):
+        datasan.scan("data", select=["DS999"], probe=False)
+    with pytest.raises(UsageError, match="option: fail_on must be one of"):
+        datasan.gate("data", fail_on="sometimes", probe=False)
+    o = build_options({"select": ("ds1",), "classes": ("a", "b")}, config=False)
+    assert o.select == ["DS1"] and o.classes == ["a", "b"]
+
+
+def test_gate_takes_fail_on_from_the_config(proj):
+    (proj / "datasan.toml").write_text('fail_on = "never"\n')
+    assert datasan.gate("data", probe=False, workers=1).passed
+    with pytest.raises(datasan.DataGateError):
+        datasan.gate("data", "error", probe=False, workers=1)

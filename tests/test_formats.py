@@ -170,3 +170,33 @@ def test_cli_baseline_and_max_quarantine_fraction(data):
     assert r.exit_code == 1
     r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--baseline", "missing.parquet"])
     assert r.exit_code == 2 and "no findings file" in r.output
+
+
+def test_report_command_renders_a_finished_scan(data):
+    assert runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--out", "o"]).exit_code == 1
+    r = runner.invoke(app, ["report", "o", "--format", "junit"])
+    assert r.exit_code == 1
+    assert len(ET.fromstring(r.stdout).findall(".//failure")) == 3
+    r = runner.invoke(app, ["report", "o", "--format", "json", "--max-quarantine-fraction", "0.3"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["gate"]["max_quarantine_fraction"] == 0.3
+    r = runner.invoke(app, ["report", "o", "--format", "github", "--baseline", "o"])
+    assert r.exit_code == 0 and "::error" not in r.stdout
+    assert runner.invoke(app, ["report", "o", "--fail-on", "never"]).exit_code == 0
+    r = runner.invoke(app, ["report", "missing"])
+    assert r.exit_code == 2 and "not a complete datasan output folder" in r.output
+
+
+def test_real_subprocess_keeps_stdout_machine_readable(data, tmp_path):
+    """Progress and logs go to stderr: stdout of --format github is nothing but workflow commands."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    p = subprocess.run([sys.executable, "-m", "datasan", "scan", "data", "--no-probe", "--workers", "1",
+                        "--format", "github"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert [lvl for lvl, _, _ in parse_github(p.stdout)].count("error") == 3
+    assert "datasan gate failed" in p.stderr
