@@ -72,8 +72,22 @@ class ScanResult:
         """Quarantined samples as a pandas DataFrame (sample, source, row, codes, reason)."""
         return self.quarantine_table.to_pandas()
 
+    def _cached(self, name: str, compute):
+        # the masks are asked for several times per run (passed, counts, each format);
+        # they depend only on the table, the baseline and the gate settings
+        cache = self.__dict__.get("_mask_cache")
+        if cache is None or cache[0] is not self.findings_table or cache[1] is not self.baseline:
+            cache = self.__dict__["_mask_cache"] = (self.findings_table, self.baseline, {})
+        key = (name, self.fail_on, self.max_quarantine_fraction)
+        if key not in cache[2]:
+            cache[2][key] = compute()
+        return cache[2][key]
+
     def new_mask(self) -> list[bool]:
         """Per finding: True when it is not in the baseline (all True without one)."""
+        return list(self._cached("new", self._new_mask))
+
+    def _new_mask(self) -> list[bool]:
         n = self.findings_table.num_rows
         if self.baseline is None:
             return [True] * n
@@ -89,6 +103,9 @@ class ScanResult:
         it is not an error that merely quarantines its sample (those count
         through :meth:`quarantine_exceeded` instead).
         """
+        return list(self._cached("gating", self._gating_mask))
+
+    def _gating_mask(self) -> list[bool]:
         n = self.findings_table.num_rows
         if self.fail_on == "never":
             return [False] * n
