@@ -114,7 +114,11 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         where = f"config {path} [tool.datasan]"
     else:
         table, where = doc, f"config {path}"
-    return validate_settings(table, where)
+    settings = validate_settings(table, where)
+    if settings.get("baseline") and not os.path.isabs(settings["baseline"]):
+        # like every path in a config file: relative to the file's folder, not to the current one
+        settings["baseline"] = os.path.join(os.path.dirname(os.path.abspath(path)), settings["baseline"])
+    return settings
 
 
 def _check_type(where: str, key: str, value: Any, types: tuple[type, ...]) -> None:
