@@ -149,13 +149,11 @@ def test_gate_takes_fail_on_from_the_config(proj):
         datasan.gate("data", "error", probe=False, workers=1)
 
 
-def test_baseline_in_config_is_relative_to_the_config_file(proj):
+def test_baseline_in_config_is_relative_to_the_config_file(proj, monkeypatch):
     sub = proj / "sub"
     sub.mkdir()
     assert datasan.scan("data", out_dir=str(proj / "base"), probe=False, workers=1).passed is False
     (proj / "datasan.toml").write_text('baseline = "base/findings.parquet"\n')
-    import os
-
-    os.chdir(sub)  # the file is found upward; its relative baseline still resolves
+    monkeypatch.chdir(sub)  # the file is found upward; its relative baseline still resolves
     assert build_options({}).baseline == str(proj / "base" / "findings.parquet")
     assert datasan.gate(proj / "data", probe=False, workers=1).passed
