@@ -8,45 +8,67 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "scan", "ScanOptions", "ScanResult", "Finding", "RULES", "UsageError",
-           "DataGateError"]
+__all__ = ["__version__", "scan", "gate", "ScanOptions", "ScanResult", "Finding", "RULES", "UsageError",
+           "DataGateError", "BadSampleError", "SafeDataset", "SafeIterableDataset", "safe_collate"]
 
 
-def scan(path, *, out_dir=None, **options):
+def scan(path, *, out_dir=None, config=None, **options):
     """Scan ``path`` and return a :class:`datasan.result.ScanResult`.
 
     ``options`` are the fields of :class:`datasan.options.ScanOptions`
-    (``target``, ``task``, ``num_classes``, ``fail_on``, ``probe``, ...).
-    When ``out_dir`` is given, every output file is written there too.
+    (``target``, ``task``, ``num_classes``, ``fail_on``, ``probe``,
+    ``max_quarantine_fraction``, ``baseline``, ``thresholds`` as a dict, ...);
+    they override the config file.  ``config``: None finds datasan.toml /
+    pyproject.toml ``[tool.datasan]`` from the current folder upward, a path
+    names the file, False uses none.  When ``out_dir`` is given, every output
+    file is written there too.
     """
-    from datasan.options import ScanOptions
+    from datasan.config import build_options
     from datasan.pipeline import scan as run
 
-    result = run(path, ScanOptions(**options), out_dir=out_dir)
+    result = run(path, build_options(options, config), out_dir=out_dir)
     if out_dir is not None:
         result.write(out_dir)
     return result
 
 
+def gate(path, fail_on=None, *, out_dir=None, config=None, **options):
+    """Scan ``path`` and return the result when the data passes the gate; raise otherwise.
+
+    ``fail_on`` ("error", "warning" or "never") defaults to the config file's,
+    else "error".
+    Raises :class:`datasan.DataGateError` (its ``result`` attribute holds the
+    :class:`~datasan.result.ScanResult`) whose message lists the failing
+    findings per rule with a few sample ids.  Other arguments as :func:`scan`.
+    """
+    from datasan.errors import DataGateError
+
+    if fail_on is not None:
+        options["fail_on"] = fail_on
+    result = scan(path, out_dir=out_dir, config=config, **options)
+    if not result.passed:
+        raise DataGateError(result.gate_summary(), result)
+    return result
+
+
+_LAZY = {
+    "ScanOptions": ("datasan.options", "ScanOptions"),
+    "ScanResult": ("datasan.result", "ScanResult"),
+    "Finding": ("datasan.findings", "Finding"),
+    "RULES": ("datasan.rules", "RULES"),
+    "UsageError": ("datasan.errors", "UsageError"),
+    "DataGateError": ("datasan.errors", "DataGateError"),
+    "BadSampleError": ("datasan.errors", "BadSampleError"),
+    "SafeDataset": ("datasan.safe_dataset", "SafeDataset"),
+    "SafeIterableDataset": ("datasan.safe_dataset", "SafeIterableDataset"),
+    "safe_collate": ("datasan.collate", "safe_collate"),
+}
+
+
 def __getattr__(name: str):
-    if name == "ScanOptions":
-        from datasan.options import ScanOptions
+    if name in _LAZY:
+        import importlib
 
-        return ScanOptions
-    if name == "ScanResult":
-        from datasan.result import ScanResult
-
-        return ScanResult
-    if name == "Finding":
-        from datasan.findings import Finding
-
-        return Finding
-    if name == "RULES":
-        from datasan.rules import RULES
-
-        return RULES
-    if name in ("UsageError", "DataGateError"):
-        from datasan import errors
-
-        return getattr(errors, name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'datasan' has no attribute {name!r}")

@@ -38,6 +38,14 @@ class Format(str, Enum):
     json = "json"
 
 
+class ScanFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+    junit = "junit"
+    markdown = "markdown"
+
+
 def _split(values: Optional[list[str]]) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -49,43 +57,63 @@ def _split(values: Optional[list[str]]) -> list[str]:
 def scan(
     path: Annotated[str, typer.Argument(help="Folder (or one file) to scan. It is never written to.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Folder that receives the output files.")] = "datasan-out",
-    fail_on: Annotated[FailOn, typer.Option(help="Lowest severity that fails the gate (exit 1).")] = FailOn.error,
-    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Run the probe network over kept samples.")] = True,
+    fail_on: Annotated[Optional[FailOn], typer.Option(
+        help="Lowest severity that fails the gate (exit 1). [default: error]")] = None,
+    probe: Annotated[Optional[bool], typer.Option(
+        "--probe/--no-probe", help="Run the probe network over kept samples. [default: probe]")] = None,
     target: Annotated[Optional[str], typer.Option(help="Target column of tables (default: label, target, y, class, labels).")] = None,
-    task: Annotated[Task, typer.Option(help="Task of the target; auto decides from the values.")] = Task.auto,
+    task: Annotated[Optional[Task], typer.Option(
+        help="Task of the target; auto decides from the values. [default: auto]")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes: ids must lie in 0..N-1.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated class names; other labels are errors.")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes (0: all cores).")] = 0,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (0: all cores). [default: 0]")] = None,
     select: Annotated[Optional[list[str]], typer.Option(help="Only these rule codes or prefixes (e.g. DS1,DS201).")] = None,
     ignore: Annotated[Optional[list[str]], typer.Option(help="Skip these rule codes or prefixes.")] = None,
-    format: Annotated[Format, typer.Option("--format", help="What to print on stdout.")] = Format.text,
+    format: Annotated[ScanFormat, typer.Option(
+        "--format", help="What to print on stdout: text, json (report), github (annotations), "
+        "junit (XML) or markdown.")] = ScanFormat.text,
+    config: Annotated[Optional[str], typer.Option(
+        "--config", help="Config file (datasan.toml or a pyproject.toml with [tool.datasan]); "
+        "default: found from the current folder upward.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="A previous findings.parquet (or its report.json / output folder): only "
+        "findings not in it fail the gate.")] = None,
+    max_quarantine_fraction: Annotated[Optional[float], typer.Option(
+        "--max-quarantine-fraction", help="Fail the gate only when more than this share (0..1) of the "
+        "samples is quarantined; errors still quarantine.")] = None,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
 
     from datasan.errors import UsageError
-    from datasan.options import ScanOptions
 
     err = Console(stderr=True)
+    given = {
+        "target": target,
+        "task": task.value if task else None,
+        "num_classes": num_classes,
+        "classes": _split([classes]) if classes else None,
+        "fail_on": fail_on.value if fail_on else None,
+        "workers": workers,
+        "probe": probe,
+        "select": _split(select) if select else None,
+        "ignore": _split(ignore) if ignore else None,
+        "baseline": baseline,
+        "max_quarantine_fraction": max_quarantine_fraction,
+    }
     try:
-        opts = ScanOptions(
-            target=target,
-            task=task.value,
-            num_classes=num_classes,
-            classes=_split([classes]) if classes else None,
-            fail_on=fail_on.value,
-            workers=workers,
-            probe=probe,
-            select=_split(select),
-            ignore=_split(ignore),
-            progress=True,
-        )
+        from datasan.config import build_options
+
+        opts = build_options({k: v for k, v in given.items() if v is not None}, config)
+        opts.progress = True
         from datasan.pipeline import scan as run_scan
 
         result = run_scan(path, opts, out_dir=out)
         result.write(out)
     except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     except Exception as exc:  # a bug in datasan, never bad data
         import traceback
@@ -94,14 +122,60 @@ def scan(
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
                   f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
         raise typer.Exit(3)
-    if format == Format.json:
-        import json
+    _print_result(result, format, out, err)
 
-        sys.stdout.write(json.dumps(result.report, indent=2, default=str) + "\n")
-    else:
+
+@app.command()
+def report(
+    out: Annotated[str, typer.Argument(help="An output folder written by `datasan scan`.")] = "datasan-out",
+    format: Annotated[ScanFormat, typer.Option(
+        "--format", help="text, json, github, junit or markdown (as for scan).")] = ScanFormat.text,
+    fail_on: Annotated[Optional[FailOn], typer.Option(
+        help="Judge again at this severity. [default: the scan's]")] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="Only findings not in this findings.parquet fail the gate.")] = None,
+    max_quarantine_fraction: Annotated[Optional[float], typer.Option(
+        "--max-quarantine-fraction", help="Fail only when more than this share is quarantined.")] = None,
+) -> None:
+    """Print a finished scan's results again in another format (no rescan); exit 0/1 as scan."""
+    from rich.console import Console
+
+    from datasan.errors import UsageError
+
+    err = Console(stderr=True)
+    try:
+        from datasan.baseline import load_baseline
+        from datasan.result import ScanResult
+
+        if max_quarantine_fraction is not None and not 0.0 <= max_quarantine_fraction <= 1.0:
+            raise UsageError(f"max_quarantine_fraction must be a number in 0..1, not {max_quarantine_fraction}")
+        result = ScanResult.load(out)
+        result.set_gate(fail_on.value if fail_on else None, max_quarantine_fraction,
+                        load_baseline(baseline) if baseline else None)
+    except UsageError as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2)
+    _print_result(result, format, out, err)
+
+
+def _print_result(result, format: ScanFormat, out: str, err) -> None:
+    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1."""
+    from rich.console import Console
+
+    if format == ScanFormat.text:
         from datasan.outputs.summary import render_summary
 
         render_summary(result, out, Console())
+    else:
+        from datasan.outputs.formats import append_step_summary, render
+
+        sys.stdout.write(render(result, format.value, out))
+        if format == ScanFormat.github:
+            append_step_summary(result, out)
+    if not result.passed and format != ScanFormat.text:
+        err.print(result.gate_summary(), markup=False, highlight=False)
     raise typer.Exit(0 if result.passed else 1)
 
 

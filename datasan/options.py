@@ -63,6 +63,37 @@ class ScanOptions:
     #: rows per row group written to clean Parquet files
     row_group_rows: int = 262_144
     progress: bool = False
+    # ---- issue 6: gate, baseline and per-source settings (config file / API) ----
+    #: the gate fails only when more than this share of samples is quarantined
+    #: (error findings that quarantine a sample then no longer fail it by themselves)
+    max_quarantine_fraction: float | None = None
+    #: a previous findings.parquet (or the report.json beside it, or its out folder):
+    #: findings already in it do not count for the gate
+    baseline: str | None = None
+    #: label file of an image folder (relative to PATH), usually set per source
+    label_file: str | None = None
+    #: per-source overrides: {glob: {"target": ..., "task": ..., "num_classes": ...,
+    #: "classes": [...], "label_file": ..., "thresholds": {...}}}; see for_source
+    sources: dict[str, dict] = field(default_factory=dict)
+
+    def for_source(self, rel: str) -> "ScanOptions":
+        """These options with the overrides of every ``sources`` glob matching ``rel``
+        (a posix path relative to PATH) applied in order; self when none matches."""
+        import dataclasses
+        from fnmatch import fnmatchcase
+
+        hits = [o for g, o in self.sources.items() if fnmatchcase(rel, g) or fnmatchcase(rel, g.rstrip("/") + "/*")]
+        if not hits:
+            return self
+        changes: dict = {}
+        th = dataclasses.replace(self.thresholds)
+        for o in hits:
+            for k, v in o.items():
+                if k == "thresholds":
+                    th = dataclasses.replace(th, **v)
+                else:
+                    changes[k] = v
+        return dataclasses.replace(self, thresholds=th, **changes)
 
     def resolved_workers(self) -> int:
         """The number of worker processes to use (all cores when 0)."""

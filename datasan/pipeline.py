@@ -50,6 +50,9 @@ def validate_options(options: ScanOptions) -> None:
             raise UsageError(f"severity for {code} must be one of {', '.join(SEVERITIES)}, not {sev!r}")
     if options.workers < 0:
         raise UsageError("workers must be 0 (all cores) or more")
+    mqf = options.max_quarantine_fraction  # issue 6: gate options
+    if mqf is not None and not (isinstance(mqf, (int, float)) and 0.0 <= mqf <= 1.0):
+        raise UsageError(f"max_quarantine_fraction must be a number in 0..1, not {mqf!r}")
     assert RULES
 
 
@@ -104,6 +107,11 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     it only hosts the staging folder so that moving clean files is a rename)."""
     options = options or ScanOptions()
     validate_options(options)
+    baseline = None
+    if options.baseline:  # issue 6: read before scanning, so a bad baseline fails fast (exit 2)
+        from datasan.baseline import load_baseline
+
+        baseline = load_baseline(options.baseline)
     started = time.time()
     t0 = time.perf_counter()
     root_arg = os.fspath(path)
@@ -201,6 +209,8 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         report=report,
         index_table=index,
         fail_on=options.fail_on,
+        max_quarantine_fraction=options.max_quarantine_fraction,
+        baseline=baseline,
         staging=staging,
         clean_files=[f for oc in outcomes for f in oc.clean_files],
         owns_staging=True,

@@ -29,10 +29,38 @@ class ScanResult:
     staging: str | None = None
     clean_files: list[str] = field(default_factory=list)
     owns_staging: bool = True
+    #: the gate fails only when more than this share of samples is quarantined (None: off)
+    max_quarantine_fraction: float | None = None
+    #: finding keys (code, sample, source, row, column) of a baseline scan; they never fail the gate
+    baseline: frozenset | None = None
 
     def __post_init__(self) -> None:
-        self.report["passed"] = self.passed
         self.report["findings"] = self.counts()
+        self._update_gate()
+
+    def _update_gate(self) -> None:
+        gate = {
+            "fail_on": self.fail_on,
+            "max_quarantine_fraction": self.max_quarantine_fraction,
+            "quarantined_fraction": self.quarantined_fraction(),
+            "baseline": self.baseline is not None,
+            "new_findings": int(sum(self.new_mask())),
+            "failing_findings": self.gate_failures(),
+        }
+        self.report["gate"] = gate
+        self.report["passed"] = self.passed
+
+    def set_gate(self, fail_on: str | None = None, max_quarantine_fraction: float | None = None,
+                 baseline: frozenset | None = None) -> "ScanResult":
+        """Re-judge the same findings under another gate (report.json follows); returns self."""
+        if fail_on is not None:
+            self.fail_on = fail_on
+        if max_quarantine_fraction is not None:
+            self.max_quarantine_fraction = max_quarantine_fraction
+        if baseline is not None:
+            self.baseline = baseline
+        self._update_gate()
+        return self
 
     @property
     def findings(self):
@@ -44,17 +72,101 @@ class ScanResult:
         """Quarantined samples as a pandas DataFrame (sample, source, row, codes, reason)."""
         return self.quarantine_table.to_pandas()
 
-    def gate_failures(self) -> int:
-        """Number of findings at or above ``fail_on`` (0 when fail_on is 'never')."""
+    def _cached(self, name: str, compute):
+        # the masks are asked for several times per run (passed, counts, each format);
+        # they depend only on the table, the baseline and the gate settings
+        cache = self.__dict__.get("_mask_cache")
+        if cache is None or cache[0] is not self.findings_table or cache[1] is not self.baseline:
+            cache = self.__dict__["_mask_cache"] = (self.findings_table, self.baseline, {})
+        key = (name, self.fail_on, self.max_quarantine_fraction)
+        if key not in cache[2]:
+            cache[2][key] = compute()
+        return cache[2][key]
+
+    def new_mask(self) -> list[bool]:
+        """Per finding: True when it is not in the baseline (all True without one)."""
+        return list(self._cached("new", self._new_mask))
+
+    def _new_mask(self) -> list[bool]:
+        n = self.findings_table.num_rows
+        if self.baseline is None:
+            return [True] * n
+        from datasan.baseline import finding_keys
+
+        return [k not in self.baseline for k in finding_keys(self.findings_table)]
+
+    def gating_mask(self) -> list[bool]:
+        """Per finding: True when it fails the gate.
+
+        A finding fails the gate when its severity is at or above ``fail_on``,
+        it is not in the baseline, and, when ``max_quarantine_fraction`` is set,
+        it is not an error that merely quarantines its sample (those count
+        through :meth:`quarantine_exceeded` instead).
+        """
+        return list(self._cached("gating", self._gating_mask))
+
+    def _gating_mask(self) -> list[bool]:
+        n = self.findings_table.num_rows
         if self.fail_on == "never":
-            return 0
+            return [False] * n
         limit = SEVERITY_RANK[self.fail_on]
-        return sum(1 for s in self.findings_table.column("severity").to_pylist() if SEVERITY_RANK[s] >= limit)
+        sevs = self.findings_table.column("severity").to_pylist()
+        samples = self.findings_table.column("sample").to_pylist()
+        excuse = self.max_quarantine_fraction is not None
+        return [new and SEVERITY_RANK[s] >= limit and not (excuse and s == "error" and smp is not None)
+                for new, s, smp in zip(self.new_mask(), sevs, samples)]
+
+    def gate_failures(self) -> int:
+        """Number of findings that fail the gate (see :meth:`gating_mask`)."""
+        return sum(self.gating_mask())
+
+    def quarantined_fraction(self) -> float:
+        """Quarantined samples / samples seen (0.0 for an empty scan)."""
+        seen = self.report.get("samples") or 0
+        return (self.quarantine_table.num_rows / seen) if seen else 0.0
+
+    def quarantine_exceeded(self) -> bool:
+        """True when ``max_quarantine_fraction`` is set and more than it is quarantined."""
+        return (self.max_quarantine_fraction is not None and self.fail_on != "never"
+                and self.quarantined_fraction() > self.max_quarantine_fraction)
 
     @property
     def passed(self) -> bool:
-        """True when no finding is at or above ``fail_on``."""
-        return self.gate_failures() == 0
+        """True when no finding fails the gate and the quarantine is within its limit."""
+        return self.gate_failures() == 0 and not self.quarantine_exceeded()
+
+    def gate_summary(self, examples: int = 3) -> str:
+        """One paragraph on why the gate failed (counts per rule, a few sample ids); '' when it passed."""
+        if self.passed:
+            return ""
+        from datasan.rules import RULES
+
+        ft = self.findings_table
+        codes, samples = ft.column("code").to_pylist(), ft.column("sample").to_pylist()
+        sources = ft.column("source").to_pylist()
+        per: dict[str, list] = {}
+        for gating, c, smp, src in zip(self.gating_mask(), codes, samples, sources):
+            if gating:
+                e = per.setdefault(c, [0, []])
+                e[0] += 1
+                where = smp or src
+                if where and len(e[1]) < examples and where not in e[1]:
+                    e[1].append(where)
+        parts = []
+        for c, (n, ex) in sorted(per.items()):
+            parts.append(f"{c} {RULES[c].name}: {n}" + (f" (e.g. {', '.join(ex)})" if ex else ""))
+        seen = self.report.get("samples", 0)
+        lines = [f"datasan gate failed for {self.report.get('path')} (fail-on {self.fail_on}"
+                 + (", against a baseline" if self.baseline is not None else "") + ")."]
+        if parts:
+            lines.append(f"{self.gate_failures()} finding(s) fail the gate: " + "; ".join(parts) + ".")
+        if self.quarantine_exceeded():
+            lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined "
+                         f"({self.quarantined_fraction():.1%}), more than max_quarantine_fraction "
+                         f"{self.max_quarantine_fraction:g}.")
+        else:
+            lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined.")
+        return " ".join(lines)
 
     def counts(self) -> dict[str, Any]:
         """Findings per code and per severity."""
@@ -66,6 +178,34 @@ class ScanResult:
             by_code[c] = by_code.get(c, 0) + 1
             by_sev[s] += 1
         return {"total": len(codes), "by_severity": by_sev, "by_code": dict(sorted(by_code.items()))}
+
+    @classmethod
+    def load(cls, out_dir: str | os.PathLike) -> "ScanResult":
+        """The result of a scan written to ``out_dir`` (findings, quarantine, index, stats, report),
+        judged by the gate recorded in its report.json (re-judge it with :meth:`set_gate`)."""
+        import json
+
+        import pyarrow.parquet as pq
+
+        from datasan.errors import UsageError
+
+        out_dir = os.fspath(out_dir)
+        try:
+            with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as f:
+                report = json.load(f)
+            stats_path = os.path.join(out_dir, "stats.json")
+            stats = json.load(open(stats_path, encoding="utf-8")) if os.path.isfile(stats_path) else {}
+            findings = pq.read_table(os.path.join(out_dir, "findings.parquet"))
+            quarantine = pq.read_table(os.path.join(out_dir, "quarantine.parquet"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{out_dir} is not a complete datasan output folder: {exc}") from exc
+        index_path = os.path.join(out_dir, "index.parquet")
+        index = pq.read_table(index_path) if os.path.isfile(index_path) else None
+        gate = report.get("gate") or {}
+        return cls(findings_table=findings, quarantine_table=quarantine, stats=stats, report=report,
+                   index_table=index, fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
+                   staging=None, owns_staging=False,
+                   max_quarantine_fraction=gate.get("max_quarantine_fraction"))
 
     def write(self, out_dir: str | os.PathLike) -> list[str]:
         """Write every output file to ``out_dir``; returns the paths written.

@@ -57,4 +57,6 @@ def render_summary(result, out_dir: str | None, console) -> None:
     if result.passed:
         console.print(f"[green]PASSED[/] (fail-on {result.fail_on})")
     else:
-        console.print(f"[red]FAILED[/]: {result.gate_failures():,} finding(s) at or above {result.fail_on}.")
+        from rich.markup import escape
+
+        console.print(f"[red]FAILED[/]: {escape(result.gate_summary())}", highlight=False)

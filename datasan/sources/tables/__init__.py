@@ -717,7 +717,10 @@ class TableKind:
         loose = FindingBuffer()
         if not sources:
             return outcomes, loose
-        tasks = [ProfileTask(s.name, s.files[0].path, s.meta["format"], opts.target, opts) for s in sources]
+        # per-source settings from the config (issue 6): each source gets its own options
+        src_opts = {s.name: opts.for_source(s.name) for s in sources}
+        tasks = [ProfileTask(s.name, s.files[0].path, s.meta["format"], src_opts[s.name].target, src_opts[s.name])
+                 for s in sources]
         profiles = list(ctx.engine.map_ordered(profile_table, tasks))
         shard_tasks: list[ShardTask] = []
         plans: dict[str, tuple[Source, TablePlan | None, list[Finding], TableProfile]] = {}
@@ -731,7 +734,7 @@ class TableKind:
             if not prof.ok:
                 plans[src.name] = (src, None, found, prof)
                 continue
-            plan, more = plan_table(src.files[0], prof, opts)
+            plan, more = plan_table(src.files[0], prof, src_opts[src.name])
             found.extend(more)
             plans[src.name] = (src, plan, found, prof)
             if read.is_text_format(plan.fmt) and not plan.columns and prof.rows == 0:
@@ -764,7 +767,7 @@ class TableKind:
     def _finish(self, src, plan, found, prof, results, ctx) -> SourceOutcome:
         import numpy as np
 
-        opts = ctx.options
+        opts = ctx.options.for_source(src.name)  # per-source settings (issue 6)
         fb = FindingBuffer()
         fb.extend(found)
         if plan is None:

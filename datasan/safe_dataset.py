@@ -1,0 +1,394 @@
+"""SafeDataset: keep a DataLoader alive over data with corrupt files and NaN/Inf values.
+
+:class:`SafeDataset` wraps any map-style dataset (it needs to know nothing of
+datasan), :class:`SafeIterableDataset` any iterable one.  Failures are written
+to a small JSON-lines file in the temporary folder, appended with one
+``write`` each (atomic for short lines), so failures that happen in DataLoader
+worker processes reach :meth:`SafeDataset.failures` in the main process under
+fork and spawn alike; the wrapper pickles as a path, not as a live object.
+
+This module imports torch; ``import datasan`` does not import it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import uuid
+import weakref
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch.utils.data import Dataset, IterableDataset
+
+from datasan.collate import BadSample, safe_collate  # noqa: F401  (re-exported)
+from datasan.errors import BadSampleError
+
+ON_ERROR = ("skip", "raise", "replace")
+
+
+# --------------------------------------------------------------------------- failures
+def _remove(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # a forked worker must not remove the parent's log
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+class FailureLog:
+    """Failures seen by every process that holds a copy: a JSON-lines file in the temp folder.
+
+    Created empty-handed (no file until the first failure); the file is removed
+    when the object that created it is garbage-collected, in the process that
+    created it.
+    """
+
+    def __init__(self) -> None:
+        self.path = os.path.join(tempfile.gettempdir(), f"datasan-failures-{os.getpid()}-{uuid.uuid4().hex}.jsonl")
+        self._owner = os.getpid()
+        self._finalizer = weakref.finalize(self, _remove, self.path, self._owner)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_owner": self._owner}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self._owner = state["_owner"]
+        self._finalizer = None  # copies never remove the file
+
+    def record(self, index, sample, reason: str) -> None:
+        """Append one failure (index, sample id, reason, process id)."""
+        try:
+            worker = torch.utils.data.get_worker_info()
+        except Exception:  # pragma: no cover
+            worker = None
+        line = json.dumps({"index": index, "sample": sample, "reason": reason,
+                           "worker": worker.id if worker is not None else None}, default=str) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every distinct failure (index, sample, reason), in the order first seen."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.readlines()
+        except FileNotFoundError:
+            return []
+        seen: set = set()
+        out = []
+        for line in lines:
+            if not line.endswith("\n"):
+                continue  # a line still being written
+            rec = json.loads(line)
+            key = (rec["index"], rec["sample"], rec["reason"])
+            if key not in seen:
+                seen.add(key)
+                out.append(rec)
+        return out
+
+    def clear(self) -> None:
+        """Forget every failure recorded so far."""
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+
+# --------------------------------------------------------------------------- checks
+def nonfinite_reason(obj: Any, path: str = "item") -> str | None:
+    """A sentence naming the first tensor / ndarray / float in ``obj`` that holds NaN or Inf, else None.
+
+    Walks tuples, lists and dicts; integer and bool data cannot be non-finite.
+    """
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            finite = torch.isfinite(obj)
+            if not bool(finite.all()):
+                n_nan = int(torch.isnan(obj).sum())
+                n_inf = int((~finite).sum()) - n_nan
+                return f"{path} holds {n_nan} NaN and {n_inf} Inf value(s)"
+        return None
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else f"{path} is {obj}"
+    if isinstance(obj, (str, bytes, int)) or obj is None:
+        return None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            r = nonfinite_reason(v, f"{path}[{k!r}]")
+            if r:
+                return r
+        return None
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            r = nonfinite_reason(v, f"{path}[{i}]")
+            if r:
+                return r
+        return None
+    if type(obj).__module__ == "numpy":
+        import numpy as np
+
+        arr = np.asarray(obj)
+        if arr.dtype.kind in "fc":
+            finite = np.isfinite(arr)
+            if not finite.all():
+                n_nan = int(np.isnan(arr).sum())
+                n_inf = int((~finite).sum()) - n_nan
+                return f"{path} holds {n_nan} NaN and {n_inf} Inf value(s)"
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------- exclude / ids
+def _sample_ids_of(exclude: Any) -> tuple[set[int], set[str]]:
+    """(indices, sample ids) that ``exclude`` names: an output folder, a quarantine file,
+    a DataFrame / Arrow table with a ``sample`` column, or a list of indices and ids."""
+    if exclude is None:
+        return set(), set()
+    if isinstance(exclude, (str, os.PathLike)):
+        path = os.fspath(exclude)
+        if os.path.isdir(path):
+            path = os.path.join(path, "quarantine.parquet")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"exclude: no quarantine file at {path}")
+        if path.endswith(".csv"):
+            import pyarrow.csv as pacsv
+
+            table = pacsv.read_csv(path)
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path, columns=["sample"])
+        return set(), {s for s in table.column("sample").to_pylist() if s is not None}
+    if hasattr(exclude, "column_names"):  # pyarrow Table
+        return set(), {s for s in exclude.column("sample").to_pylist() if s is not None}
+    if hasattr(exclude, "columns") and "sample" in getattr(exclude, "columns"):  # pandas DataFrame
+        return set(), {s for s in exclude["sample"].tolist() if s is not None}
+    idx, names = set(), set()
+    for e in exclude:
+        if isinstance(e, str):
+            names.add(e)
+        else:
+            idx.add(int(e))
+    return idx, names
+
+
+def _id_of(ids: Any, index: int) -> str | None:
+    if ids is None:
+        return None
+    try:
+        return ids(index) if callable(ids) else ids[index]
+    except Exception:
+        return None
+
+
+def _check_mode(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
+
+
+# --------------------------------------------------------------------------- map-style
+class SafeDataset(Dataset):
+    """A map-style dataset that never lets one bad sample kill a DataLoader.
+
+    ``base[i]`` is called in a try block and what it returns is checked for
+    NaN/Inf (``check_finite``).  On a failure:
+
+    * ``on_error="skip"``: returns a :class:`~datasan.collate.BadSample` marker
+      that :func:`datasan.safe_collate` drops (batches may be smaller);
+    * ``"replace"``: returns the next good sample (index i+1, i+2, ... wrapping
+      around): deterministic, so every epoch sees the same substitutes;
+    * ``"raise"``: raises :class:`datasan.BadSampleError` naming the index, the
+      sample id and the reason.
+
+    ``exclude`` drops samples up front: a scan's output folder (its
+    quarantine.parquet), a quarantine DataFrame, or a list of indices and/or
+    sample ids; ``ids`` (a sequence or a callable index -> sample id) tells
+    which sample id each index of ``base`` has (default: ``base.sample_ids``
+    when it exists).  Indices reported in failures are indices of ``base``.
+    """
+
+    def __init__(self, base, *, on_error: str = "skip", check_finite: bool = True, exclude=None,
+                 ids: Sequence[str] | Callable[[int], str] | None = None, max_replace_tries: int = 100) -> None:
+        _check_mode(on_error)
+        self.base = base
+        self.on_error = on_error
+        self.check_finite = check_finite
+        self.ids = ids if ids is not None else getattr(base, "sample_ids", None)
+        self.max_replace_tries = max_replace_tries
+        self._log = FailureLog()
+        self._known_bad: set[int] = set()
+        drop_idx, drop_ids = _sample_ids_of(exclude)
+        n = len(base)
+        if drop_ids and self.ids is None:
+            raise ValueError("exclude names sample ids: pass ids= (a sequence or index -> id callable)")
+        if drop_idx or drop_ids:
+            self._keep: list[int] | None = [
+                i for i in range(n) if i not in drop_idx and not (drop_ids and _id_of(self.ids, i) in drop_ids)]
+        else:
+            self._keep = None
+        self.excluded = n - len(self)
+
+    @classmethod
+    def from_scan(cls, out_dir, transform=None, normalize: bool = False, *, source: str | None = None,
+                  **kwargs) -> "SafeDataset":
+        """A SafeDataset over the kept samples of the scan written to ``out_dir``.
+
+        Images (index.parquet) give ``(CHW float tensor in 0..1, label)``,
+        normalized with stats.json's per-folder mean/std when ``normalize``;
+        table rows (clean/<source>.parquet) give ``(float32 feature tensor,
+        label)``.  ``transform`` is applied to the tensor; ``source`` (a glob)
+        keeps only matching sources.  Other keywords go to SafeDataset.
+        """
+        from datasan.scan_dataset import ScanDataset
+
+        ds = ScanDataset(out_dir, transform=transform, normalize=normalize, source=source)
+        return cls(ds, ids=ds.sample_ids, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.base) if self._keep is None else len(self._keep)
+
+    def base_index(self, i: int) -> int:
+        """The index into ``base`` of position ``i``."""
+        return i if self._keep is None else self._keep[i]
+
+    def sample_id(self, i: int) -> str | None:
+        """The sample id of position ``i`` (None when unknown)."""
+        return _id_of(self.ids, self.base_index(i))
+
+    def _load(self, i: int) -> tuple[Any, str | None]:
+        """(item, None) or (None, reason) for position i."""
+        bi = self.base_index(i)
+        try:
+            item = self.base[bi]
+        except Exception as exc:  # a corrupt file, a decode error: the sample, not the program
+            return None, _describe(exc)
+        if self.check_finite:
+            reason = nonfinite_reason(item)
+            if reason:
+                return None, reason
+        return item, None
+
+    def __getitem__(self, i: int):
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for a SafeDataset of {n} samples")
+        i %= n
+        item, reason = self._load(i)
+        if reason is None:
+            return item
+        bi, sid = self.base_index(i), self.sample_id(i)
+        self._log.record(bi, sid, reason)
+        self._known_bad.add(i)
+        if self.on_error == "raise":
+            raise BadSampleError(bi, sid, reason)
+        if self.on_error == "skip":
+            return BadSample(bi, sid, reason)
+        for step in range(1, min(n, self.max_replace_tries + 1)):
+            j = (i + step) % n
+            if j in self._known_bad:
+                continue
+            item, why = self._load(j)
+            if why is None:
+                return item
+            self._log.record(self.base_index(j), self.sample_id(j), why)
+            self._known_bad.add(j)
+        raise BadSampleError(bi, sid, f"{reason}; and no good sample to replace it within "
+                                      f"{self.max_replace_tries} tries")
+
+    def failures(self):
+        """Every distinct failure so far (in this process and in DataLoader workers):
+        a pandas DataFrame with columns index, sample, reason, worker."""
+        import pandas as pd
+
+        recs = self._log.read()
+        return pd.DataFrame(recs, columns=["index", "sample", "reason", "worker"])
+
+    def clear_failures(self) -> None:
+        """Forget the failures recorded so far."""
+        self._log.clear()
+
+
+# --------------------------------------------------------------------------- iterable
+class SafeIterableDataset(IterableDataset):
+    """The iterable variant: wraps an iterable (an IterableDataset, a generator factory's result, ...).
+
+    Items for which ``next()`` or ``transform(item)`` raises, or that hold
+    NaN/Inf, are recorded and dropped (``on_error="skip"``, and ``"replace"``,
+    which in a stream means the same: the next good item takes the place), or
+    raise :class:`datasan.BadSampleError` (``"raise"``).  An index is the
+    item's position in the stream of its worker process, so in a stream
+    ``ids`` is a callable that takes the raw item (before ``transform``) and
+    returns its sample id; ``exclude`` takes positions and/or sample ids.
+    A stream that raises ``max_consecutive_errors`` times in a row is given up
+    with BadSampleError (a dead source must not spin forever).
+    """
+
+    def __init__(self, base: Iterable, *, transform: Callable | None = None, on_error: str = "skip",
+                 check_finite: bool = True, exclude=None, ids=None, max_consecutive_errors: int = 1000) -> None:
+        _check_mode(on_error)
+        if ids is not None and not callable(ids):
+            raise ValueError("ids of a SafeIterableDataset must be a callable: raw item -> sample id")
+        self.base = base
+        self.transform = transform
+        self.on_error = on_error
+        self.check_finite = check_finite
+        self.ids = ids
+        self._drop_idx, self._drop_ids = _sample_ids_of(exclude)
+        self.max_consecutive_errors = max_consecutive_errors
+        self._log = FailureLog()
+
+    def _fail(self, pos: int, sid, reason: str) -> None:
+        self._log.record(pos, sid, reason)
+        if self.on_error == "raise":
+            raise BadSampleError(pos, sid, reason)
+
+    def __iter__(self):
+        it = iter(self.base)
+        pos, errors_in_row = -1, 0
+        while True:
+            pos += 1
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:
+                self._fail(pos, None, _describe(exc))
+                errors_in_row += 1
+                if errors_in_row >= self.max_consecutive_errors:
+                    raise BadSampleError(pos, None, f"{errors_in_row} failures in a row; the stream is given up")
+                continue
+            errors_in_row = 0
+            sid = _id_of(self.ids, item)
+            if pos in self._drop_idx or (sid is not None and sid in self._drop_ids):
+                continue
+            if self.transform is not None:
+                try:
+                    item = self.transform(item)
+                except Exception as exc:
+                    self._fail(pos, sid, _describe(exc))
+                    continue
+            if self.check_finite:
+                reason = nonfinite_reason(item)
+                if reason:
+                    self._fail(pos, sid, reason)
+                    continue
+            yield item
+
+    def failures(self):
+        """Every distinct failure so far, from every worker: a DataFrame (index, sample, reason, worker)."""
+        import pandas as pd
+
+        return pd.DataFrame(self._log.read(), columns=["index", "sample", "reason", "worker"])
+
+    def clear_failures(self) -> None:
+        """Forget the failures recorded so far."""
+        self._log.clear()
