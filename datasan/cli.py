@@ -73,7 +73,7 @@ def scan(
         "--format", help="What to print on stdout: text, json (report), github (annotations), "
         "junit (XML) or markdown.")] = ScanFormat.text,
     config: Annotated[Optional[str], typer.Option(
-        "--config", help="Config file (datasan.toml or a pyproject.toml with [tool.datasan]); "
+        "--config", help="Config file (datasan.toml or a pyproject.toml with \\[tool.datasan]); "
         "default: found from the current folder upward.")] = None,
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="A previous findings.parquet (or its report.json / output folder): only "

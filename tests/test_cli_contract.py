@@ -213,6 +213,8 @@ def test_readme_lists_every_rule_and_scan_option():
     import typer.main
 
     cmd = typer.main.get_command(app).commands["scan"]
-    for param in cmd.params:
-        if isinstance(param, click.Option):
-            assert any(opt in readme for opt in param.opts), param.opts
+    options = [p for p in cmd.params if p.param_type_name == "option"]
+    assert len(options) >= 12
+    for param in options:
+        names = list(param.opts) + list(getattr(param, "secondary_opts", []))
+        assert all(f"`{n}" in readme or f"{n} " in readme for n in names if n.startswith("--")), names
