@@ -57,6 +57,10 @@ def render_summary(result, out_dir: str | None, console) -> None:
     if result.passed:
         console.print(f"[green]PASSED[/] (fail-on {result.fail_on})")
     else:
-        from rich.markup import escape
-
-        console.print(f"[red]FAILED[/]: {escape(result.gate_summary())}", highlight=False)
+        # the table above already lists every rule with examples: keep the verdict to one line
+        n = result.gate_failures()
+        why = [f"{n:,} finding(s) at or above {result.fail_on}"] if n else []
+        if result.quarantine_exceeded():
+            why.append(f"{result.quarantined_fraction():.1%} quarantined, more than "
+                       f"{result.max_quarantine_fraction:g}")
+        console.print(f"[red]FAILED[/]: {'; '.join(why) or 'see above'}.", highlight=False)
