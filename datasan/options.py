@@ -34,6 +34,9 @@ class Thresholds:
     #: image checks (issue 3)
     min_image_side: int = 8
     max_aspect: float = 10.0
+    #: pixels (width x height, from the header) above which an image is a decompression
+    #: bomb; Pillow's own Image.MAX_IMAGE_PIXELS by default
+    max_image_pixels: int = 89_478_485
 
 
 @dataclass
@@ -58,6 +61,11 @@ class ScanOptions:
     #: rows per row group written to clean Parquet files
     row_group_rows: int = 1_048_576
     progress: bool = False
+    #: how image labels are found (issue 3): "auto" (labels table, else ImageFolder
+    #: class folders, else unlabeled), "table", "folders" or "none" (unlabeled)
+    image_labels: str = "auto"
+    #: images per shard for image datasets
+    shard_images: int = 128
 
     def resolved_workers(self) -> int:
         """The number of worker processes to use (all cores when 0)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 
 KINDS: list[str] = [
+    # images (issue 3): after box labels, before tables (it claims the labels tables beside images)
+    "datasan.sources.images:ImageKind",
     "datasan.sources.tables:TableKind",
 ]
 
