@@ -44,6 +44,11 @@ class ImageKind:
 
         opts = ctx.options
         th = opts.thresholds
+        if ctx.engine.workers > 1:
+            # the main process waits while the workers decode: load the output libraries meanwhile
+            import threading
+
+            threading.Thread(target=_warm_imports, daemon=True).start()
         size = max(1, int(getattr(opts, "shard_images", 128)))
         tasks: list[tuple[int, ImageTask]] = []
         for i, src in enumerate(sources):
@@ -60,6 +65,15 @@ class ImageKind:
                 ctx.progress.advance(len(recs))
         outcomes = [_finish(src, recs, ctx) for src, recs in zip(sources, records)]
         return outcomes, FindingBuffer()
+
+
+def _warm_imports() -> None:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+        import pandas  # noqa: F401  (pyarrow's Parquet writer imports it)
+    except Exception:  # pragma: no cover - a missing library is reported where it is used
+        pass
 
 
 # --------------------------------------------------------------------------- finishing one set

@@ -25,17 +25,14 @@ class PixelSums:
     q: list[int] = field(default_factory=list)
 
     @classmethod
-    def of_histogram(cls, hist: list[int], channels: int, scale: int = 255) -> "PixelSums":
-        """From a Pillow ``Image.histogram()`` (256 bins per channel, concatenated)."""
-        bins = scale + 1
-        out = cls(scale)
-        for c in range(channels):
-            h = hist[c * bins:(c + 1) * bins]
-            if c == 0:
-                out.n = sum(h)
-            out.s.append(sum(k * v for k, v in enumerate(h) if v))
-            out.q.append(sum(k * k * v for k, v in enumerate(h) if v))
-        return out
+    def of_histogram(cls, hist, channels: int, scale: int = 255) -> "PixelSums":
+        """From a Pillow ``Image.histogram()`` (``scale + 1`` bins per channel, concatenated)."""
+        import numpy as np
+
+        h = np.asarray(hist, dtype=np.int64).reshape(channels, scale + 1)
+        k = np.arange(scale + 1, dtype=np.int64)
+        # int64 is exact: n * scale**2 < 2**63 for any image under 2e9 pixels (16-bit) or 1e14 (8-bit)
+        return cls(scale, int(h[0].sum()), [int(v) for v in h @ k], [int(v) for v in h @ (k * k)])
 
     @classmethod
     def of_array(cls, arr, scale: int) -> "PixelSums":
