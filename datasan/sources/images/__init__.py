@@ -25,6 +25,10 @@ from datasan.findings import Finding, FindingBuffer
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 
 
+#: values of ScanOptions.image_labels
+LABEL_MODES = ("auto", "table", "folders", "none")
+
+
 class ImageKind:
     """The image source kind (see the module docstring)."""
 
@@ -35,6 +39,10 @@ class ImageKind:
 
         box_dirs = set(ctx.shared.get("box_image_dirs") or ())
         mode = getattr(ctx.options, "image_labels", "auto")
+        if mode not in LABEL_MODES:
+            from datasan.errors import UsageError
+
+            raise UsageError(f"image_labels must be one of {', '.join(LABEL_MODES)}, not {mode!r}")
         sets, rest = group_images(files, ctx.root, box_dirs, mode)
         sources = [Source(kind="images", name=s.folder, files=list(s.images), meta={"set": s}) for s in sets]
         return sources, rest

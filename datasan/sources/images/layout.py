@@ -298,7 +298,7 @@ def _tree_sets(images: list[FileEntry], mode: str) -> list[ImageSet]:
         kids = sorted(children.get(folder, set()))
         if folders_ok and kids:
             if all(posixpath.basename(k).lower() in SPLITS for k in kids) and all(
-                    class_root(k, 1) for k in kids) and direct.get(folder, 0) == 0:
+                    class_root(k, 1) for k in kids) and direct.get(folder, 0) <= len(kids):
                 found.append((folder, "split-folders"))
                 return
             if class_root(folder, 2):
@@ -310,7 +310,12 @@ def _tree_sets(images: list[FileEntry], mode: str) -> list[ImageSet]:
         for k in kids:
             visit(k)
 
-    visit(".")
+    if folders_ok:
+        visit(".")
+    elif direct.get("."):
+        found.append((".", "unlabeled"))
+    else:  # no class folders to look for: each top folder is one unlabeled set
+        found.extend((k, "unlabeled") for k in sorted(children.get(".", set())))
     sets = []
     for folder, layout in found:
         sets.append(ImageSet(folder, layout, [f for f in images if _is_within(_parent(f.rel), folder)]))
