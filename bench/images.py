@@ -64,19 +64,24 @@ def make_images(folder: str, n: int) -> None:
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (bytes, summed over the process tree) and CPU seconds of ``cmd``."""
-    import resource
-
+    """Wall seconds, peak RSS (bytes, summed over the process tree) and CPU seconds
+    (user + system, summed over every process of the tree, workers included) of ``cmd``."""
     import psutil
 
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc = psutil.Process(p.pid)
     peak = 0
+    cpu: dict[int, float] = {}
     while p.poll() is None:
         try:
-            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+            tree = [proc] + proc.children(recursive=True)
+            rss = 0
+            for q in tree:
+                with q.oneshot():
+                    rss += q.memory_info().rss
+                    t = q.cpu_times()
+                    cpu[q.pid] = t.user + t.system  # own time only: reaped children are in the tree already
             peak = max(peak, rss)
         except psutil.Error:
             pass
@@ -86,9 +91,7 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int, float]:
     if p.returncode not in (0, 1):
         print(err, file=sys.stderr)
         raise SystemExit(f"{cmd[:4]} failed with exit status {p.returncode}")
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return wall, peak, cpu
+    return wall, peak, sum(cpu.values())
 
 
 def main() -> None:
