@@ -516,3 +516,29 @@ def test_cli_subprocess_on_sample_images(tmp_path):
     idx = pq.read_table(out / "index.parquet")
     assert {"sample", "label", "width", "height", "mode", "channels"} <= set(idx.column_names)
     assert idx.num_rows == 47
+
+
+def test_large_files_are_hashed_streaming_and_decoded_from_disk(tmp_path, monkeypatch):
+    from datasan.sources.images import decode
+
+    root = tmp_path / "d"
+    a = rgb()
+    save(root, "big/a.png", a)
+    shutil.copy(root / "big/a.png", root / "big/b.png")
+    write(root, "big/cut.png", encoded(rgb())[:-30])
+    small = index(run(root))
+    monkeypatch.setattr(decode, "IN_MEMORY_BYTES", 0)
+    res = run(root)
+    assert index(res)["big/a.png"]["hash"] == small["big/a.png"]["hash"]
+    assert samples(res, "DS208") == ["big/b.png"] and samples(res, "DS201") == ["big/cut.png"]
+    np.testing.assert_allclose(res.stats["images"]["big"]["mean"], _expected([a])[0], atol=1e-12)
+
+
+def test_labels_table_paths_relative_to_path_are_accepted(tmp_path):
+    root = tmp_path / "d"
+    for i in range(2):
+        save(root, f"set/img/{i}.png", rgb())
+    write(root, "set/labels.csv", b"path,class\nset/img/0.png,a\nimg/1.png,b\n")
+    res = run(root)
+    assert findings(res) == []
+    assert res.stats["labels"]["set"] == {"a": 1, "b": 1}

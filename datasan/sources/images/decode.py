@@ -84,25 +84,38 @@ class ImageRecord:
     findings: list[Finding] = field(default_factory=list)
 
 
-def _read_regular(path: str) -> bytes:
-    """The file's bytes; never blocks on a FIFO (O_NONBLOCK) and refuses non-regular files."""
+#: files up to this size are read into memory once (hash, then decode from the bytes);
+#: larger ones are hashed in a streaming pass and decoded from the file
+IN_MEMORY_BYTES = 64 << 20
+
+
+def _read_regular(path: str) -> tuple[bytes | None, int, bytes]:
+    """(the bytes, or None for a large file; size; BLAKE2b digest).
+
+    Never blocks on a FIFO (O_NONBLOCK) and refuses anything but a regular file.
+    """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(f"not a regular file (mode {stat.filemode(st.st_mode)})")
-        chunks = []
+        h = hashlib.blake2b(digest_size=16)
+        chunks: list[bytes] | None = [] if st.st_size <= IN_MEMORY_BYTES else None
+        size = 0
         while True:
             b = os.read(fd, 1 << 20)
             if not b:
                 break
-            chunks.append(b)
-        return b"".join(chunks)
+            size += len(b)
+            h.update(b)
+            if chunks is not None:
+                chunks.append(b)
+        return (b"".join(chunks) if chunks is not None else None), size, h.digest()
     finally:
         os.close(fd)
 
 
-def _open_header(data: bytes):
+def _open_header(data: bytes | None, path: str):
     """Image.open (header only) with Pillow's own bomb guard off: datasan checks the size itself."""
     import io
 
@@ -111,9 +124,14 @@ def _open_header(data: bytes):
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
-        return Image.open(io.BytesIO(data))
+        return Image.open(io.BytesIO(data) if data is not None else path)
     finally:
         Image.MAX_IMAGE_PIXELS = old
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(32)
 
 
 def _form_of(mode: str) -> str:
@@ -160,19 +178,17 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     rec = ImageRecord(rel)
     try:
-        data = _read_regular(path)
+        data, rec.bytes, rec.digest = _read_regular(path)
     except OSError as exc:
         rec.findings.append(Finding("DS201", f"{rel} could not be read: {exc.strerror or exc}.", sample=rel, source=rel))
         return rec
-    rec.bytes = len(data)
-    rec.digest = hashlib.blake2b(data, digest_size=16).digest()
-    if not data:
+    if not rec.bytes:
         rec.findings.append(Finding("DS201", f"{rel} is empty (0 bytes).", sample=rel, source=rel))
         return rec
     try:
-        im = _open_header(data)
+        im = _open_header(data, path)
     except Exception as exc:  # Pillow raises many types for bad headers
-        sniffed = sniff_image(data[:32])
+        sniffed = sniff_image(data[:32] if data is not None else _head(path))
         if sniffed == "HEIF":
             why = "its format (HEIF/AVIF) is not supported by Pillow"
         elif sniffed:

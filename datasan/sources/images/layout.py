@@ -168,8 +168,13 @@ def _label_text(v: Any) -> str | None:
     return None if is_missing_target_text(text) else text.strip()
 
 
-def read_label_rows(root: str, f: FileEntry, path_col: str, label_col: str) -> list[LabelRow]:
-    """Every data row of a labels table (raises on an unreadable table)."""
+def read_label_rows(root: str, f: FileEntry, path_col: str, label_col: str,
+                    images: set[str] | frozenset[str] = frozenset()) -> list[LabelRow]:
+    """Every data row of a labels table (raises on an unreadable table).
+
+    Paths are relative to the table's folder; a path that names no image there but
+    names one of ``images`` relative to PATH is taken as relative to PATH.
+    """
     import json
 
     ext = f.suffix
@@ -208,6 +213,10 @@ def read_label_rows(root: str, f: FileEntry, path_col: str, label_col: str) -> l
     for i, (p, lab) in enumerate(zip(paths, labels)):
         raw = None if p is None else str(p).strip()
         rel = relative_to_root(root, raw, base) if raw else None
+        if rel is not None and base and rel not in images:
+            alt = relative_to_root(root, raw, "")
+            if alt in images:
+                rel = alt
         rows.append(LabelRow(f.rel, i, raw, rel, _label_text(lab)))
     return rows
 
@@ -252,7 +261,7 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
                 s.tables.append(f.rel)
                 tables_taken.add(f.rel)
                 try:
-                    s.rows.extend(read_label_rows(root, f, pc, lc))
+                    s.rows.extend(read_label_rows(root, f, pc, lc, image_rels))
                 except Exception as exc:  # unreadable table: its images end up unlabeled (DS301)
                     s.findings.append(Finding("DS001", f"labels table {f.rel} could not be read: {exc}",
                                               source=f.rel))
