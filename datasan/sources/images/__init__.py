@@ -10,13 +10,14 @@
   and builds index.parquet rows and stats.json over the kept images.
 
 Per-channel statistics are exact integer sums (see ``pixels.py``).  The
-per-image sums of the kept images stay in ``source.meta["pixel_sums"]`` so
-that :func:`recompute_stats` can rebuild the statistics, exactly and without
-decoding anything again, after the probe quarantines some images.
+per-image sums stay in ``source.meta["store"]`` (``store.py``, compact
+columns) so that :func:`recompute_stats` can rebuild the statistics, exactly
+and without decoding anything again, after the probe quarantines some images.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from typing import Any
 
@@ -66,12 +67,18 @@ class ImageKind:
             for k in range(0, len(files), chunk):
                 tasks.append((i, ImageTask(files[k:k + chunk], th.max_image_pixels, th.min_image_side,
                                            th.max_aspect)))
-        records: list[list] = [[] for _ in sources]
+        from datasan.sources.images.store import RecordStore
+
+        stores = [RecordStore() for _ in sources]
+        found = [FindingBuffer() for _ in sources]
         for (i, _), recs in zip(tasks, ctx.engine.map_ordered(inspect_shard, [t for _, t in tasks])):
-            records[i].extend(recs)
+            for r in recs:
+                stores[i].add(r)
+                if r.findings:
+                    found[i].extend(r.findings)
             if ctx.progress is not None:
                 ctx.progress.advance(len(recs))
-        outcomes = [_finish(src, recs, ctx) for src, recs in zip(sources, records)]
+        outcomes = [_finish(src, st, fb, ctx) for src, st, fb in zip(sources, stores, found)]
         return outcomes, FindingBuffer()
 
 
@@ -86,18 +93,18 @@ def _warm_imports() -> None:
 
 # --------------------------------------------------------------------------- finishing one set
 
-def _labels(s, recs, fb: FindingBuffer) -> tuple[dict[str, str | None], dict[str, tuple[str, int | None]]]:
-    """The label of every image of the set, adding the label findings to ``fb``."""
+def _labels(s, names: list[str], fb: FindingBuffer) -> tuple[dict[str, str | None], dict[str, tuple[str, int | None]]]:
+    """The label of every image of the set (``names``), adding the label findings to ``fb``."""
     labels: dict[str, str | None] = {}
     where: dict[str, tuple[str, int | None]] = {}
-    samples = {r.sample for r in recs}
+    samples = set(names)
     if s.layout in ("folders", "split-folders"):
-        for r in recs:
-            lab = s.label_of(r.sample)
-            labels[r.sample] = lab
+        for smp in names:
+            lab = s.label_of(smp)
+            labels[smp] = lab
             if lab is None:
-                fb.add(Finding("DS301", f"{r.sample} lies outside every class folder of the ImageFolder "
-                               f"tree {s.folder}.", sample=r.sample, source=r.sample))
+                fb.add(Finding("DS301", f"{smp} lies outside every class folder of the ImageFolder "
+                               f"tree {s.folder}.", sample=smp, source=smp))
     elif s.layout == "table":
         table_of: dict[str, tuple[str, int]] = {}
         for row in s.rows:
@@ -128,103 +135,100 @@ def _labels(s, recs, fb: FindingBuffer) -> tuple[dict[str, str | None], dict[str
             if row.label is None:
                 fb.add(Finding("DS301", f"{row.rel} has an empty label in {row.table} row {row.row}.",
                                sample=row.rel, source=row.table, row=row.row))
-        for r in recs:
-            if r.sample not in table_of:
-                labels[r.sample] = None
-                fb.add(Finding("DS301", f"{r.sample} has no row in {', '.join(s.tables)}.",
-                               sample=r.sample, source=s.tables[0] if s.tables else r.sample))
+        for smp in names:
+            if smp not in table_of:
+                labels[smp] = None
+                fb.add(Finding("DS301", f"{smp} has no row in {', '.join(s.tables)}.",
+                               sample=smp, source=s.tables[0] if s.tables else smp))
     else:
-        labels = {r.sample: None for r in recs}
+        labels = {smp: None for smp in names}
     return labels, where
 
 
-def _finish(src: Source, recs: list, ctx: ScanContext) -> SourceOutcome:
+def _finish(src: Source, st, found: FindingBuffer, ctx: ScanContext) -> SourceOutcome:
     from datasan.checks import images as checks
 
     opts = ctx.options
     s = src.meta["set"]
     fb = FindingBuffer()
     fb.extend(s.findings)
-    for r in recs:
-        fb.extend(r.findings)
-    labels, where = _labels(s, recs, fb)
+    fb.merge(found)
+    names = st.samples
+    labels, where = _labels(s, names, fb)
     present = {k: v for k, v in labels.items() if v is not None}
     fb.extend(checks.label_value_findings(present, opts, where))
-    ok = [r for r in recs if r.ok]
-    fb.extend(checks.mode_outliers({r.sample: r.mode for r in ok}))
-    fb.extend(checks.duplicates((r.sample, r.digest, labels.get(r.sample)) for r in ok))
+    ok = [i for i in range(len(st)) if st.ok[i]]
+    fb.extend(checks.mode_outliers({names[i]: st.name(st.mode, i) for i in ok}))
+    fb.extend(checks.duplicates((names[i], st.digest(i), labels.get(names[i])) for i in ok))
     fb.apply_policy(opts)
     bad = {smp for smp, sev in zip(fb.column("sample"), fb.column("severity")) if sev == "error" and smp}
-    kept = [r for r in recs if r.sample not in bad]
-    _remeasure(kept, ctx)
-    src.meta["pixel_sums"] = {r.sample: (r.sums, r.fmoments) for r in kept if r.sums or r.fmoments}
-    index = _index(s, kept, labels)
-    outcome = SourceOutcome(src, "images", len(recs), len(kept), fb, index=index,
+    kept = [i for i in range(len(st)) if names[i] not in bad]
+    _remeasure(st, kept, ctx)
+    src.meta["store"] = st
+    src.meta["kept_rows"] = array("q", kept)
+    index = _index(s, st, kept, labels)
+    outcome = SourceOutcome(src, "images", len(st), len(kept), fb, index=index,
                             report={"layout": s.layout, "label_tables": list(s.tables)})
     recompute_stats(outcome, ctx)
     return outcome
 
 
-def _dataset_form(recs) -> str:
-    forms = Counter(r.form for r in recs if r.form)
+def _dataset_form(st, kept: list[int]) -> str:
+    forms = Counter(st.name(st.form, i) for i in kept if st.measured(i))
     if not forms:
         return "RGB"
     return sorted(forms.items(), key=lambda kv: (-kv[1], kv[0] != "RGB"))[0][0]
 
 
-def _remeasure(kept: list, ctx: ScanContext) -> None:
+def _remeasure(st, kept: list[int], ctx: ScanContext) -> None:
     """Give every kept image pixel sums in its dataset's form (gray images among RGB ones
     are replicated cheaply in place; RGB images among gray ones are decoded again as L)."""
+    import os
+
     from datasan.sources.images.decode import ImageTask, inspect_shard
 
-    form = _dataset_form(kept)
+    form = _dataset_form(st, kept)
     again = []
-    for r in kept:
-        if not r.form or r.form == form:
+    for i in kept:
+        if not st.measured(i) or st.name(st.form, i) == form:
             continue
         if form == "RGB":  # gray -> RGB: the same channel three times
-            if r.sums is not None:
-                r.sums = r.sums.replicated(3)
-            if r.fmoments is not None:
-                r.fmoments = r.fmoments * 3
-            r.form = "RGB"
+            sums, fm = st.sums(i), st.fmoments.get(i)
+            st.set_pixels(i, "RGB", sums.replicated(3) if sums else None, fm * 3 if fm else None)
         else:
-            again.append(r)
+            again.append(i)
     if not again:
         return
     th = ctx.options.thresholds
-    by_sample = {r.sample: r for r in again}
     chunks = [again[k:k + 64] for k in range(0, len(again), 64)]
-    root = ctx.root
-    import os
-
-    tasks = [ImageTask([(r.sample, os.path.join(root, r.sample)) for r in c], th.max_image_pixels,
+    tasks = [ImageTask([(st.samples[i], os.path.join(ctx.root, st.samples[i])) for i in c], th.max_image_pixels,
                        th.min_image_side, th.max_aspect, form=form, checks=False) for c in chunks]
-    for res in ctx.engine.map_ordered(inspect_shard, tasks):
-        for new in res:
-            old = by_sample[new.sample]
-            old.sums, old.fmoments, old.form = new.sums, new.fmoments, new.form
+    for c, res in zip(chunks, ctx.engine.map_ordered(inspect_shard, tasks)):
+        for i, new in zip(c, res):
+            st.set_pixels(i, new.form or form, new.sums, new.fmoments)
 
 
-def _index(s, kept: list, labels: dict):
+def _index(s, st, kept: list[int], labels: dict):
     import pyarrow as pa
 
     from datasan.checks.images import channels_of
 
-    cols: dict[str, list] = {k: [] for k in (
-        "sample", "label", "width", "height", "mode", "channels", "format", "bytes", "hash", "dataset", "split")}
-    for r in kept:
-        cols["sample"].append(r.sample)
-        cols["label"].append(labels.get(r.sample))
-        cols["width"].append(r.width)
-        cols["height"].append(r.height)
-        cols["mode"].append(r.mode)
-        cols["channels"].append(channels_of(r.mode) if r.mode else None)
-        cols["format"].append(r.format or None)
-        cols["bytes"].append(r.bytes)
-        cols["hash"].append(r.digest.hex() if r.digest else None)
-        cols["dataset"].append(s.folder)
-        cols["split"].append(s.split_of(r.sample))
+    modes = [st.name(st.mode, i) for i in kept]
+    formats = [st.name(st.format, i) or None for i in kept]
+    samples = [st.samples[i] for i in kept]
+    cols = {
+        "sample": samples,
+        "label": [labels.get(x) for x in samples],
+        "width": [st.width[i] for i in kept],
+        "height": [st.height[i] for i in kept],
+        "mode": modes,
+        "channels": [channels_of(m) if m else None for m in modes],
+        "format": formats,
+        "bytes": [st.nbytes[i] for i in kept],
+        "hash": [st.digest(i).hex() if st.nbytes[i] else None for i in kept],
+        "dataset": [s.folder] * len(kept),
+        "split": [s.split_of(x) for x in samples],
+    }
     schema = pa.schema([("sample", pa.string()), ("label", pa.string()), ("width", pa.int32()),
                         ("height", pa.int32()), ("mode", pa.string()), ("channels", pa.int8()),
                         ("format", pa.string()), ("bytes", pa.int64()), ("hash", pa.string()),
@@ -237,33 +241,34 @@ def recompute_stats(outcome: SourceOutcome, ctx: ScanContext | None = None) -> N
     still in ``outcome.index``.
 
     Exact and without decoding: the per-image integer pixel sums of the kept
-    images are kept in ``outcome.source.meta["pixel_sums"]`` and summed again
-    over the remaining samples (the probe calls this after it removed samples).
+    images stay in ``outcome.source.meta["store"]`` (a compact
+    :class:`~datasan.sources.images.store.RecordStore`); they are summed again,
+    as Python integers, over the remaining samples (the probe calls this after
+    it removed samples from the index).
     """
     from datasan.sources.images.pixels import PixelSums
     from datasan.stats import ChannelMoments, Moments
 
     name = outcome.source.name
     index = outcome.index
-    samples = index.column("sample").to_pylist() if index is not None else []
+    remaining = set(index.column("sample").to_pylist()) if index is not None else set()
     labels = index.column("label").to_pylist() if index is not None else []
-    partials: dict[str, Any] = outcome.source.meta.get("pixel_sums", {})
+    st = outcome.source.meta.get("store")
     by_scale: dict[int, PixelSums] = {}
     floats: list[list] = []
     count = 0
-    for smp in samples:
-        p = partials.get(smp)
-        if p is None:
+    for i in (outcome.source.meta.get("kept_rows") or ()):
+        if st.samples[i] not in remaining or not st.measured(i):
             continue
-        sums, fmoments = p
         count += 1
+        sums = st.sums(i)
         if sums is not None:
             acc = by_scale.get(sums.scale)
             if acc is None:
                 acc = by_scale[sums.scale] = PixelSums(sums.scale)
             acc.add(sums)
         else:
-            floats.append(fmoments)
+            floats.append(st.fmoments[i])
     total = ChannelMoments()
     for scale in sorted(by_scale):
         total.merge(by_scale[scale].moments())

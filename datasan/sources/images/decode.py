@@ -66,7 +66,7 @@ class ImageTask:
     checks: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageRecord:
     """What one image contributes: facts for index.parquet, its findings and its pixel sums."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datasan.stats import ChannelMoments, Moments
 
 
-@dataclass
+@dataclass(slots=True)
 class PixelSums:
     """Per-channel ``n`` (pixels per channel), ``s`` (sum) and ``q`` (sum of squares)
     of integer pixels whose full scale is ``scale`` (255 or 65535)."""
