@@ -53,11 +53,6 @@ class ImageKind:
 
         opts = ctx.options
         th = opts.thresholds
-        if ctx.engine.workers > 1:
-            # the main process waits while the workers decode: load the output libraries meanwhile
-            import threading
-
-            threading.Thread(target=_warm_imports, daemon=True).start()
         size = max(1, int(getattr(opts, "shard_images", 128)))
         tasks: list[tuple[int, ImageTask]] = []
         for i, src in enumerate(sources):
@@ -71,7 +66,15 @@ class ImageKind:
 
         stores = [RecordStore() for _ in sources]
         found = [FindingBuffer() for _ in sources]
+        warm = ctx.engine.workers > 1 and len(tasks) > 1
         for (i, _), recs in zip(tasks, ctx.engine.map_ordered(inspect_shard, [t for _, t in tasks])):
+            if warm:
+                # the workers are busy and this process mostly waits for them: load the
+                # output libraries now (not before: it would slow down starting the pool)
+                import threading
+
+                threading.Thread(target=_warm_imports, daemon=True).start()
+                warm = False
             for r in recs:
                 stores[i].add(r)
                 if r.findings:
