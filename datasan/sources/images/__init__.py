@@ -64,6 +64,10 @@ class ImageKind:
                                            th.max_aspect)))
         from datasan.sources.images.store import RecordStore
 
+        if isinstance(getattr(ctx.engine, "preload", None), set):
+            # imported once in the forkserver instead of once per worker (if the pool starts now)
+            ctx.engine.preload.update({"datasan.sources.images.decode", "numpy", "PIL.Image",
+                                       "PIL.JpegImagePlugin", "PIL.PngImagePlugin"})
         stores = [RecordStore() for _ in sources]
         found = [FindingBuffer() for _ in sources]
         warm = ctx.engine.workers > 1 and len(tasks) > 1
