@@ -244,13 +244,19 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
     # 2. labels tables beside images
     tables_taken: set[str] = set()
     if mode in ("auto", "table"):
-        image_folders = {_parent(r) for r in image_rels}
+        # every folder that holds images at or below it
+        holding: set[str] = {"."}
+        for r in image_rels:
+            d = _parent(r)
+            while d != "." and d not in holding:
+                holding.add(d)
+                d = _parent(d)
         by_folder: dict[str, list[tuple[FileEntry, str, str]]] = {}
         for f in files:
             if f.rel in image_rels:
                 continue
             folder = _parent(f.rel)
-            if not any(_is_within(d, folder) for d in image_folders):
+            if folder not in holding:
                 continue
             cols = label_table_columns(f)
             if cols:
@@ -325,7 +331,15 @@ def _tree_sets(images: list[FileEntry], mode: str) -> list[ImageSet]:
         found.append((".", "unlabeled"))
     else:  # no class folders to look for: each top folder is one unlabeled set
         found.extend((k, "unlabeled") for k in sorted(children.get(".", set())))
-    sets = []
-    for folder, layout in found:
-        sets.append(ImageSet(folder, layout, [f for f in images if _is_within(_parent(f.rel), folder)]))
-    return sets
+    sets = {folder: ImageSet(folder, layout) for folder, layout in found}
+    for f in images:  # each image belongs to the set of its nearest enclosing found folder
+        d = _parent(f.rel)
+        while d not in sets:
+            d = _parent(d) if d != "." else None
+            if d is None:
+                break
+        if d is None:  # cannot happen (visit covers every folder); never lose an image anyway
+            d = _parent(f.rel)
+            sets[d] = sets.get(d) or ImageSet(d, "unlabeled")
+        sets[d].images.append(f)
+    return list(sets.values())
