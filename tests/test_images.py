@@ -542,3 +542,14 @@ def test_labels_table_paths_relative_to_path_are_accepted(tmp_path):
     res = run(root)
     assert findings(res) == []
     assert res.stats["labels"]["set"] == {"a": 1, "b": 1}
+
+
+def test_unreadable_labels_table_is_DS001_and_its_images_unlabeled(tmp_path):
+    root = tmp_path / "d"
+    save(root, "t/a.png", rgb())
+    write(root, "t/labels.csv", b'file,label\n"a.png,0\n')  # unterminated quote
+    res = run(root)
+    (f,) = findings(res, "DS001")
+    assert (f["source"], f["sample"]) == ("t/labels.csv", None)
+    assert samples(res, "DS301") == ["t/a.png"]
+    assert source(res, "t")["seen"] == 1 and res.stats["tables"] == {}
