@@ -39,6 +39,9 @@ class Thresholds:
     #: ``min_box_px`` pixels wide or high are tiny
     box_tolerance: float = 0.01
     min_box_px: float = 1.0
+    #: pixels (width x height, from the header) above which an image is a decompression
+    #: bomb; Pillow's own Image.MAX_IMAGE_PIXELS by default
+    max_image_pixels: int = 89_478_485
 
 
 @dataclass
@@ -75,6 +78,12 @@ class ScanOptions:
     #: per-source overrides: {glob: {"target": ..., "task": ..., "num_classes": ...,
     #: "classes": [...], "label_file": ..., "thresholds": {...}}}; see for_source
     sources: dict[str, dict] = field(default_factory=dict)
+
+    #: how image labels are found (issue 3): "auto" (labels table, else ImageFolder
+    #: class folders, else unlabeled), "table", "folders" or "none" (unlabeled)
+    image_labels: str = "auto"
+    #: images per shard for image datasets
+    shard_images: int = 128
 
     def for_source(self, rel: str) -> "ScanOptions":
         """These options with the overrides of every ``sources`` glob matching ``rel``

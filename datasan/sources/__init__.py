@@ -12,6 +12,8 @@ import importlib
 
 KINDS: list[str] = [
     "datasan.sources.boxes:BoxKind",  # issue 4: first, so it claims COCO/YOLO files
+    # images (issue 3): after box labels, before tables (it claims the labels tables beside images)
+    "datasan.sources.images:ImageKind",
     "datasan.sources.tables:TableKind",
 ]
 

@@ -1,0 +1,159 @@
+"""Image scan benchmark: `datasan scan --no-probe` against a one-process decode floor.
+
+    PYTHONPATH=$PWD python bench/images.py [--n 3000] [--keep DIR]
+
+Generates N real-photo 256x256 JPEGs (crops of scikit-image's bundled photos,
+no download) in a temporary folder, then times, in the same run:
+
+* floor: one Python process that opens, fully decodes and sums every pixel;
+* datasan: `python -m datasan scan DIR --no-probe` on all cores (a subprocess).
+
+Both are subprocesses timed from start to exit (interpreter start included).
+Prints both times, the ratio (target <= 0.75x) and the peak RSS of each (the
+sum over datasan's process tree, polled every 20 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+FLOOR = r"""
+import os, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+part, parts = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (0, 1)
+total = 0
+i = 0
+for dirpath, _, names in sorted(os.walk(root)):
+    for n in sorted(names):
+        i += 1
+        if i % parts != part:
+            continue
+        with Image.open(os.path.join(dirpath, n)) as im:
+            im.load()
+            total += int(np.asarray(im).sum(dtype=np.uint64))
+print(total)
+"""
+
+
+def parallel_floor(folder: str, env: dict) -> float:
+    """Wall seconds of the floor split over one process per core, run at once: what the
+    machine's cores really deliver (on a shared or SMT machine, less than N x)."""
+    n = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", FLOOR, folder, str(k), str(n)], env=env,
+                              stdout=subprocess.DEVNULL) for k in range(n)]
+    for p in procs:
+        p.wait()
+    return time.perf_counter() - t0
+
+
+def make_images(folder: str, n: int) -> None:
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    photos = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"):
+        try:
+            a = getattr(data, name)()
+        except Exception:  # not bundled in this scikit-image
+            continue
+        if a.ndim == 3 and a.shape[2] == 3 and min(a.shape[:2]) >= 256:
+            photos.append(a)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        a = photos[i % len(photos)]
+        y = int(rng.integers(0, a.shape[0] - 255))
+        x = int(rng.integers(0, a.shape[1] - 255))
+        crop = a[y:y + 256, x:x + 256]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        sub = os.path.join(folder, f"{i // 500:02d}")
+        os.makedirs(sub, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(crop)).save(os.path.join(sub, f"{i:05d}.jpg"), quality=90)
+
+
+def timed(cmd: list[str], env: dict) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (bytes, summed over the process tree) and CPU seconds
+    (user + system, summed over every process of the tree, workers included) of ``cmd``."""
+    import psutil
+
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = psutil.Process(p.pid)
+    peak = 0
+    cpu: dict[int, float] = {}
+    while p.poll() is None:
+        try:
+            tree = [proc] + proc.children(recursive=True)
+            rss = 0
+            for q in tree:
+                with q.oneshot():
+                    rss += q.memory_info().rss
+                    t = q.cpu_times()
+                    cpu[q.pid] = t.user + t.system  # own time only: reaped children are in the tree already
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    out, err = p.communicate()
+    if p.returncode not in (0, 1):
+        print(err, file=sys.stderr)
+        raise SystemExit(f"{cmd[:4]} failed with exit status {p.returncode}")
+    return wall, peak, sum(cpu.values())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", help="generate into (and keep) this folder")
+    args = ap.parse_args()
+    env = dict(os.environ)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or os.path.join(tmp, "photos")
+        if not os.path.isdir(folder) or not os.listdir(folder):
+            t = time.perf_counter()
+            make_images(folder, args.n)
+            print(f"generated {args.n} 256x256 JPEGs in {time.perf_counter() - t:.1f} s")
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
+        print(f"dataset: {args.n} images, {size / 1e6:.1f} MB, {os.cpu_count()} cores")
+        floors, scans, pfloors = [], [], []
+        for r in range(args.repeat):
+            fw, fpeak, fcpu = timed([sys.executable, "-c", FLOOR, folder], env)
+            out = os.path.join(tmp, f"out{r}")
+            sw, speak, scpu = timed([sys.executable, "-m", "datasan", "scan", folder, "--out", out, "--no-probe",
+                                  "--fail-on", "never"], env)
+            pw = parallel_floor(folder, env)
+            floors.append((fw, fpeak, fcpu))
+            scans.append((sw, speak, scpu))
+            pfloors.append(pw)
+            print(f"run {r}: floor {fw:.2f} s ({fcpu:.2f} s CPU), datasan {sw:.2f} s ({scpu:.2f} s CPU, "
+                  f"all processes), ratio {sw / fw:.2f}x; floor split over {os.cpu_count()} processes "
+                  f"{pw:.2f} s ({pw / fw:.2f}x)")
+        # best of the runs: the machine may be shared, the minimum is the least disturbed
+        fw, fpeak, fcpu = min(floors)
+        sw, speak, scpu = min(scans)
+        print(f"floor (one process: open, decode, sum): {fw:.2f} s  ({args.n / fw:.0f} images/s), "
+              f"peak RSS {fpeak / 2**20:.0f} MiB")
+        print(f"datasan scan --no-probe (all cores):    {sw:.2f} s  ({args.n / sw:.0f} images/s), "
+              f"peak RSS {speak / 2**20:.0f} MiB (process tree)")
+        print(f"ratio datasan / floor: {sw / fw:.2f}x wall (target <= 0.75x; 2 cores cannot beat 0.5x), "
+              f"{scpu / fcpu:.2f}x CPU")
+        pw = min(pfloors)
+        print(f"what the cores deliver: the floor split over {os.cpu_count()} concurrent processes took "
+              f"{pw:.2f} s = {pw / fw:.2f}x the floor (0.5x on 2 free cores); datasan / that: {sw / pw:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Image datasets as a source kind.
+
+* claim (main process, no decoding): image files by extension or magic bytes,
+  grouped into dataset folders with their labels (``layout.py``), and the
+  labels tables beside them, so the table kind does not read those as data;
+* run: chunks of files go to :func:`decode.inspect_shard` on the engine (read,
+  hash, header bomb check, full decode, exact pixel sums, per-image checks);
+  the main process then runs the checks that need the whole set (labels,
+  modes, duplicates: ``datasan/checks/images.py``), applies the rule policy,
+  and builds index.parquet rows and stats.json over the kept images.
+
+Per-channel statistics are exact integer sums (see ``pixels.py``).  The
+per-image sums stay in ``source.meta["store"]`` (``store.py``, compact
+columns) so that :func:`recompute_stats` can rebuild the statistics, exactly
+and without decoding anything again, after the probe quarantines some images.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from typing import Any
+
+from datasan.discover import FileEntry
+from datasan.findings import Finding, FindingBuffer
+from datasan.sources.base import ScanContext, Source, SourceOutcome
+
+
+#: values of ScanOptions.image_labels
+LABEL_MODES = ("auto", "table", "folders", "none")
+
+
+class ImageKind:
+    """The image source kind (see the module docstring)."""
+
+    name = "images"
+
+    def claim(self, files: list[FileEntry], ctx: ScanContext) -> tuple[list[Source], list[FileEntry]]:
+        from datasan.sources.images.layout import group_images
+
+        box_dirs = set(ctx.shared.get("box_image_dirs") or ())
+        mode = getattr(ctx.options, "image_labels", "auto")
+        if mode not in LABEL_MODES:
+            from datasan.errors import UsageError
+
+            raise UsageError(f"image_labels must be one of {', '.join(LABEL_MODES)}, not {mode!r}")
+        sets, rest = group_images(files, ctx.root, box_dirs, mode)
+        sources = [Source(kind="images", name=s.folder, files=list(s.images), meta={"set": s}) for s in sets]
+        return sources, rest
+
+    def run(self, sources: list[Source], ctx: ScanContext) -> tuple[list[SourceOutcome], FindingBuffer]:
+        from datasan.sources.images.decode import ImageTask, inspect_shard
+
+        opts = ctx.options
+        th = opts.thresholds
+        size = max(1, int(getattr(opts, "shard_images", 128)))
+        tasks: list[tuple[int, ImageTask]] = []
+        for i, src in enumerate(sources):
+            files = [(f.rel, f.path) for f in src.files]
+            # small sets still spread over every worker
+            chunk = max(1, min(size, -(-len(files) // max(1, ctx.engine.workers))))
+            for k in range(0, len(files), chunk):
+                tasks.append((i, ImageTask(files[k:k + chunk], th.max_image_pixels, th.min_image_side,
+                                           th.max_aspect)))
+        from datasan.sources.images.store import RecordStore
+
+        if isinstance(getattr(ctx.engine, "preload", None), set):
+            # imported once in the forkserver instead of once per worker (if the pool starts now)
+            ctx.engine.preload.update({"datasan.sources.images.decode", "numpy", "PIL.Image",
+                                       "PIL.JpegImagePlugin", "PIL.PngImagePlugin"})
+        stores = [RecordStore() for _ in sources]
+        found = [FindingBuffer() for _ in sources]
+        warm = ctx.engine.workers > 1 and len(tasks) > 1
+        for (i, _), recs in zip(tasks, ctx.engine.map_ordered(inspect_shard, [t for _, t in tasks])):
+            if warm:
+                # the workers are busy and this process mostly waits for them: load the
+                # output libraries now (not before: it would slow down starting the pool)
+                import threading
+
+                threading.Thread(target=_warm_imports, daemon=True).start()
+                warm = False
+            for r in recs:
+                stores[i].add(r)
+                if r.findings:
+                    found[i].extend(r.findings)
+            if ctx.progress is not None:
+                ctx.progress.advance(len(recs))
+        outcomes = [_finish(src, st, fb, ctx) for src, st, fb in zip(sources, stores, found)]
+        return outcomes, FindingBuffer()
+
+
+def _warm_imports() -> None:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+        import pandas  # noqa: F401  (pyarrow's Parquet writer imports it)
+    except Exception:  # pragma: no cover - a missing library is reported where it is used
+        pass
+
+
+# --------------------------------------------------------------------------- finishing one set
+
+def _labels(s, names: list[str], fb: FindingBuffer) -> tuple[dict[str, str | None], dict[str, tuple[str, int | None]]]:
+    """The label of every image of the set (``names``), adding the label findings to ``fb``."""
+    labels: dict[str, str | None] = {}
+    where: dict[str, tuple[str, int | None]] = {}
+    samples = set(names)
+    if s.layout in ("folders", "split-folders"):
+        for smp in names:
+            lab = s.label_of(smp)
+            labels[smp] = lab
+            if lab is None:
+                fb.add(Finding("DS301", f"{smp} lies outside every class folder of the ImageFolder "
+                               f"tree {s.folder}.", sample=smp, source=smp))
+    elif s.layout == "table":
+        table_of: dict[str, tuple[str, int]] = {}
+        for row in s.rows:
+            if row.rel is None:
+                if not row.raw:
+                    fb.add(Finding("DS302", f"{row.table} row {row.row} has an empty path.",
+                                   source=row.table, row=row.row))
+                else:
+                    fb.add(Finding("DS303", f"{row.table} row {row.row} names {row.raw!r}, a path outside "
+                                   "PATH (absolute or through '..'); it was not opened.",
+                                   source=row.table, row=row.row))
+                continue
+            if row.rel not in samples:
+                fb.add(Finding("DS302", f"{row.table} row {row.row} names {row.raw!r}, which is not an image "
+                               "file of this dataset (it does not exist or is no image).",
+                               source=row.table, row=row.row))
+                continue
+            if row.rel in table_of:
+                if row.label != labels[row.rel]:
+                    t0, r0 = table_of[row.rel]
+                    fb.add(Finding("DS307", f"{row.rel} is labelled {labels[row.rel]!r} in {t0} row {r0} and "
+                                   f"{row.label!r} in {row.table} row {row.row}.",
+                                   sample=row.rel, source=row.table, row=row.row))
+                continue
+            table_of[row.rel] = (row.table, row.row)
+            labels[row.rel] = row.label
+            where[row.rel] = (row.table, row.row)
+            if row.label is None:
+                fb.add(Finding("DS301", f"{row.rel} has an empty label in {row.table} row {row.row}.",
+                               sample=row.rel, source=row.table, row=row.row))
+        for smp in names:
+            if smp not in table_of:
+                labels[smp] = None
+                fb.add(Finding("DS301", f"{smp} has no row in {', '.join(s.tables)}.",
+                               sample=smp, source=s.tables[0] if s.tables else smp))
+    else:
+        labels = {smp: None for smp in names}
+    return labels, where
+
+
+def _finish(src: Source, st, found: FindingBuffer, ctx: ScanContext) -> SourceOutcome:
+    from datasan.checks import images as checks
+
+    opts = ctx.options
+    s = src.meta["set"]
+    fb = FindingBuffer()
+    fb.extend(s.findings)
+    fb.merge(found)
+    names = st.samples
+    labels, where = _labels(s, names, fb)
+    present = {k: v for k, v in labels.items() if v is not None}
+    fb.extend(checks.label_value_findings(present, opts, where))
+    ok = [i for i in range(len(st)) if st.ok[i]]
+    fb.extend(checks.mode_outliers({names[i]: st.name(st.mode, i) for i in ok}))
+    fb.extend(checks.duplicates((names[i], st.digest(i), labels.get(names[i])) for i in ok))
+    fb.apply_policy(opts)
+    bad = {smp for smp, sev in zip(fb.column("sample"), fb.column("severity")) if sev == "error" and smp}
+    kept = [i for i in range(len(st)) if names[i] not in bad]
+    _remeasure(st, kept, ctx)
+    src.meta["store"] = st
+    src.meta["kept_rows"] = array("q", kept)
+    index = _index(s, st, kept, labels)
+    outcome = SourceOutcome(src, "images", len(st), len(kept), fb, index=index,
+                            report={"layout": s.layout, "label_tables": list(s.tables)})
+    recompute_stats(outcome, ctx)
+    return outcome
+
+
+def _dataset_form(st, kept: list[int]) -> str:
+    forms = Counter(st.name(st.form, i) for i in kept if st.measured(i))
+    if not forms:
+        return "RGB"
+    return sorted(forms.items(), key=lambda kv: (-kv[1], kv[0] != "RGB"))[0][0]
+
+
+def _remeasure(st, kept: list[int], ctx: ScanContext) -> None:
+    """Give every kept image pixel sums in its dataset's form (gray images among RGB ones
+    are replicated cheaply in place; RGB images among gray ones are decoded again as L)."""
+    import os
+
+    from datasan.sources.images.decode import ImageTask, inspect_shard
+
+    form = _dataset_form(st, kept)
+    again = []
+    for i in kept:
+        if not st.measured(i) or st.name(st.form, i) == form:
+            continue
+        if form == "RGB":  # gray -> RGB: the same channel three times
+            sums, fm = st.sums(i), st.fmoments.get(i)
+            st.set_pixels(i, "RGB", sums.replicated(3) if sums else None, fm * 3 if fm else None)
+        else:
+            again.append(i)
+    if not again:
+        return
+    th = ctx.options.thresholds
+    chunks = [again[k:k + 64] for k in range(0, len(again), 64)]
+    tasks = [ImageTask([(st.samples[i], os.path.join(ctx.root, st.samples[i])) for i in c], th.max_image_pixels,
+                       th.min_image_side, th.max_aspect, form=form, checks=False) for c in chunks]
+    for c, res in zip(chunks, ctx.engine.map_ordered(inspect_shard, tasks)):
+        for i, new in zip(c, res):
+            st.set_pixels(i, new.form or form, new.sums, new.fmoments)
+
+
+def _index(s, st, kept: list[int], labels: dict):
+    import pyarrow as pa
+
+    from datasan.checks.images import channels_of
+
+    modes = [st.name(st.mode, i) for i in kept]
+    formats = [st.name(st.format, i) or None for i in kept]
+    samples = [st.samples[i] for i in kept]
+    cols = {
+        "sample": samples,
+        "label": [labels.get(x) for x in samples],
+        "width": [st.width[i] for i in kept],
+        "height": [st.height[i] for i in kept],
+        "mode": modes,
+        "channels": [channels_of(m) if m else None for m in modes],
+        "format": formats,
+        "bytes": [st.nbytes[i] for i in kept],
+        "hash": [st.digest(i).hex() if st.nbytes[i] else None for i in kept],
+        "dataset": [s.folder] * len(kept),
+        "split": [s.split_of(x) for x in samples],
+    }
+    schema = pa.schema([("sample", pa.string()), ("label", pa.string()), ("width", pa.int32()),
+                        ("height", pa.int32()), ("mode", pa.string()), ("channels", pa.int8()),
+                        ("format", pa.string()), ("bytes", pa.int64()), ("hash", pa.string()),
+                        ("dataset", pa.string()), ("split", pa.string())])
+    return pa.table(cols, schema=schema)
+
+
+def recompute_stats(outcome: SourceOutcome, ctx: ScanContext | None = None) -> None:
+    """Rebuild ``outcome.stats`` (per-channel mean/std and class counts) over the samples
+    still in ``outcome.index``.
+
+    Exact and without decoding: the per-image integer pixel sums of the kept
+    images stay in ``outcome.source.meta["store"]`` (a compact
+    :class:`~datasan.sources.images.store.RecordStore`); they are summed again,
+    as Python integers, over the remaining samples (the probe calls this after
+    it removed samples from the index).
+    """
+    from datasan.sources.images.pixels import PixelSums
+    from datasan.stats import ChannelMoments, Moments
+
+    name = outcome.source.name
+    index = outcome.index
+    remaining = set(index.column("sample").to_pylist()) if index is not None else set()
+    labels = index.column("label").to_pylist() if index is not None else []
+    st = outcome.source.meta.get("store")
+    by_scale: dict[int, PixelSums] = {}
+    floats: list[list] = []
+    count = 0
+    for i in (outcome.source.meta.get("kept_rows") or ()):
+        if st.samples[i] not in remaining or not st.measured(i):
+            continue
+        count += 1
+        sums = st.sums(i)
+        if sums is not None:
+            acc = by_scale.get(sums.scale)
+            if acc is None:
+                acc = by_scale[sums.scale] = PixelSums(sums.scale)
+            acc.add(sums)
+        else:
+            floats.append(st.fmoments[i])
+    total = ChannelMoments()
+    for scale in sorted(by_scale):
+        total.merge(by_scale[scale].moments())
+    for fm in floats:
+        total.merge(ChannelMoments([Moments().merge(m) for m in fm]))
+    entry: dict[str, Any] = {"count": count, "channels": len(total.channels) or None,
+                             "mean": [m.mean for m in total.channels] if count else [],
+                             "std": [m.std for m in total.channels] if count else []}
+    stats: dict[str, Any] = {"images": {name: entry}}
+    layout = outcome.source.meta["set"].layout
+    if layout in ("table", "folders", "split-folders"):
+        stats["labels"] = {name: dict(sorted(Counter(v for v in labels if v is not None).items()))}
+    outcome.stats = stats

@@ -1,0 +1,249 @@
+"""The image shard function: read, hash, check the header, decode fully, measure.
+
+Runs in worker processes: module-level, pure, picklable in and out.  One
+image is decoded at a time and dropped before the next; a shard returns only
+small per-image records (size, mode, content hash, exact pixel sums and the
+findings about that image).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import warnings
+from dataclasses import dataclass, field
+
+from datasan.findings import Finding
+from datasan.sources.images.pixels import PixelSums
+from datasan.stats import Moments
+
+#: extensions that name an image, and the Pillow formats each may hold
+EXT_FORMATS: dict[str, tuple[str, ...]] = {
+    ".jpg": ("JPEG", "MPO"), ".jpeg": ("JPEG", "MPO"), ".jpe": ("JPEG", "MPO"), ".jfif": ("JPEG",),
+    ".png": ("PNG",), ".bmp": ("BMP",), ".dib": ("BMP", "DIB"), ".gif": ("GIF",),
+    ".tif": ("TIFF",), ".tiff": ("TIFF",), ".webp": ("WEBP",),
+}
+IMAGE_EXTENSIONS = frozenset(EXT_FORMATS)
+#: modes whose loader form is one gray channel; every other mode is read as RGB
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+SIXTEEN_BIT = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image format named by a file's first bytes, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+        return "BMP"
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "HEIF"
+    return None
+
+
+@dataclass
+class ImageTask:
+    """One shard: ``files`` = (sample id, absolute path) pairs.
+
+    ``form`` None measures each image in its own loader form (gray or RGB);
+    "L" or "RGB" forces that form (a second pass for the images whose form
+    differs from their dataset's).  ``checks`` False only measures.
+    """
+
+    files: list[tuple[str, str]]
+    max_pixels: int = 89_478_485
+    min_side: int = 8
+    max_aspect: float = 10.0
+    form: str | None = None
+    checks: bool = True
+
+
+@dataclass(slots=True)
+class ImageRecord:
+    """What one image contributes: facts for index.parquet, its findings and its pixel sums."""
+
+    sample: str
+    ok: bool = False
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+    format: str = ""
+    bytes: int = 0
+    digest: bytes = b""
+    form: str = ""  # loader form the pixel sums are in: "L" or "RGB"
+    sums: PixelSums | None = None  # integer images
+    fmoments: list | None = None  # float images: one Moments per channel
+    findings: list[Finding] = field(default_factory=list)
+
+
+#: files up to this size are read into memory once (hash, then decode from the bytes);
+#: larger ones are hashed in a streaming pass and decoded from the file
+IN_MEMORY_BYTES = 64 << 20
+
+
+def _read_regular(path: str) -> tuple[bytes | None, int, bytes]:
+    """(the bytes, or None for a large file; size; BLAKE2b digest).
+
+    Never blocks on a FIFO (O_NONBLOCK) and refuses anything but a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"not a regular file (mode {stat.filemode(st.st_mode)})")
+        h = hashlib.blake2b(digest_size=16)
+        chunks: list[bytes] | None = [] if st.st_size <= IN_MEMORY_BYTES else None
+        size = 0
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            size += len(b)
+            h.update(b)
+            if chunks is not None:
+                chunks.append(b)
+        return (b"".join(chunks) if chunks is not None else None), size, h.digest()
+    finally:
+        os.close(fd)
+
+
+def _open_header(data: bytes | None, path: str):
+    """Image.open (header only) with Pillow's own bomb guard off: datasan checks the size itself."""
+    import io
+
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(io.BytesIO(data) if data is not None else path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(32)
+
+
+def _form_of(mode: str) -> str:
+    return "L" if mode in GRAY_MODES else "RGB"
+
+
+def _measure(im, form: str, rec: ImageRecord) -> bool:
+    """Fill rec.sums / rec.fmoments in ``form``; return True when every pixel is equal."""
+    import numpy as np
+
+    mode = im.mode
+    native = _form_of(mode)
+    if mode == "F" or mode in SIXTEEN_BIT:
+        arr = np.asarray(im)
+        if mode == "F":
+            m = Moments.of(arr.astype(np.float64, copy=False).ravel())
+            rec.fmoments = [m] * (3 if form == "RGB" else 1)
+            constant = m.count > 0 and m.min == m.max
+        else:
+            sums = PixelSums.of_array(arr, 65535)
+            rec.sums = sums.replicated(3) if form == "RGB" else sums
+            constant = bool(arr.size) and int(arr.min()) == int(arr.max())
+        rec.form = form
+        return constant
+    if mode == form:
+        img = im
+    elif native == "L" and form == "RGB":
+        img = im if mode == "L" else im.convert("L")
+    else:
+        img = im.convert(form)
+    bands = 1 if img.mode == "L" else 3
+    hist = np.asarray(img.histogram(), dtype=np.int64).reshape(bands, 256)
+    sums = PixelSums.of_histogram(hist, bands)
+    rec.sums = sums.replicated(3) if (bands == 1 and form == "RGB") else sums
+    rec.form = form
+    return bool((np.count_nonzero(hist, axis=1) <= 1).all())
+
+
+def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
+    """Read, check and measure one image (see the module docstring)."""
+    import numpy as np
+    from PIL import Image, ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    rec = ImageRecord(rel)
+    try:
+        data, rec.bytes, rec.digest = _read_regular(path)
+    except OSError as exc:
+        rec.findings.append(Finding("DS201", f"{rel} could not be read: {exc.strerror or exc}.", sample=rel, source=rel))
+        return rec
+    if not rec.bytes:
+        rec.findings.append(Finding("DS201", f"{rel} is empty (0 bytes).", sample=rel, source=rel))
+        return rec
+    try:
+        im = _open_header(data, path)
+    except Exception as exc:  # Pillow raises many types for bad headers
+        sniffed = sniff_image(data[:32] if data is not None else _head(path))
+        if sniffed == "HEIF":
+            why = "its format (HEIF/AVIF) is not supported by Pillow"
+        elif sniffed:
+            why = f"its {sniffed} header is corrupt or truncated ({exc})"
+        else:
+            why = f"it is not an image Pillow can identify ({type(exc).__name__})"
+        rec.findings.append(Finding("DS201", f"{rel} cannot be decoded: {why}.", sample=rel, source=rel))
+        return rec
+    with im:
+        w, h = im.size
+        rec.width, rec.height, rec.mode, rec.format = int(w), int(h), im.mode, im.format or ""
+        ext = os.path.splitext(rel)[1].lower()
+        if task.checks and rec.format and rec.format not in EXT_FORMATS.get(ext, ()):
+            rec.findings.append(Finding(
+                "DS210", f"{rel} is a {rec.format} file but its extension is {ext or '(none)'}.",
+                sample=rel, source=rel))
+        if w * h > task.max_pixels:
+            rec.findings.append(Finding(
+                "DS202", f"{rel} declares {w} x {h} = {w * h:,} pixels, over the limit of "
+                f"{task.max_pixels:,}; it was not decoded.", sample=rel, source=rel))
+            return rec
+        try:
+            im.load()
+        except Exception as exc:  # truncated, corrupt data, unsupported codec ...
+            rec.findings.append(Finding(
+                "DS201", f"{rel} cannot be fully decoded: {exc}.", sample=rel, source=rel))
+            return rec
+        rec.ok = True
+        if task.checks and im.mode == "F":
+            arr = np.asarray(im)
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                rec.findings.append(Finding(
+                    "DS203", f"{rel} has {int(np.isnan(arr).sum())} NaN and "
+                    f"{int(np.isinf(arr).sum())} infinite pixels.", sample=rel, source=rel))
+                return rec
+        form = task.form or _form_of(im.mode)
+        constant = _measure(im, form, rec)
+    if task.checks:
+        if constant:
+            rec.findings.append(Finding("DS204", f"{rel}: every pixel has the same value.", sample=rel, source=rel))
+        if min(w, h) < task.min_side:
+            rec.findings.append(Finding(
+                "DS205", f"{rel} is {w} x {h} pixels, below the minimum side of {task.min_side}.",
+                sample=rel, source=rel))
+        elif max(w, h) / max(1, min(w, h)) > task.max_aspect:
+            rec.findings.append(Finding(
+                "DS206", f"{rel} is {w} x {h} pixels (aspect {max(w, h) / min(w, h):.1f}, over "
+                f"{task.max_aspect:g}).", sample=rel, source=rel))
+    return rec
+
+
+def inspect_shard(task: ImageTask) -> list[ImageRecord]:
+    """The shard function: one record per file of the task, in order."""
+    with warnings.catch_warnings():
+        # Pillow warns about odd metadata (EXIF, ICC) of images it decodes fine: not findings
+        warnings.simplefilter("ignore")
+        return [inspect_image(rel, path, task) for rel, path in task.files]
