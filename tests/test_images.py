@@ -553,3 +553,28 @@ def test_unreadable_labels_table_is_DS001_and_its_images_unlabeled(tmp_path):
     assert (f["source"], f["sample"]) == ("t/labels.csv", None)
     assert samples(res, "DS301") == ["t/a.png"]
     assert source(res, "t")["seen"] == 1 and res.stats["tables"] == {}
+
+
+def test_label_file_and_per_source_classes_from_config(tmp_path, scan_to):
+    """`label_file` names a labels table anywhere under PATH; `sources` globs give per-dataset classes."""
+    from PIL import Image
+
+    d = tmp_path / "d"
+    (d / "imgs").mkdir(parents=True)
+    (d / "meta").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(d / "imgs" / f"{i}.png")
+    (d / "meta" / "labels.csv").write_text("file,label\nimgs/0.png,cat\nimgs/1.png,dog\nimgs/2.png,cow\n"
+                                           "imgs/3.png,cat\n")
+    s = scan_to(d, label_file="meta/labels.csv", sources={"meta": {"classes": ["cat", "dog"]}})
+    assert [src["source"] for src in s.report["sources"]] == ["meta"]  # the table's folder is the dataset
+    import pyarrow.parquet as pq
+
+    idx = pq.read_table(s.out / "index.parquet").to_pandas().set_index("sample")
+    assert idx.loc["imgs/0.png", "label"] == "cat"
+    assert s.quarantine["sample"].tolist() == ["imgs/2.png"]
+    assert s.codes() == ["DS306"]
+    (d / "meta" / "other.csv").write_text("a,b\n1,2\n")
+    s = scan_to(d, label_file="meta/other.csv")
+    assert "DS001" in s.codes()

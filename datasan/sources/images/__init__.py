@@ -17,6 +17,8 @@ and without decoding anything again, after the probe quarantines some images.
 
 from __future__ import annotations
 
+import posixpath
+
 from array import array
 from collections import Counter
 from typing import Any
@@ -44,7 +46,9 @@ class ImageKind:
             from datasan.errors import UsageError
 
             raise UsageError(f"image_labels must be one of {', '.join(LABEL_MODES)}, not {mode!r}")
-        sets, rest = group_images(files, ctx.root, box_dirs, mode)
+        label_files = {ctx.options.label_file} | {o.get("label_file") for o in ctx.options.sources.values()}
+        label_files = frozenset(posixpath.normpath(f.replace("\\", "/")) for f in label_files if f)
+        sets, rest = group_images(files, ctx.root, box_dirs, mode, label_files)
         sources = [Source(kind="images", name=s.folder, files=list(s.images), meta={"set": s}) for s in sets]
         return sources, rest
 
@@ -155,7 +159,7 @@ def _labels(s, names: list[str], fb: FindingBuffer) -> tuple[dict[str, str | Non
 def _finish(src: Source, st, found: FindingBuffer, ctx: ScanContext) -> SourceOutcome:
     from datasan.checks import images as checks
 
-    opts = ctx.options
+    opts = ctx.options.for_source(src.name)  # per-dataset classes / num_classes from the config
     s = src.meta["set"]
     fb = FindingBuffer()
     fb.extend(s.findings)

@@ -223,9 +223,14 @@ def read_label_rows(root: str, f: FileEntry, path_col: str, label_col: str,
 
 # --------------------------------------------------------------------------- grouping
 
-def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: str = "auto"
-                 ) -> tuple[list[ImageSet], list[FileEntry]]:
-    """Split ``files`` into image sets (with their label tables) and the files left over."""
+def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: str = "auto",
+                 label_files: frozenset[str] = frozenset()) -> tuple[list[ImageSet], list[FileEntry]]:
+    """Split ``files`` into image sets (with their label tables) and the files left over.
+
+    ``label_files`` are tables the user named as labels tables (``label_file``
+    in the config): they are used wherever they lie, and one without a path and
+    a label column is reported instead of being read as a plain table.
+    """
     images = [f for f in files if is_image_file(f)]
     if not images:
         return [], files
@@ -243,6 +248,7 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
 
     # 2. labels tables beside images
     tables_taken: set[str] = set()
+    extra_findings: list[Finding] = []
     if mode in ("auto", "table"):
         # every folder that holds images at or below it
         holding: set[str] = {"."}
@@ -256,11 +262,17 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
             if f.rel in image_rels:
                 continue
             folder = _parent(f.rel)
-            if folder not in holding:
+            forced = f.rel in label_files
+            if folder not in holding and not forced:
                 continue
             cols = label_table_columns(f)
             if cols:
                 by_folder.setdefault(folder, []).append((f, *cols))
+            elif forced:
+                tables_taken.add(f.rel)
+                extra_findings.append(Finding(
+                    "DS001", f"label_file {f.rel} has no path column ({', '.join(PATH_COLUMNS)}) and label "
+                    f"column ({', '.join(LABEL_COLUMNS)}); it was not used.", source=f.rel))
         for folder in sorted(by_folder, key=lambda d: (-d.count("/"), d)):  # deepest first
             s = ImageSet(folder, "table")
             for f, pc, lc in by_folder[folder]:
@@ -281,6 +293,8 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
     # 3./4. the rest, top-down
     rest = [f for f in images if f.rel not in taken]
     sets.extend(_tree_sets(rest, mode))
+    if extra_findings and sets:
+        sets[0].findings.extend(extra_findings)
     sets.sort(key=lambda s: s.folder)
     left = [f for f in files if f.rel not in image_rels and f.rel not in tables_taken]
     return sets, left
