@@ -479,7 +479,9 @@ def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: b
     """DS110 for rows equal to an earlier row, DS111 for equal features with another label.
 
     ``rows`` are data-row indices with one 64-bit hash of the whole row and one
-    of its features only (see the table source's row hashing).
+    of its features only (see the table source's row hashing).  Exact
+    duplicates have equal features too, so one pass over the rows whose
+    feature hash repeats finds both kinds.
     """
     import numpy as np
 
@@ -489,32 +491,26 @@ def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: b
     if np.any(rows[1:] < rows[:-1]):
         order = np.argsort(rows, kind="stable")
         rows, full_hash, feature_hash = rows[order], full_hash[order], feature_hash[order]
-    first: dict[int, int] = {}
-    dup_rows, dup_of = [], []
-    is_dup = set()
-    for i in _repeated(full_hash).tolist():
-        h = int(full_hash[i])
-        if h in first:
-            dup_rows.append(int(rows[i]))
-            dup_of.append(first[h])
-            is_dup.add(i)
-        else:
-            first[h] = int(rows[i])
+    first_full: dict[int, int] = {}  # full hash -> first row
+    first_feat: dict[int, tuple[int, int]] = {}  # feature hash -> (first row, its full hash)
+    dup_rows, dup_of, c_rows, c_of = [], [], [], []
+    for i in _repeated(feature_hash if has_target else full_hash).tolist():
+        r, full, fh = int(rows[i]), int(full_hash[i]), int(feature_hash[i])
+        if full in first_full:
+            dup_rows.append(r)
+            dup_of.append(first_full[full])
+            continue
+        first_full[full] = r
+        if not has_target:
+            continue
+        if fh not in first_feat:
+            first_feat[fh] = (r, full)
+        elif first_feat[fh][1] != full:
+            c_rows.append(r)
+            c_of.append(first_feat[fh][0])
     out.add_rows("DS110", source, dup_rows,
                  [f"Row {r} is an exact duplicate of row {f}." for r, f in zip(dup_rows, dup_of)])
-    if has_target:
-        seen: dict[int, tuple[int, int]] = {}  # feature hash -> (first row, its full hash)
-        c_rows, c_of = [], []
-        for i in _repeated(feature_hash).tolist():
-            if i in is_dup:
-                continue
-            fh, full = int(feature_hash[i]), int(full_hash[i])
-            if fh not in seen:
-                seen[fh] = (int(rows[i]), full)
-            elif seen[fh][1] != full:
-                c_rows.append(int(rows[i]))
-                c_of.append(seen[fh][0])
-        out.add_rows("DS111", source, c_rows,
-                     [f"Rows {f} and {r} have identical features but different labels."
-                      for r, f in zip(c_rows, c_of)])
+    out.add_rows("DS111", source, c_rows,
+                 [f"Rows {f} and {r} have identical features but different labels."
+                  for r, f in zip(c_rows, c_of)])
     return out
