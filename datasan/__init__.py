@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "scan", "ScanOptions", "ScanResult", "Finding", "RULES", "UsageError",
-           "DataGateError"]
+           "DataGateError", "probe"]
 
 
 def scan(path, *, out_dir=None, **options):
@@ -49,4 +49,8 @@ def __getattr__(name: str):
         from datasan import errors
 
         return getattr(errors, name)
+    if name == "probe":  # datasan.probe(data, model=..., loss_fn=...); the package is callable
+        import importlib
+
+        return importlib.import_module("datasan.probe")
     raise AttributeError(f"module 'datasan' has no attribute {name!r}")

@@ -59,6 +59,10 @@ def scan(
     select: Annotated[Optional[list[str]], typer.Option(help="Only these rule codes or prefixes (e.g. DS1,DS201).")] = None,
     ignore: Annotated[Optional[list[str]], typer.Option(help="Skip these rule codes or prefixes.")] = None,
     format: Annotated[Format, typer.Option("--format", help="What to print on stdout.")] = Format.text,
+    probe_model: Annotated[Optional[str], typer.Option(help="Your probe network: module:factory (see the README).")] = None,
+    device: Annotated[str, typer.Option(help="Torch device of the probe: cpu, cuda or cuda:N.")] = "cpu",
+    probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
+    probe_seed: Annotated[int, typer.Option(help="Seed of the probe network (results are deterministic for a seed).")] = 0,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -79,6 +83,10 @@ def scan(
             select=_split(select),
             ignore=_split(ignore),
             progress=True,
+            probe_model=probe_model,
+            device=device,
+            probe_batch_size=probe_batch_size,
+            probe_seed=probe_seed,
         )
         from datasan.pipeline import scan as run_scan
 

@@ -34,6 +34,9 @@ class Thresholds:
     #: image checks (issue 3)
     min_image_side: int = 8
     max_aspect: float = 10.0
+    #: probe (issue 5): a finite loss is extreme when its log is more than this many
+    #: robust standard deviations (1.4826 MAD) above the median log-loss
+    probe_outlier_k: float = 10.0
 
 
 @dataclass
@@ -58,6 +61,12 @@ class ScanOptions:
     #: rows per row group written to clean Parquet files
     row_group_rows: int = 1_048_576
     progress: bool = False
+    #: probe (issue 5): "module:factory" of a user network, the torch device, samples
+    #: per batch (None: 32768 table rows, 64 images) and the seed of the network
+    probe_model: str | None = None
+    device: str = "cpu"
+    probe_batch_size: int | None = None
+    probe_seed: int = 0
 
     def resolved_workers(self) -> int:
         """The number of worker processes to use (all cores when 0)."""
