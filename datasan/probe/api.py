@@ -95,7 +95,7 @@ def probe(data, model=None, loss_fn=None, *, task: str = "auto", target: str | N
             x = x.reshape(x.shape[0], -1).float()
             model = models.default_mlp(x.shape[1], n_out, seed)
         net = models.ProbeNet(model, loss_fn or models.default_loss(task), f"seeded {models.describe(model)}",
-                              coupled=bool(coupled))
+                              coupled=bool(coupled), bound=models.linear_relu_bound(model) if loss_fn is None else None)
     else:
         torch.manual_seed(seed)
         net = models.wrap_user(model, loss_fn, task, f"user model {type(model).__name__}", coupled=coupled)

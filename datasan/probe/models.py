@@ -32,6 +32,9 @@ class ProbeNet:
     loss_fn: Callable[[Any, Any], Any]
     description: str
     coupled: bool = False
+    #: per-sample upper bound of every partial sum in the forward pass (known
+    #: architectures only); lets the autocast replay skip samples that cannot overflow
+    bound: Callable[[Any], Any] | None = None
 
 
 def default_mlp(in_features: int, out_features: int, seed: int) -> nn.Module:
@@ -47,6 +50,33 @@ def default_mlp(in_features: int, out_features: int, seed: int) -> nn.Module:
     finally:
         torch.random.set_rng_state(gen_state)
     return model.eval()
+
+
+def linear_relu_bound(model: nn.Module) -> Callable | None:
+    """For a Sequential of Linear and ReLU layers: a function giving, per sample, an upper
+    bound on |every input, partial sum and output| of the forward pass.
+
+    With B the largest |input|, a Linear layer's partial sums are at most
+    r B + beta (r: the largest row sum of |W|, beta: the largest |bias|) and
+    ReLU never grows a value, so the bound is a fixed increasing function of
+    max|x|: O(n) per batch, no matmul.
+    """
+    if not isinstance(model, nn.Sequential) or not all(isinstance(m, (nn.Linear, nn.ReLU)) for m in model):
+        return None
+    layers = [(float(m.weight.detach().abs().sum(dim=1).max()),
+               float(m.bias.detach().abs().max()) if m.bias is not None else 0.0)
+              for m in model if isinstance(m, nn.Linear)]
+
+    def bound(x):
+        b = x.reshape(x.shape[0], -1).float().abs().amax(dim=1).double()
+        total = b.clone()
+        for r, beta in layers:
+            b = b * r + beta
+            total = torch.maximum(total, b)
+        total[torch.isnan(total)] = float("inf")
+        return total
+
+    return bound
 
 
 def default_cnn(channels: int, num_classes: int, seed: int) -> nn.Module:

@@ -101,7 +101,8 @@ def _net_for(ctx: ScanContext, *, kind: str, input_shape: tuple, num_outputs: in
         model = models.default_mlp(input_shape[0], num_outputs, seed)
     else:
         model = models.default_cnn(input_shape[0], num_outputs, seed)
-    return models.ProbeNet(model, models.default_loss(task), f"seeded {models.describe(model)}")
+    return models.ProbeNet(model, models.default_loss(task), f"seeded {models.describe(model)}",
+                           bound=models.linear_relu_bound(model))
 
 
 def _messages(flags, ids, source: str, rows=None, values=None, features=None):

@@ -33,6 +33,9 @@ from datasan.probe.models import ProbeNet
 STAGES = ("forward-float32", "gradient-float32", "autocast-float16", "autocast-bfloat16", "extreme-loss")
 #: samples whose first non-finite layer is looked up (the rest get a shorter message)
 MAX_DIAGNOSED = 256
+#: a sample is replayed in a half type only if some partial sum may exceed half this
+#: type's largest value (the factor 2 covers the rounding of inputs and weights)
+HALF_LIMITS = {torch.float16: 65504.0 / 2, torch.bfloat16: 3.3895e38 / 2}
 #: bytes of per-sample gradients held at once
 GRAD_CHUNK_BYTES = 256 * 1024 * 1024
 
@@ -94,7 +97,8 @@ class Prober:
         model = self.net.model
         model.zero_grad(set_to_none=True)
         want_grad = "gradient-float32" in self.stages
-        out, loss = self._per_sample_loss(x, y, need_grad=False)
+        # one forward serves stage 1 and, when every sample is finite, stage 2's backward
+        out, loss = self._per_sample_loss(x, y, need_grad=want_grad)
         if loss is None:
             return None
         with torch.no_grad():
@@ -106,10 +110,13 @@ class Prober:
                 res.add("DS401", pos, detail)
         good_idx = torch.nonzero(good).flatten()
         if want_grad and good_idx.numel():
-            # backward only through the finite samples: a masked-out Inf row still
-            # turns 0 * Inf into NaN in the weight gradients
-            xs, ys = (x, y) if not bad_idx else (x[good_idx], y[good_idx])
-            _, loss_g = self._per_sample_loss(xs, ys, need_grad=True)
+            if bad_idx:
+                # backward only through the finite samples, from a fresh forward: a masked-out
+                # Inf row would still turn 0 * Inf into NaN in the weight gradients
+                xs, ys = x[good_idx], y[good_idx]
+                _, loss_g = self._per_sample_loss(xs, ys, need_grad=True)
+            else:
+                xs, ys, loss_g = x, y, loss
             model.zero_grad(set_to_none=True)
             total = loss_g.sum()
             if total.requires_grad:
@@ -166,6 +173,7 @@ class Prober:
         return failing
 
     def _amp(self, x, y, good, res: BatchFlags) -> None:
+        bounds = None
         for stage, code, dtype in (("autocast-float16", "DS403", torch.float16),
                                    ("autocast-bfloat16", "DS404", torch.bfloat16)):
             if stage not in self.stages:
@@ -173,6 +181,15 @@ class Prober:
             idx = torch.nonzero(good).flatten()
             if not idx.numel():
                 return
+            if self.net.bound is not None:
+                # replay only the samples that could overflow: a sample whose every
+                # partial sum is bounded well below the half type's maximum cannot
+                if bounds is None:
+                    with torch.no_grad():
+                        bounds = self.net.bound(x)
+                idx = idx[bounds[idx] > HALF_LIMITS[dtype]]
+                if not idx.numel():
+                    continue
             xs, ys = (x, y) if idx.numel() == x.shape[0] else (x[idx], y[idx])
             with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=dtype):
                 out = self.net.model(xs)
