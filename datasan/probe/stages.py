@@ -260,7 +260,12 @@ class Prober:
                 with torch.autocast(device_type=self.device.type, dtype=dtype):
                     out = self.net.model(sub_x)
                     loss = self.net.loss_fn(out, sub_y)
-        return not (bool(torch.isfinite(loss.float()).all()) and bool(torch.isfinite(out.float()).all()))
+        fails = not (bool(torch.isfinite(loss.float()).all()) and bool(torch.isfinite(out.float()).all()))
+        if not fails and dtype is None and self.reference is None and len(idx) >= 2:
+            # a passing subset gives the reference that lets a single sample be evaluated
+            i = idx[0]
+            self.reference = (x[i:i + 1].detach().clone(), y[i:i + 1].detach().clone())
+        return fails
 
     def _grad_fails(self, x, y, idx: list[int]) -> bool:
         sub_x, sub_y = self._subset(x, y, idx)
