@@ -8,7 +8,7 @@ features, target = a linear function + noise) with 5 rows carrying a finite
   both as fresh subprocesses (so the probe's ``import torch`` is included);
   each is run ``--repeat`` times and the fastest run counts.
 * per-sample loop = batch_size=1 forward + MSE loss + isfinite check through an
-  MLP of the probe's shape (32 -> 64 -> 64 -> 1), in this process, over the
+  MLP of the probe's shape (32 -> 32 -> 32 -> 1: the same seeded network), in this process, over the
   first ``--loop-rows`` rows of the same data, extrapolated linearly to all
   rows (the loop's cost per row is flat; data loading and torch import are
   not counted, which favours the loop).

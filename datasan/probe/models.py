@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 #: hidden width of the default MLP (two hidden layers)
-MLP_WIDTH = 64
+MLP_WIDTH = 32
 #: side of the square images the default CNN sees
 IMAGE_SIZE = 32
 
@@ -38,7 +38,7 @@ class ProbeNet:
 
 
 def default_mlp(in_features: int, out_features: int, seed: int) -> nn.Module:
-    """A seeded, randomly initialised MLP in eval mode: in -> 64 -> 64 -> out, ReLU."""
+    """A seeded, randomly initialised MLP in eval mode: in -> 32 -> 32 -> out, ReLU."""
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

@@ -195,7 +195,9 @@ def _probe_table(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, 
         if not ctx.options.probe_model:
             raise
         return {"skipped": f"the probe model failed: {type(exc).__name__}: {exc}"[:300], "probed": probed}
+    t_ext = time.perf_counter()
     extreme = _extreme(name, losses, loss_rows, ctx.options.thresholds.probe_outlier_k)
+    prober.seconds["extreme-loss"] = time.perf_counter() - t_ext
     found.extend(extreme)
     if extreme:
         counts["DS405"] = len(extreme)
@@ -219,10 +221,14 @@ def _probe_table(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, 
     if left_out:
         out["not_probed"] = f"{left_out} rows without a usable target"
     if errors:
+        t_rw = time.perf_counter()
         bad_rows = np.asarray(sorted(int(s.rsplit("#", 1)[1]) for s in errors), dtype=np.int64)
         oc.kept -= len(errors)
         rewrite_table(oc, ctx, path, bad_rows, features, target, task)
         out["clean_file_rewritten"] = True
+        prober.seconds["rewrite-clean-file-and-stats"] = time.perf_counter() - t_rw
+    out["stage_seconds"] = {k: round(v, 3) for k, v in prober.seconds.items()}
+    out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
 
 
@@ -273,10 +279,25 @@ def rewrite_table(oc: SourceOutcome, ctx: ScanContext, path: str, bad_rows, feat
     moments = {c: Moments() for c in moment_cols}
     labels: dict = {}
     tmp = path + ".probe-tmp"
-    dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    # _row never repeats: a dictionary for it is wasted work
+    dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type) and f.name != "_row"]
     group = ctx.options.row_group_rows
     writer = pq.ParquetWriter(tmp, schema, use_dictionary=dict_cols or False, compression="snappy")
     buf, buffered = [], 0
+
+    def column_moments(args):
+        c, arr = args
+        values, nulls = _float_values(arr)
+        if nulls is not None:
+            return c, Moments.of(values[~nulls], nulls=int(nulls.sum()))
+        return c, Moments.of(values)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    # numpy and Parquet encoding release the GIL: statistics and writing overlap
+    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    write_pool = ThreadPoolExecutor(max_workers=1)  # one writer: row groups stay in order
+    pending = []
     try:
         for batch in pf.iter_batches(batch_size=ctx.options.batch_rows):
             rows = np.asarray(batch.column("_row").to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -284,29 +305,35 @@ def rewrite_table(oc: SourceOutcome, ctx: ScanContext, path: str, bad_rows, feat
             kept = batch.filter(pa.array(keep)) if not keep.all() else batch
             if kept.num_rows == 0:
                 continue
-            for c in moment_cols:
-                values, nulls = _float_values(kept.column(c))
-                if nulls is not None:
-                    m = Moments.of(values[~nulls], nulls=int(nulls.sum()))
-                else:
-                    m = Moments.of(values)
+            # merged in column order, batch by batch: the result does not depend on threads
+            for c, m in pool.map(column_moments, [(c, kept.column(c)) for c in moment_cols]):
                 moments[c].merge(m)
             if task == "classification" and target is not None:
                 merge_counts(labels, _label_counts(kept.column(target), label_key))
             buf.append(kept)
             buffered += kept.num_rows
             if buffered >= group:
-                writer.write_table(pa.Table.from_batches(buf), row_group_size=max(group, buffered))
+                pending.append(write_pool.submit(writer.write_table, pa.Table.from_batches(buf),
+                                                 row_group_size=max(group, buffered)))
                 buf, buffered = [], 0
         if buf:
-            writer.write_table(pa.Table.from_batches(buf), row_group_size=max(group, buffered))
+            pending.append(write_pool.submit(writer.write_table, pa.Table.from_batches(buf),
+                                             row_group_size=max(group, buffered)))
+        for fut in pending:
+            fut.result()
         writer.close()
         os.replace(tmp, path)
     except BaseException:
+        for fut in pending:
+            fut.cancel()
+        write_pool.shutdown(wait=True)
         writer.close()
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    finally:
+        pool.shutdown(wait=True)
+        write_pool.shutdown(wait=True)
     section = oc.stats.setdefault("tables", {})
     section[name] = {"rows": oc.kept, "columns": {c: m.as_json() for c, m in moments.items()}}
     if task == "classification":

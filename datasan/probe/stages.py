@@ -21,6 +21,7 @@ fail?" and bisects failing batches (:mod:`datasan.probe.bisect`).
 from __future__ import annotations
 
 import math
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -64,6 +65,13 @@ class Prober:
         self.reference: tuple | None = None  # a known-good sample, to pad subsets of one
         self.vmap_failed: str | None = None
         self._names = {id(m): n for n, m in net.model.named_modules() if n}
+        #: seconds spent per stage (report.json)
+        self.seconds: dict[str, float] = {}
+
+    def _clock(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        return now
 
     # ------------------------------------------------------------------ public
     def probe_batch(self, x, y) -> BatchFlags:
@@ -97,6 +105,7 @@ class Prober:
         model = self.net.model
         model.zero_grad(set_to_none=True)
         want_grad = "gradient-float32" in self.stages
+        t = time.perf_counter()
         # one forward serves stage 1 and, when every sample is finite, stage 2's backward
         out, loss = self._per_sample_loss(x, y, need_grad=want_grad)
         if loss is None:
@@ -109,6 +118,7 @@ class Prober:
             for pos, detail in zip(bad_idx, self._diagnose(x, y, bad_idx)):
                 res.add("DS401", pos, detail)
         good_idx = torch.nonzero(good).flatten()
+        t = self._clock("forward-float32", t)
         if want_grad and good_idx.numel():
             if bad_idx:
                 # backward only through the finite samples, from a fresh forward: a masked-out
@@ -129,7 +139,9 @@ class Prober:
                         pos = int(good_idx[local])
                         good[pos] = False
                         res.add("DS402", pos, "the loss is finite but its gradient is not (float32)")
+        t = self._clock("gradient-float32", t)
         self._amp(x, y, good, res)
+        self._clock("autocast", t)
         losses = loss.detach().double().cpu().numpy().copy()
         losses[~good.cpu().numpy()] = np.nan
         res.losses = losses
