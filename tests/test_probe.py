@@ -366,3 +366,12 @@ def test_torch_is_imported_only_when_the_probe_runs(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_sample_data_probe(tmp_path):
+    res = _scan(REPO / "sample_data" / "probe", tmp_path / "o")
+    assert _codes(res, "DS401") == [17]
+    assert _codes(res, "DS403") == [58, 120]
+    assert _codes(res, "DS405") == [120]
+    assert res.quarantine_table.column("sample").to_pylist() == ["sensor_readings.csv#17"]
+    assert res.report["kept"] == 199
