@@ -123,10 +123,15 @@ def test_float16_only_failure_is_a_warning_and_keeps_the_row(tmp_path):
     assert f["severity"][f["code"].index("DS403")] == "warning"
     assert len(res.quarantine_table) == 0 and res.report["kept"] == 400
     # a config may make it an error: then the row is quarantined and leaves the clean file
-    strict = _scan(tmp_path / "d", tmp_path / "o2", severity={"DS403": "error"})
+    # (small batches: the first error sits in the third batch, so the two clean batches
+    # before it are replayed into the rewritten file)
+    strict = _scan(tmp_path / "d", tmp_path / "o2", severity={"DS403": "error"}, probe_batch_size=16)
     assert strict.quarantine_table.column("sample").to_pylist() == ["amp.parquet#33"]
     clean = pq.read_table(tmp_path / "o2" / "clean" / "amp.parquet.parquet")
-    assert clean.num_rows == 399 and 33 not in clean.column("_row").to_pylist()
+    assert clean.column("_row").to_pylist() == [r for r in range(400) if r != 33]
+    stats = json.loads((tmp_path / "o2" / "stats.json").read_text())["tables"]["amp.parquet"]
+    assert stats["rows"] == 399 and stats["columns"]["f1"]["count"] == 399
+    assert stats["columns"]["f1"]["max"] == float(np.delete(cols["f1"], 33).max())
     # and ignoring the probe's rules keeps everything
     off = _scan(tmp_path / "d", tmp_path / "o3", ignore=["DS4"])
     assert _codes(off, "DS403") == [] and off.report["kept"] == 400
@@ -375,3 +380,12 @@ def test_sample_data_probe(tmp_path):
     assert _codes(res, "DS405") == [120]
     assert res.quarantine_table.column("sample").to_pylist() == ["sensor_readings.csv#17"]
     assert res.report["kept"] == 199
+    # DS405 made an error by config: decided over the whole file, after the first rewrite
+    strict = _scan(REPO / "sample_data" / "probe", tmp_path / "o2", severity={"DS405": "error"})
+    assert strict.quarantine_table.column("sample").to_pylist() == ["sensor_readings.csv#17",
+                                                                     "sensor_readings.csv#120"]
+    clean = pq.read_table(tmp_path / "o2" / "clean" / "sensor_readings.csv.parquet")
+    assert clean.column("_row").to_pylist() == [r for r in range(200) if r not in (17, 120)]
+    stats = json.loads((tmp_path / "o2" / "stats.json").read_text())["tables"]["sensor_readings.csv"]
+    assert stats["rows"] == 198 and stats["columns"]["x1"]["count"] == 198
+    assert stats["columns"]["x1"]["max"] < 10

@@ -111,16 +111,16 @@ def float_matrix(batch, features: list[str]):
 
 
 def table_batches(path: str, features: list[str], target: str, task: str, labels: LabelMap | None,
-                  batch_size: int) -> Iterator[tuple[Any, Any, Any, int]]:
-    """Yield (x float32, y, _row int64, rows left out for an unusable target) per batch."""
+                  batch_size: int) -> Iterator[tuple[Any, Any, Any, Any, int]]:
+    """Yield (record batch with every column, x float32, y, _row int64, rows left out for an
+    unusable target) per batch of the clean file; x, y and _row cover the probed rows."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
-    cols = list(dict.fromkeys([*features, target, "_row"]))
-    for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
+    for batch in pf.iter_batches(batch_size=batch_size):
         if batch.num_rows == 0:
             continue
         x = float_matrix(batch, features)
@@ -142,7 +142,7 @@ def table_batches(path: str, features: list[str], target: str, task: str, labels
         left_out = int((~ok).sum())
         if left_out:
             x, y, rows = x[ok], y[ok], rows[ok]
-        yield x, y, rows, left_out
+        yield batch, x, y, rows, left_out
 
 
 # --------------------------------------------------------------------------- images

@@ -173,28 +173,53 @@ def _probe_table(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, 
     losses, loss_rows = [], []
     probed = left_out = bisections = 0
     counts: dict[str, int] = {}
+    # Rows that are errors whatever the losses of other rows (DS401-DS404 under the policy)
+    # leave the clean file in the same pass: from the first batch that has one, a
+    # CleanRewriter takes every batch (the batches before it are read again once).
+    from datasan.options import effective_severity
+
+    batch_errors = {c for c in ("DS401", "DS402", "DS403", "DS404") if effective_severity(ctx.options, c) == "error"}
+    rw = None
+    rows_done = 0
     try:
-        for x, y, rows, lo in table_batches(path, features, target, task, labels, bs):
+        for batch, x, y, rows, lo in table_batches(path, features, target, task, labels, bs):
             left_out += lo
-            if not len(rows):
-                continue
-            xt = torch.from_numpy(x)
-            yt = torch.from_numpy(y)
-            res = prober.probe_batch(xt, yt)
-            probed += len(rows)
-            bisections += res.bisections
-            if res.flags:
-                ids = _LazyIds(name, rows)
-                found.extend(_messages(res.flags, ids, name, rows=rows, values=x, features=features))
-                for code, items in res.flags.items():
-                    counts[code] = counts.get(code, 0) + len(items)
-            if res.losses is not None:
-                losses.append(res.losses)
-                loss_rows.append(rows)
+            bad_here = np.zeros(0, dtype=np.int64)
+            if len(rows):
+                xt = torch.from_numpy(x)
+                yt = torch.from_numpy(y)
+                res = prober.probe_batch(xt, yt)
+                probed += len(rows)
+                bisections += res.bisections
+                if res.flags:
+                    ids = _LazyIds(name, rows)
+                    found.extend(_messages(res.flags, ids, name, rows=rows, values=x, features=features))
+                    for code, items in res.flags.items():
+                        counts[code] = counts.get(code, 0) + len(items)
+                    bad_pos = sorted({p for c, items in res.flags.items() if c in batch_errors for p, _ in items})
+                    bad_here = rows[bad_pos] if bad_pos else bad_here
+                if res.losses is not None:
+                    losses.append(res.losses)
+                    loss_rows.append(rows)
+            t_rw = time.perf_counter()
+            if rw is None and len(bad_here):
+                rw = CleanRewriter(oc, ctx, path, features, target, task)
+                _replay_prefix(rw, path, bs, rows_done)
+            if rw is not None:
+                rw.add(batch, bad_here)
+                prober.seconds["rewrite-clean-file-and-stats"] = (
+                    prober.seconds.get("rewrite-clean-file-and-stats", 0.0) + time.perf_counter() - t_rw)
+            rows_done += batch.num_rows
     except Exception as exc:  # the user's model failed on this data: say so, do not crash the scan
+        if rw is not None:
+            rw.abort()
         if not ctx.options.probe_model:
             raise
         return {"skipped": f"the probe model failed: {type(exc).__name__}: {exc}"[:300], "probed": probed}
+    except BaseException:
+        if rw is not None:
+            rw.abort()
+        raise
     t_ext = time.perf_counter()
     extreme = _extreme(name, losses, loss_rows, ctx.options.thresholds.probe_outlier_k)
     prober.seconds["extreme-loss"] = time.perf_counter() - t_ext
@@ -220,16 +245,40 @@ def _probe_table(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, 
         out["per_sample_gradients"] = f"vmap failed ({prober.vmap_failed}); bisected summed gradients"
     if left_out:
         out["not_probed"] = f"{left_out} rows without a usable target"
-    if errors:
-        t_rw = time.perf_counter()
-        bad_rows = np.asarray(sorted(int(s.rsplit("#", 1)[1]) for s in errors), dtype=np.int64)
-        oc.kept -= len(errors)
+    bad_rows = np.asarray(sorted(int(s.rsplit("#", 1)[1]) for s in errors), dtype=np.int64)
+    oc.kept -= len(errors)
+    t_rw = time.perf_counter()
+    if rw is not None:
+        rw.finish()
+        out["clean_file_rewritten"] = True
+        # errors decided over the whole source (DS405 made an error by config) need one more pass
+        bad_rows = np.setdiff1d(bad_rows, np.asarray(rw.excluded, dtype=np.int64))
+    if len(bad_rows):
         rewrite_table(oc, ctx, path, bad_rows, features, target, task)
         out["clean_file_rewritten"] = True
-        prober.seconds["rewrite-clean-file-and-stats"] = time.perf_counter() - t_rw
+    if out.get("clean_file_rewritten"):
+        prober.seconds["rewrite-clean-file-and-stats"] = (
+            prober.seconds.get("rewrite-clean-file-and-stats", 0.0) + time.perf_counter() - t_rw)
     out["stage_seconds"] = {k: round(v, 3) for k, v in prober.seconds.items()}
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def _replay_prefix(rw: CleanRewriter, path: str, batch_size: int, rows: int) -> None:
+    """Feed the first ``rows`` rows of the clean file (clean so far) to ``rw``."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    if rows <= 0:
+        return
+    done = 0
+    empty = np.zeros(0, dtype=np.int64)
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+        take = min(batch.num_rows, rows - done)
+        rw.add(batch.slice(0, take) if take < batch.num_rows else batch, empty)
+        done += take
+        if done >= rows:
+            break
 
 
 class _LazyIds:
@@ -257,88 +306,105 @@ def _extreme(name: str, losses, loss_rows, k: float) -> list[Finding]:
                     sample=f"{name}#{int(rows[p])}", source=name, row=int(rows[p])) for p in pos]
 
 
+class CleanRewriter:
+    """Writes a clean file's rows minus the quarantined ones to a temporary file and
+    recomputes the source's statistics over what it wrote (the same Moments and label
+    keys as the table kind); :meth:`finish` renames it over the clean file."""
+
+    def __init__(self, oc: SourceOutcome, ctx: ScanContext, path: str, features: list[str],
+                 target: str | None, task: str | None) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from datasan.stats import Moments
+
+        self.oc, self.path, self.task, self.target = oc, path, task, target
+        self.schema = pq.ParquetFile(path).schema_arrow
+        names = self.schema.names
+        t = self.schema.field(target).type if target in names else None
+        numeric = t is not None and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+        self.moment_cols = [c for c in features if c in names] + ([target] if numeric else [])
+        self.moments = {c: Moments() for c in self.moment_cols}
+        self.labels: dict = {}
+        self.tmp = path + ".probe-tmp"
+        # _row never repeats: a dictionary for it is wasted work
+        dict_cols = [f.name for f in self.schema if not pa.types.is_floating(f.type) and f.name != "_row"]
+        self.group = ctx.options.row_group_rows
+        self.writer = pq.ParquetWriter(self.tmp, self.schema, use_dictionary=dict_cols or False,
+                                       compression="snappy")
+        self.buf: list = []
+        self.buffered = 0
+        self.excluded: list[int] = []
+
+    def add(self, batch, bad_rows) -> None:
+        """Write ``batch`` without the rows whose ``_row`` is in ``bad_rows``."""
+        import numpy as np
+        import pyarrow as pa
+
+        from datasan.probe.data import label_key
+        from datasan.sources.tables import _float_values
+        from datasan.stats import Moments, merge_counts
+
+        if len(bad_rows):
+            rows = np.asarray(batch.column("_row").to_numpy(zero_copy_only=False), dtype=np.int64)
+            keep = ~np.isin(rows, bad_rows)
+            self.excluded.extend(rows[~keep].tolist())
+            batch = batch.filter(pa.array(keep))
+        if batch.num_rows == 0:
+            return
+        for c in self.moment_cols:
+            values, nulls = _float_values(batch.column(c))
+            if nulls is not None:
+                m = Moments.of(values[~nulls], nulls=int(nulls.sum()))
+            else:
+                m = Moments.of(values)
+            self.moments[c].merge(m)
+        if self.task == "classification" and self.target is not None:
+            merge_counts(self.labels, _label_counts(batch.column(self.target), label_key))
+        self.buf.append(batch)
+        self.buffered += batch.num_rows
+        if self.buffered >= self.group:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.buf:
+            self.writer.write_table(pa.Table.from_batches(self.buf), row_group_size=max(self.group, self.buffered))
+            self.buf, self.buffered = [], 0
+
+    def finish(self) -> None:
+        """Put the new clean file in place and the statistics into the outcome."""
+        self._flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        oc, name = self.oc, self.oc.source.name
+        oc.stats.setdefault("tables", {})[name] = {
+            "rows": oc.kept, "columns": {c: m.as_json() for c, m in self.moments.items()}}
+        if self.task == "classification":
+            oc.stats.setdefault("labels", {})[name] = {
+                str(k): v for k, v in sorted(self.labels.items(), key=lambda kv: str(kv[0]))}
+
+    def abort(self) -> None:
+        self.writer.close()
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+
 def rewrite_table(oc: SourceOutcome, ctx: ScanContext, path: str, bad_rows, features: list[str],
                   target: str | None, task: str | None) -> None:
     """Rewrite the clean file without ``bad_rows`` (streaming, atomic) and recompute the
     source's stats (``tables`` and ``labels``) over the rows that remain."""
-    import numpy as np
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from datasan.probe.data import label_key
-    from datasan.sources.tables import _float_values
-    from datasan.stats import Moments, merge_counts
-
-    name = oc.source.name
-    pf = pq.ParquetFile(path)
-    schema = pf.schema_arrow
-    numeric = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)  # noqa: E731
-    moment_cols = [c for c in features if c in schema.names]
-    if target is not None and target in schema.names and numeric(schema.field(target).type):
-        moment_cols.append(target)
-    moments = {c: Moments() for c in moment_cols}
-    labels: dict = {}
-    tmp = path + ".probe-tmp"
-    # _row never repeats: a dictionary for it is wasted work
-    dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type) and f.name != "_row"]
-    group = ctx.options.row_group_rows
-    writer = pq.ParquetWriter(tmp, schema, use_dictionary=dict_cols or False, compression="snappy")
-    buf, buffered = [], 0
-
-    def column_moments(args):
-        c, arr = args
-        values, nulls = _float_values(arr)
-        if nulls is not None:
-            return c, Moments.of(values[~nulls], nulls=int(nulls.sum()))
-        return c, Moments.of(values)
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    # numpy and Parquet encoding release the GIL: statistics and writing overlap
-    pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-    write_pool = ThreadPoolExecutor(max_workers=1)  # one writer: row groups stay in order
-    pending = []
+    rw = CleanRewriter(oc, ctx, path, features, target, task)
     try:
-        for batch in pf.iter_batches(batch_size=ctx.options.batch_rows):
-            rows = np.asarray(batch.column("_row").to_numpy(zero_copy_only=False), dtype=np.int64)
-            keep = ~np.isin(rows, bad_rows)
-            kept = batch.filter(pa.array(keep)) if not keep.all() else batch
-            if kept.num_rows == 0:
-                continue
-            # merged in column order, batch by batch: the result does not depend on threads
-            for c, m in pool.map(column_moments, [(c, kept.column(c)) for c in moment_cols]):
-                moments[c].merge(m)
-            if task == "classification" and target is not None:
-                merge_counts(labels, _label_counts(kept.column(target), label_key))
-            buf.append(kept)
-            buffered += kept.num_rows
-            if buffered >= group:
-                pending.append(write_pool.submit(writer.write_table, pa.Table.from_batches(buf),
-                                                 row_group_size=max(group, buffered)))
-                buf, buffered = [], 0
-        if buf:
-            pending.append(write_pool.submit(writer.write_table, pa.Table.from_batches(buf),
-                                             row_group_size=max(group, buffered)))
-        for fut in pending:
-            fut.result()
-        writer.close()
-        os.replace(tmp, path)
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=ctx.options.batch_rows):
+            rw.add(batch, bad_rows)
+        rw.finish()
     except BaseException:
-        for fut in pending:
-            fut.cancel()
-        write_pool.shutdown(wait=True)
-        writer.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        rw.abort()
         raise
-    finally:
-        pool.shutdown(wait=True)
-        write_pool.shutdown(wait=True)
-    section = oc.stats.setdefault("tables", {})
-    section[name] = {"rows": oc.kept, "columns": {c: m.as_json() for c, m in moments.items()}}
-    if task == "classification":
-        oc.stats.setdefault("labels", {})[name] = {
-            str(k): v for k, v in sorted(labels.items(), key=lambda kv: str(kv[0]))}
 
 
 def _label_counts(arr, label_key) -> dict:
