@@ -54,7 +54,8 @@ def _as_arrays(data, target: str | None):
         return tensor(data[feats].to_numpy(dtype=np.float64)), tensor(data[tname].to_numpy())
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         xs, ys = zip(*(data[i] for i in range(len(data))))
-        return torch.stack([tensor(x) for x in xs]), torch.stack([tensor(y) for y in ys]).reshape(len(ys), -1).squeeze(1)
+        y = torch.stack([tensor(y) for y in ys]).reshape(len(ys), -1).squeeze(1)
+        return torch.stack([tensor(x) for x in xs]), y
     raise TypeError("data must be (X, y), a pandas DataFrame or a dataset of (x, y) pairs")
 
 

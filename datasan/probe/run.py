@@ -132,7 +132,7 @@ def _probe_table(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, 
     import torch
 
     from datasan.probe.data import LabelMap, table_batches
-    from datasan.probe.stages import Prober, extreme_losses
+    from datasan.probe.stages import Prober
 
     t0 = time.perf_counter()
     name = oc.source.name
