@@ -291,12 +291,20 @@ def _ctx(root: Path, tmp_path: Path, **opts):
                        staging=str(staging))
 
 
-def test_image_probe_quarantines_a_finite_but_huge_float_image(tmp_path):
+def test_image_probe_quarantines_a_finite_but_huge_float_image(tmp_path, monkeypatch):
+    import types
+
     from datasan.pipeline import build_quarantine
     from datasan.probe.run import probe_outcomes
 
+    # the image kind's recompute_stats, stubbed: this outcome is built by hand
+    calls = []
+    stub = types.ModuleType("datasan.sources.images")
+    stub.recompute_stats = lambda outcome, ctx: calls.append(outcome.index.num_rows)
+    monkeypatch.setitem(sys.modules, "datasan.sources.images", stub)
     root, oc = _image_outcome(tmp_path, labels=True)
     rep = probe_outcomes([oc], _ctx(root, tmp_path))
+    assert calls == [6] and rep["sources"]["set"]["stats_recomputed"] is True
     src = rep["sources"]["set"]
     assert src["probed"] == 7 and src["outputs"] == 2 and src["flagged"]["DS401"] == 1
     assert oc.index.column("sample").to_pylist() == [f"set/{'cat' if i % 2 else 'dog'}/{i}.png" for i in range(6)]
@@ -305,7 +313,12 @@ def test_image_probe_quarantines_a_finite_but_huge_float_image(tmp_path):
     assert q.column("sample").to_pylist() == ["set/cat/huge.tif"]
     assert q.column("codes").to_pylist() == ["DS401"]
     assert oc.kept + per_source["set"] == oc.seen
-    assert "stats_recomputed" in src
+    # without the image kind's recompute_stats the report says the stats were not recomputed
+    monkeypatch.setitem(sys.modules, "datasan.sources.images", types.ModuleType("datasan.sources.images"))
+    root2, oc2 = _image_outcome(tmp_path / "again", labels=True)
+    src2 = probe_outcomes([oc2], _ctx(root2, tmp_path / "again"))["sources"]["set"]
+    assert src2["stats_recomputed"] is False and "still include them" in src2["stats_note"]
+    assert oc2.kept == 6
 
 
 def test_unlabeled_images_are_skipped_with_a_reason(tmp_path):
