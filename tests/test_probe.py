@@ -402,3 +402,31 @@ def test_sample_data_probe(tmp_path):
     stats = json.loads((tmp_path / "o2" / "stats.json").read_text())["tables"]["sensor_readings.csv"]
     assert stats["rows"] == 198 and stats["columns"]["x1"]["count"] == 198
     assert stats["columns"]["x1"]["max"] < 10
+
+
+def test_api_takes_dataframes_and_datasets():
+    import pandas as pd
+    import torch
+
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "label": rng.integers(0, 3, size=60)})
+    df.loc[8, ["a", "b"]] = 3e38
+    r = datasan.probe(df)
+    assert r.report["task"] == "classification" and r.errors == [8] and r.by_code["DS401"] == [8]
+    data = [(torch.tensor([float(i), 1.0]), torch.tensor(0.5)) for i in range(30)]
+    data[12] = (torch.tensor([1e37, 1.0]), torch.tensor(0.5))
+    r = datasan.probe(data)
+    assert r.report["task"] == "regression" and r.by_code == {"DS401": [12]}
+
+
+def test_a_failing_user_model_is_a_skip_not_a_crash(tmp_path, monkeypatch):
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "broken_probe_models.py").write_text(
+        "import torch\n\ndef wrong_width(input_shape, num_outputs, task):\n"
+        "    return torch.nn.Linear(input_shape[0] + 1, num_outputs)\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    _write(tmp_path / "d" / "t.parquet", _regression(n=30))
+    res = _scan(tmp_path / "d", tmp_path / "o", probe_model="broken_probe_models:wrong_width")
+    src = res.report["probe"]["sources"]["t.parquet"]
+    assert src["skipped"].startswith("the probe model failed: RuntimeError")
+    assert _codes(res, "DS406") == [None] and res.report["kept"] == 30

@@ -41,7 +41,8 @@ def _as_arrays(data, target: str | None):
         if a.dtype.kind == "f":
             with np.errstate(over="ignore"):
                 a = a.astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(a))
+        a = np.ascontiguousarray(a)
+        return torch.from_numpy(a if a.flags.writeable else a.copy())
 
     if isinstance(data, tuple) and len(data) == 2:
         return tensor(data[0]), tensor(data[1])
