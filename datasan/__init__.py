@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "scan", "gate", "ScanOptions", "ScanResult", "Finding", "RULES", "UsageError",
-           "DataGateError", "BadSampleError", "SafeDataset", "SafeIterableDataset", "safe_collate"]
+           "DataGateError", "BadSampleError", "SafeDataset", "SafeIterableDataset", "safe_collate", "probe"]
 
 
 def scan(path, *, out_dir=None, config=None, **options):
@@ -66,6 +66,10 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    if name == "probe":  # datasan.probe(data, model=..., loss_fn=...); the package is callable
+        import importlib
+
+        return importlib.import_module("datasan.probe")
     if name in _LAZY:
         import importlib
 

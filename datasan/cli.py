@@ -81,6 +81,10 @@ def scan(
     max_quarantine_fraction: Annotated[Optional[float], typer.Option(
         "--max-quarantine-fraction", help="Fail the gate only when more than this share (0..1) of the "
         "samples is quarantined; errors still quarantine.")] = None,
+    probe_model: Annotated[Optional[str], typer.Option(help="Your probe network: module:factory (see the README).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Torch device of the probe: cpu (default), cuda or cuda:N.")] = None,
+    probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
+    probe_seed: Annotated[Optional[int], typer.Option(help="Seed of the probe network (default 0; results are deterministic for a seed).")] = None,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -100,6 +104,10 @@ def scan(
         "ignore": _split(ignore) if ignore else None,
         "baseline": baseline,
         "max_quarantine_fraction": max_quarantine_fraction,
+        "probe_model": probe_model,
+        "device": device,
+        "probe_batch_size": probe_batch_size,
+        "probe_seed": probe_seed,
     }
     try:
         from datasan.config import build_options

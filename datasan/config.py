@@ -49,6 +49,11 @@ TOP_KEYS: dict[str, tuple[type, ...]] = {
     "workers": (int,),
     "probe": (bool,),
     "baseline": (str,),
+    "probe_model": (str,),
+    "device": (str,),
+    "probe_batch_size": (int,),
+    "probe_seed": (int,),
+    "image_labels": (str,),
 }
 #: keys allowed in a ``[sources."<glob>"]`` table
 SOURCE_KEYS: dict[str, tuple[type, ...]] = {

@@ -42,6 +42,9 @@ class Thresholds:
     #: pixels (width x height, from the header) above which an image is a decompression
     #: bomb; Pillow's own Image.MAX_IMAGE_PIXELS by default
     max_image_pixels: int = 89_478_485
+    #: probe (issue 5): a finite loss is extreme when its log is more than this many
+    #: robust standard deviations (1.4826 MAD) above the median log-loss
+    probe_outlier_k: float = 10.0
 
 
 @dataclass
@@ -103,6 +106,12 @@ class ScanOptions:
                 else:
                     changes[k] = v
         return dataclasses.replace(self, thresholds=th, **changes)
+    #: probe (issue 5): "module:factory" of a user network, the torch device, samples
+    #: per batch (None: 32768 table rows, 64 images) and the seed of the network
+    probe_model: str | None = None
+    device: str = "cpu"
+    probe_batch_size: int | None = None
+    probe_seed: int = 0
 
     def resolved_workers(self) -> int:
         """The number of worker processes to use (all cores when 0)."""

@@ -53,6 +53,13 @@ def validate_options(options: ScanOptions) -> None:
     mqf = options.max_quarantine_fraction  # issue 6: gate options
     if mqf is not None and not (isinstance(mqf, (int, float)) and 0.0 <= mqf <= 1.0):
         raise UsageError(f"max_quarantine_fraction must be a number in 0..1, not {mqf!r}")
+    # probe options (issue 5); torch is only imported when the probe runs
+    if options.probe_batch_size is not None and options.probe_batch_size < 1:
+        raise UsageError(f"probe_batch_size must be at least 1, not {options.probe_batch_size}")
+    if not (options.device == "cpu" or options.device == "cuda" or options.device.startswith("cuda:")):
+        raise UsageError(f"device must be cpu, cuda or cuda:N, not {options.device!r}")
+    if options.probe_model is not None and ":" not in options.probe_model:
+        raise UsageError(f"probe_model must be module:factory, not {options.probe_model!r}")
     assert RULES
 
 
