@@ -498,7 +498,7 @@ class _PartWriter:
     Encoding and compressing Parquet is the most expensive step of a table
     scan and pyarrow releases the GIL while doing it, so row groups are
     written on a background thread while the next batches are read and
-    checked.  The queue holds at most two row groups (bounded memory).
+    checked.  The queue holds at most one row group (bounded memory).
     """
 
     def __init__(self, path: str, group_rows: int) -> None:
@@ -512,7 +512,7 @@ class _PartWriter:
         self.writer = None
         self.rows = 0
         self.error: BaseException | None = None
-        self._q: queue.Queue = queue.Queue(maxsize=2)
+        self._q: queue.Queue = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._run, name="datasan-part-writer", daemon=True)
         self._thread.start()
 
