@@ -31,7 +31,7 @@ class InvariantError(RuntimeError):
 
 def validate_options(options: ScanOptions) -> None:
     """Raise UsageError for option values that cannot work."""
-    from datasan.rules import RULES, SEVERITIES, check_selectors
+    from datasan.rules import SEVERITIES, check_selectors
 
     if options.fail_on not in FAIL_ON:
         raise UsageError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {options.fail_on!r}")
@@ -60,7 +60,6 @@ def validate_options(options: ScanOptions) -> None:
         raise UsageError(f"device must be cpu, cuda or cuda:N, not {options.device!r}")
     if options.probe_model is not None and ":" not in options.probe_model:
         raise UsageError(f"probe_model must be module:factory, not {options.probe_model!r}")
-    assert RULES
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -136,7 +135,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
 
     progress = Progress(enabled=options.progress)
     engine = LocalEngine(options.resolved_workers())
-    ctx = ScanContext(root=discovery.root if os.path.isdir(root_arg) else discovery.root, options=options,
+    ctx = ScanContext(root=discovery.root, options=options,
                       engine=engine, staging=staging, progress=progress)
     loose = FindingBuffer()
     loose.extend(discovery.findings)

@@ -136,8 +136,6 @@ def plan_target(
     th: Thresholds,
 ) -> TargetPlan:
     """Decide task, distant class ids and regression bounds from the target's profile."""
-    import numpy as np
-
     if column is None or summary is None:
         return TargetPlan(column=None, reason="no target column")
     plan = TargetPlan(column=column, num_classes=num_classes, classes=classes)

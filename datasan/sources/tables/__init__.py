@@ -370,7 +370,6 @@ def _float_values(arr):
 
 def _typed_batch(plan: TablePlan, batch):
     """(typed batch for output, check inputs) of one raw batch."""
-    import numpy as np
     import pyarrow as pa
 
     text = read.is_text_format(plan.fmt)

@@ -26,7 +26,6 @@ from typing import Iterator
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TYPED_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".feather": "arrow", ".arrow": "arrow", ".ipc": "arrow"}
 COMPRESSED = (".gz", ".bz2", ".zst")
-_READ_THREADS = os.environ.get("DATASAN_READ_THREADS", "1") == "1"
 
 
 def table_format(rel: str) -> str | None:
@@ -366,7 +365,7 @@ def iter_typed_batches(
             positions = [names.index(c) for c in columns]
             columns = [pf.schema_arrow.names[i] for i in positions]
         for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
-                                     use_threads=_READ_THREADS):
+                                     use_threads=True):
             if columns is None:
                 batch = batch.rename_columns(names)
             n = batch.num_rows
