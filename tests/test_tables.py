@@ -405,3 +405,33 @@ def test_nasty_files_are_findings_not_crashes(scan_to, tmp_path):
     assert s.codes("zero.parquet") == ["DS002"]
     for src in s.report["sources"]:
         assert src["kept"] + src["quarantined"] == src["seen"]
+
+
+def test_csv_fast_path_and_fallback_agree(scan_to, tmp_path, monkeypatch):
+    """Arrow parses clean CSV columns natively; a later block that breaks the type
+    inferred from the first falls back to reading strings, with identical findings."""
+    from datasan.sources.tables import read
+
+    lines = ["a,b,c,label"]
+    for i in range(300):
+        a = "abc" if i == 250 else ("" if i == 280 else str(i))
+        b = "nan" if i == 270 else f"{i * 0.5:.1f}"
+        lines.append(f"{a},{b},{i % 7 * 1.5},{i % 3}")
+    write(tmp_path / "d" / "t.csv", "\n".join(lines) + "\n")
+    expected = {"DS109": [250], "DS101": [270, 280]}
+    small = scan_to(tmp_path / "d")  # one block: 'a' is read as text, 'c' natively
+    monkeypatch.setattr(read, "CSV_BLOCK_SIZE", 512)  # many blocks: 'a' breaks int64 in a later one
+    blocks = scan_to(tmp_path / "d")
+    for s in (small, blocks):
+        assert {c: s.rows(c) for c in ("DS109", "DS101")} == expected
+        msgs = s.findings[s.findings.code == "DS101"].set_index("row")["message"]
+        assert msgs[270] == "Feature 'b' is NaN."
+        assert msgs[280] == "Feature 'a' is missing (empty cell)."
+        clean = s.clean("t.csv")
+        assert clean.schema.field("a").type == pa.int64()
+        assert clean.schema.field("c").type == pa.float64()
+        assert clean.num_rows == 297
+    assert small.clean("t.csv").equals(blocks.clean("t.csv"))
+    for col, st in small.stats["tables"]["t.csv"]["columns"].items():
+        other = blocks.stats["tables"]["t.csv"]["columns"][col]
+        assert st == pytest.approx(other, rel=1e-12), col  # merged over other batch splits

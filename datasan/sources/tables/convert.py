@@ -53,11 +53,40 @@ def _normalized(arr):
     return pc.utf8_lower(pc.utf8_trim_whitespace(arr))
 
 
+def _cast_all(arr, typ):
+    """``arr`` cast to ``typ`` when every cell parses (Arrow's C++ parsers), else None.
+
+    The fast path for the common, clean column: one cast instead of four
+    regex and string kernels.  Arrow's number parsing accepts exactly what
+    FLOAT_RE / INT_RE accept for unpadded cells ('nan', 'inf', '1e400' -> inf);
+    anything else (padding, tokens, text) fails the cast and takes the slow path.
+    """
+    import pyarrow as pa
+
+    import pyarrow.compute as pc
+
+    if arr.null_count:
+        return None
+    try:
+        out = arr.cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pa.types.is_integer(typ) and pc.any(pc.match_substring(arr, "x", ignore_case=True)).as_py():
+        return None  # Arrow reads '0x10' as 16; datasan calls it not a number
+    return out
+
+
 def count_column(arr, missing_tokens=None) -> ColumnCounts:
     """Profile counts of one all-string Arrow array (``missing_tokens``: cells that mean no value)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    n = len(arr)
+    if n and missing_tokens is None:
+        if _cast_all(arr, pa.int64()) is not None:
+            return ColumnCounts(cells=n, numeric=n, integer=n)
+        if _cast_all(arr, pa.float64()) is not None:
+            return ColumnCounts(cells=n, numeric=n, integer=0)
     norm = _normalized(arr.fill_null(""))
     missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
     present = pc.invert(missing)
@@ -116,6 +145,10 @@ def convert_column(arr, typ: str, missing_tokens=None) -> Converted:
 
     if typ in ("string", "nested"):
         return Converted(arr)
+    if typ in ("int64", "float64") and missing_tokens is None:
+        fast = _cast_all(arr, pa.int64() if typ == "int64" else pa.float64())
+        if fast is not None:
+            return Converted(fast, None, np.zeros(len(arr), bool))
     norm = _normalized(arr.fill_null(""))
     missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
     if typ == "bool":

@@ -161,10 +161,26 @@ def csv_column_names(path: str, encoding: str, delimiter: str) -> list[str]:
     return names
 
 
+#: cells read as null by Arrow's CSV converter in non-string columns (the
+#: missing-value tokens of convert.MISSING_TOKENS in their usual spellings)
+NATIVE_NULLS = ["", "NA", "na", "N/A", "n/a", "NULL", "null", "Null", "None", "none", "NONE", "nil", "NIL"]
+
+
+#: bytes per CSV block (one record batch); Arrow infers column types from the first
+CSV_BLOCK_SIZE = 1 << 22
+
+
 def iter_csv_batches(
-    path: str, encoding: str, delimiter: str, names: list[str], block_size: int = 1 << 22
+    path: str, encoding: str, delimiter: str, names: list[str], block_size: int | None = None,
+    column_types: dict | None = None,
 ) -> Iterator[tuple]:
-    """Yield (all-string batch, rows, bad_rows) for a CSV/TSV file."""
+    """Yield (batch, rows, bad_rows) for a CSV/TSV file.
+
+    By default every column is read as a string.  With ``column_types``, the
+    named columns get those Arrow types and the others are inferred by Arrow
+    (from the first block: a later block that does not fit raises
+    ArrowInvalid, and the caller falls back to strings).
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -184,13 +200,16 @@ def iter_csv_batches(
         _open_binary(path),
         # one thread: the invalid-row handler then knows line numbers, and the
         # shards already use every core
-        read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=block_size,
-                                       column_names=names, skip_rows=1),
+        read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding,
+                                       block_size=block_size or CSV_BLOCK_SIZE, column_names=names,
+                                       skip_rows=1),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
+            column_types=column_types if column_types is not None else {n: pa.string() for n in names},
+            null_values=NATIVE_NULLS,
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
+            auto_dict_encode=False,
         ),
     )
     next_row = 0
