@@ -26,6 +26,16 @@ def _init_worker() -> None:
     os.environ.setdefault("ARROW_IO_THREADS", "2")
 
 
+def _main_importable() -> bool:
+    """False when ``__main__`` claims a file that does not exist (``python - < script``,
+    ``python -c`` with a fake __file__): forkserver and spawn workers re-import the
+    main module and would die, so such a caller runs its shards in-process."""
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
 class LocalEngine:
     """Runs tasks in-process or on a pool of ``workers`` processes."""
 
@@ -66,7 +76,7 @@ class LocalEngine:
     def map_ordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         """Yield ``fn(task)`` for every task, in task order."""
         tasks = list(tasks)
-        if self.workers == 1 or len(tasks) <= 1:
+        if self.workers == 1 or len(tasks) <= 1 or not _main_importable():
             for t in tasks:
                 yield fn(t)
             return

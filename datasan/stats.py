@@ -56,7 +56,8 @@ class Moments:
         # it 15x slower than square-and-sum here.
         mean = float(v.mean(dtype=np.float64))
         d = v.astype(np.float64, copy=False) - mean
-        np.square(d, out=d)
+        with np.errstate(over="ignore"):  # |x| > 1e154: M2 is inf, honestly
+            np.square(d, out=d)
         m.count = int(n)
         m.mean = mean
         m.m2 = float(d.sum())

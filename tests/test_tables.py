@@ -435,3 +435,18 @@ def test_csv_fast_path_and_fallback_agree(scan_to, tmp_path, monkeypatch):
     for col, st in small.stats["tables"]["t.csv"]["columns"].items():
         other = blocks.stats["tables"]["t.csv"]["columns"][col]
         assert st == pytest.approx(other, rel=1e-12), col  # merged over other batch splits
+
+
+def test_duplicate_made_an_error_leaves_clean_file_and_stats(scan_to, tmp_path):
+    write(tmp_path / "d" / "t.csv", "a,label\n1,0\n2,1\n1,0\n3,1\n5,0\n")
+    s = scan_to(tmp_path / "d", severity={"DS110": "error"})
+    assert s.quarantine["row"].tolist() == [2]
+    assert s.quarantine["codes"].tolist() == ["DS110"]
+    clean = s.clean("t.csv")
+    assert clean.column("_row").to_pylist() == [0, 1, 3, 4]
+    st = s.stats["tables"]["t.csv"]
+    assert st["rows"] == 4
+    assert st["columns"]["a"]["mean"] == pytest.approx(11 / 4)
+    assert s.stats["labels"]["t.csv"] == {"0": 2, "1": 2}
+    src = s.source("t.csv")
+    assert (src["seen"], src["kept"], src["quarantined"]) == (5, 4, 1)

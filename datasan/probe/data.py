@@ -16,16 +16,7 @@ from typing import Any, Iterator
 
 # --------------------------------------------------------------------------- labels
 
-def label_key(value) -> Any:
-    """The key a target value has in stats.json ``labels`` (as the table kind counts them)."""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)):
-        f = float(value)
-        return int(f) if f.is_integer() else f
-    return value
+from datasan.sources.tables.rewrite import label_key  # noqa: E402  (one definition for both)
 
 
 @dataclass

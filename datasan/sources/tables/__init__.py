@@ -923,4 +923,17 @@ class TableKind:
             "features": plan.features,
             "encoding": plan.encoding if read.is_text_format(plan.fmt) else None,
         }
-        return SourceOutcome(src, "rows", seen, kept, fb, stats=stats, clean_files=[clean_rel], report=report)
+        oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats, clean_files=[clean_rel], report=report)
+        # Row findings decided over the whole table (duplicates) are warnings by
+        # default; a config can make them errors after their rows were written.
+        import numpy as np
+
+        written = [r.findings.error_rows() for r in results]
+        done = np.concatenate(written) if written else np.empty(0, np.int64)
+        late = np.setdiff1d(fb.error_rows(), done)
+        if late.size:
+            from datasan.sources.tables.rewrite import rewrite_table
+
+            oc.kept -= int(late.size)
+            rewrite_table(oc, ctx, dest, late, plan.features, tp.column, tp.task)
+        return oc
