@@ -193,14 +193,23 @@ def test_every_rule_has_docs_and_a_test():
 
 
 def test_sample_data_quickstart_runs(tmp_path):
-    """The README quickstart: scan sample_data and get every contract file."""
+    """The README quickstart, probe included: scan sample_data and get every contract file."""
     out = tmp_path / "o"
-    res = runner.invoke(app, ["scan", str(SAMPLE), "--out", str(out), "--no-probe"])
+    res = runner.invoke(app, ["scan", str(SAMPLE), "--out", str(out)])
     assert res.exit_code == 1
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["clean", "findings.parquet", "index.parquet", "quarantine.csv", "quarantine.parquet",
+                     "report.json", "stats.json"]
     report = json.loads((out / "report.json").read_text())
     assert report["samples"] == sum(s["seen"] for s in report["sources"])
     for s in report["sources"]:
         assert s["kept"] + s["quarantined"] == s["seen"], s["source"]
+    assert report["probe"]["ran"] is True
+    assert {s["kind"] for s in report["sources"]} == {"table", "images", "coco", "yolo"}
+    q = pq.read_table(out / "quarantine.parquet").to_pandas()
+    assert len(q) == report["quarantined"]
+    # the probe's planted row (static checks pass it) is quarantined
+    assert "DS401" in ",".join(q[q["source"] == "probe/sensor_readings.csv"]["codes"])
 
 
 def test_readme_lists_every_rule_and_scan_option():
