@@ -26,7 +26,8 @@ def render_summary(result, out_dir: str | None, console) -> None:
         e["n"] += 1
         if len(e["examples"]) < EXAMPLES:
             where = smp or src or ""
-            e["examples"].append(f"{where}: {m}" if where else m)
+            # many messages already name their file: do not say it twice
+            e["examples"].append(f"{where}: {m}" if where and not m.startswith(where) else m)
     if by_code:
         table = Table(title="Findings", show_lines=False, expand=False)
         table.add_column("code", no_wrap=True)
