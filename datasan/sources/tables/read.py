@@ -66,9 +66,11 @@ def _open_binary(path: str):
 
 
 def sniff_encoding(path: str) -> tuple[str, str | None]:
-    """Return (encoding, note): utf-8 unless a BOM says otherwise.
+    """Return (encoding, note): utf-8 unless a BOM, NUL bytes or invalid UTF-8 in
+    the first 64 KiB say otherwise; UnreadableFile for binary data.
 
-    latin-1 is chosen later, when UTF-8 decoding fails on the real data.
+    Invalid UTF-8 further into the file is found by the reader, which then
+    starts over in latin-1.
     """
     with _open_binary(path) as f:
         head = f.read(4)
@@ -77,7 +79,7 @@ def sniff_encoding(path: str) -> tuple[str, str | None]:
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", "decoded as UTF-16 (byte order mark found)"
     with _open_binary(path) as f:
-        sample = f.read(4096)
+        sample = f.read(65536)
     # UTF-16 without a BOM: text with a NUL in every other byte
     if len(sample) >= 4 and sample.count(b"\x00") * 3 >= len(sample):
         odd = sample[1::2].count(b"\x00")
@@ -86,6 +88,16 @@ def sniff_encoding(path: str) -> tuple[str, str | None]:
             return "utf-16-le", "decoded as UTF-16-LE (no byte order mark; NUL bytes in every other byte)"
         if even > 2 * odd:
             return "utf-16-be", "decoded as UTF-16-BE (no byte order mark; NUL bytes in every other byte)"
+    # binary data: text tables never hold control bytes other than tab, CR, LF, FF
+    control = sum(sample.count(bytes([b])) for b in range(32) if b not in (9, 10, 12, 13))
+    if sample and control > 0.01 * len(sample):
+        raise UnreadableFile(f"binary data, not text ({control} control bytes in the first "
+                             f"{len(sample)} bytes)")
+    try:  # a multi-byte character may be cut at the end of the sample
+        sample.decode("utf-8") if len(sample) < 65536 else sample[:-4].decode("utf-8")
+    except UnicodeDecodeError:
+        # decide before Arrow parses: its row handler cannot pass undecodable text on
+        return "latin-1", "decoded as latin-1 (check accented characters in category names)"
     return "utf-8", None
 
 
