@@ -7,24 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import Scanned
 
 REPO = Path(__file__).resolve().parent.parent
 DETECTION = REPO / "sample_data" / "detection"
 BOX_CODES = [f"DS{n}" for n in range(320, 340)]
 
 
-class Out:
-    """A scan written to a folder, with the contract files loaded back."""
-
-    def __init__(self, result, out: Path) -> None:
-        import pyarrow.parquet as pq
-
-        self.result = result
-        self.out = out
-        self.findings = pq.read_table(out / "findings.parquet").to_pandas()
-        self.quarantine = pq.read_table(out / "quarantine.parquet").to_pandas()
-        self.report = json.loads((out / "report.json").read_text())
-        self.stats = json.loads((out / "stats.json").read_text())
+class Out(Scanned):
+    """A scan written to a folder, with the contract files loaded back (see conftest.Scanned)."""
 
     def of(self, code: str, source: str | None = None):
         f = self.findings[self.findings["code"] == code]
@@ -37,12 +28,6 @@ class Out:
         for code, row in zip(f["code"], f["row"]):
             out.setdefault(int(row), []).append(code)
         return {r: sorted(c) for r, c in sorted(out.items())}
-
-    def source(self, name: str) -> dict:
-        return next(s for s in self.report["sources"] if s["source"] == name)
-
-    def codes(self) -> list[str]:
-        return sorted(self.findings["code"].tolist())
 
 
 @pytest.fixture

@@ -126,9 +126,7 @@ def _profile_text(task: ProfileTask, prof: TableProfile) -> None:
 
 
 def _profile_text_once(task: ProfileTask, prof: TableProfile, encoding: str) -> None:
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     prof.encoding = encoding
     if task.fmt == "jsonl":
@@ -178,17 +176,7 @@ def _profile_text_once(task: ProfileTask, prof: TableProfile, encoding: str) -> 
         if prof.target is not None and prof.target in batch.schema.names:
             if summary is None:
                 summary = checks.TargetSummary(cap=th.max_classes)
-            col = pc.utf8_trim_whitespace(batch.column(prof.target).fill_null(""))
-            missing = pc.is_in(pc.utf8_lower(col), value_set=pa.array(list(checks.TARGET_MISSING_TOKENS)))
-            summary.rows += len(col)
-            summary.missing += pc.sum(missing).as_py() or 0
-            present = col.filter(pc.invert(missing))
-            summary.add_keys(present.to_pylist())
-            numeric = pc.match_substring_regex(pc.utf8_lower(present), convert.FLOAT_RE)
-            if not pc.all(numeric).as_py() and len(present):
-                summary.numeric = False
-            nums = pc.cast(pc.utf8_lower(present.filter(numeric)), pa.float64()).to_numpy(zero_copy_only=False)
-            summary.add_numbers(np.asarray(nums, dtype=np.float64), seed)
+            _target_summary_add(summary, batch.column(prof.target), seed)
             seed += 1
     if prof.target is None:
         prof.target = checks.find_target(prof.columns, task.target)
