@@ -302,15 +302,15 @@ def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
                 col = col.dictionary_decode()
             summary.rows += len(col)
             if kind in ("int", "float", "decimal", "bool"):
-                vals = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-                vals = np.asarray(vals, dtype=np.float64)
-                present = ~np.isnan(vals) if kind != "float" else ~(np.isnan(vals))
+                as_float = pc.cast(col, pa.float64())
+                vals = np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
+                present = ~np.isnan(vals)
                 if col.null_count:
                     present &= ~col.is_null().to_numpy(zero_copy_only=False)
                 summary.missing += int((~present).sum())
                 pv = vals[present]
                 if summary.counts is not None:
-                    vc = pc.value_counts(pc.drop_null(pc.cast(col, pa.float64())))
+                    vc = pc.value_counts(pc.drop_null(as_float))
                     uniq = vc.field("values").to_numpy(zero_copy_only=False)
                     cnt = vc.field("counts").to_numpy(zero_copy_only=False)
                     keep_u = ~np.isnan(uniq)
