@@ -9,7 +9,6 @@ the :class:`~datasan.result.ScanResult`.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from typing import Any
@@ -242,6 +241,3 @@ def _run_probe(outcomes: list[SourceOutcome], ctx: ScanContext) -> dict[str, Any
         return {"ran": False, "reason": "the probe is not part of this version"}
     return probe_run.probe_outcomes(outcomes, ctx)
 
-
-def remove_staging(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
