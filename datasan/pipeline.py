@@ -232,12 +232,10 @@ def _merge_index(outcomes: list[SourceOutcome]):
 
 
 def _run_probe(outcomes: list[SourceOutcome], ctx: ScanContext) -> dict[str, Any]:
-    """Run the probe over the kept samples (when enabled and available)."""
+    """Run the probe over the kept samples (when enabled); torch loads only then."""
     if not ctx.options.probe:
         return {"ran": False, "reason": "--no-probe"}
-    try:
-        from datasan.probe import run as probe_run  # noqa: F401
-    except ImportError:
-        return {"ran": False, "reason": "the probe is not part of this version"}
+    from datasan.probe import run as probe_run
+
     return probe_run.probe_outcomes(outcomes, ctx)
 
