@@ -33,11 +33,6 @@ class Task(str, Enum):
     regression = "regression"
 
 
-class Format(str, Enum):
-    text = "text"
-    json = "json"
-
-
 class ScanFormat(str, Enum):
     text = "text"
     json = "json"
