@@ -31,19 +31,14 @@ class Out(Scanned):
 
 
 @pytest.fixture
-def scan(tmp_path):
-    import datasan
-
-    n = {"i": 0}
+def scan(scan_to):
+    """conftest's scan_to, limited to this issue's codes: the image kind (DS2xx,
+    DS301-DS319) may also see these images."""
 
     def run(path, **options) -> Out:
-        n["i"] += 1
-        out = tmp_path / f"out{n['i']}"
-        options.setdefault("probe", False)
-        options.setdefault("workers", 1)
-        # only this issue's codes: the image kind (DS2xx, DS301-DS319) may also see these images
         options.setdefault("select", ["DS32", "DS33"])
-        return Out(datasan.scan(str(path), out_dir=str(out), **options), out)
+        s = scan_to(path, **options)
+        return Out(s.result, s.out)
 
     return run
 
