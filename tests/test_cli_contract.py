@@ -218,7 +218,6 @@ def test_readme_lists_every_rule_and_scan_option():
     readme = (REPO / "README.md").read_text()
     for code in RULES:
         assert f"| {code} |" in readme, code
-    import click
     import typer.main
 
     cmd = typer.main.get_command(app).commands["scan"]
