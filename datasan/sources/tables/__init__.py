@@ -341,6 +341,33 @@ def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
 
 # --------------------------------------------------------------------------- plan
 
+def check_requested_targets(opts: ScanOptions, sources: list[Source], profiles: list[TableProfile]) -> None:
+    """UsageError (exit 2) when a target named in the options is in no table it applies to.
+
+    A typo in --target would otherwise skip every label check and let the gate pass.
+    Only tables that could be read count; nothing is checked when none could.
+    """
+    from fnmatch import fnmatchcase
+
+    from datasan.errors import UsageError
+
+    read_ok = [(s.name, set(p.columns)) for s, p in zip(sources, profiles) if p.ok and p.columns]
+    if not read_ok:
+        return
+    for glob, col in opts.targets.items():
+        hits = [(n, cols) for n, cols in read_ok if fnmatchcase(n, glob) or fnmatchcase(n, glob.rstrip("/") + "/*")]
+        if not hits:
+            raise UsageError(f"--target {glob}={col}: no table matches {glob!r} "
+                             f"(tables: {', '.join(n for n, _ in read_ok[:8])})")
+        missing = [n for n, cols in hits if col not in cols]
+        if missing:
+            raise UsageError(f"--target {glob}={col}: {missing[0]} has no column {col!r}")
+    if opts.target:
+        plain = [cols for n, cols in read_ok if opts.for_source(n).target == opts.target]
+        if plain and not any(opts.target in cols for cols in plain):
+            raise UsageError(f"target column {opts.target!r} is in none of the {len(plain)} table(s) scanned")
+
+
 @dataclass
 class TablePlan:
     """Decisions for one table that every shard needs."""
@@ -898,6 +925,7 @@ class TableKind:
         tasks = [ProfileTask(s.name, s.files[0].path, s.meta["format"], src_opts[s.name].target, src_opts[s.name])
                  for s in sources]
         profiles = list(ctx.engine.map_ordered(profile_table, tasks))
+        check_requested_targets(opts, sources, profiles)
         shard_tasks: list[ShardTask] = []
         plans: dict[str, tuple[Source, TablePlan | None, list[Finding], TableProfile]] = {}
         os.makedirs(os.path.join(ctx.staging, "parts"), exist_ok=True)
