@@ -48,6 +48,22 @@ def _split(values: Optional[list[str]]) -> list[str]:
     return out
 
 
+def _targets(values: Optional[list[str]]) -> tuple[Optional[str], Optional[dict[str, str]]]:
+    """(target for every table, {file glob: target}) from the --target options."""
+    one, per = None, {}
+    for v in values or []:
+        glob, sep, col = v.rpartition("=")
+        if not sep:
+            if one is not None and one != v:
+                raise ValueError(f"--target given twice for every table ({one!r}, {v!r}); use FILE=NAME")
+            one = v
+        elif not glob or not col:
+            raise ValueError(f"--target {v!r}: expected NAME or FILE=NAME")
+        else:
+            per[glob] = col
+    return one, per or None
+
+
 @app.command()
 def scan(
     path: Annotated[str, typer.Argument(help="Folder (or one file) to scan. It is never written to.")],
@@ -56,7 +72,9 @@ def scan(
         help="Lowest severity that fails the gate (exit 1). [default: error]")] = None,
     probe: Annotated[Optional[bool], typer.Option(
         "--probe/--no-probe", help="Run the probe network over kept samples. [default: probe]")] = None,
-    target: Annotated[Optional[str], typer.Option(help="Target column of tables (default: label, target, y, class, labels).")] = None,
+    target: Annotated[Optional[list[str]], typer.Option(
+        help="Target column of tables: NAME for every table, or FILE=NAME for the tables matching FILE "
+        "(a path or glob relative to PATH); repeatable. Default: label, target, labels, y, class.")] = None,
     task: Annotated[Optional[Task], typer.Option(
         help="Task of the target; auto decides from the values. [default: auto]")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes: ids must lie in 0..N-1.")] = None,
@@ -74,8 +92,11 @@ def scan(
         "--baseline", help="A previous findings.parquet (or its report.json / output folder): only "
         "findings not in it fail the gate.")] = None,
     max_quarantine_fraction: Annotated[Optional[float], typer.Option(
-        "--max-quarantine-fraction", help="Fail the gate only when more than this share (0..1) of the "
-        "samples is quarantined; errors still quarantine.")] = None,
+        "--max-quarantine-fraction", help="Fail the gate only when more than this share (0..1) of some "
+        "source's samples is quarantined; errors still quarantine.")] = None,
+    max_total_quarantine_fraction: Annotated[Optional[float], typer.Option(
+        "--max-total-quarantine-fraction", help="Fail the gate when more than this share (0..1) of all "
+        "samples together is quarantined.")] = None,
     probe_model: Annotated[Optional[str], typer.Option(help="Your probe network: module:factory (see the README).")] = None,
     device: Annotated[Optional[str], typer.Option(help="Torch device of the probe: cpu (default), cuda or cuda:N.")] = None,
     probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
@@ -87,8 +108,14 @@ def scan(
     from datasan.errors import UsageError
 
     err = Console(stderr=True)
+    try:
+        one_target, targets = _targets(target)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
+        raise typer.Exit(2)
     given = {
-        "target": target,
+        "target": one_target,
+        "targets": targets,
         "task": task.value if task else None,
         "num_classes": num_classes,
         "classes": _split([classes]) if classes else None,
@@ -99,6 +126,7 @@ def scan(
         "ignore": _split(ignore) if ignore else None,
         "baseline": baseline,
         "max_quarantine_fraction": max_quarantine_fraction,
+        "max_total_quarantine_fraction": max_total_quarantine_fraction,
         "probe_model": probe_model,
         "device": device,
         "probe_batch_size": probe_batch_size,
@@ -138,7 +166,9 @@ def report(
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="Only findings not in this findings.parquet fail the gate.")] = None,
     max_quarantine_fraction: Annotated[Optional[float], typer.Option(
-        "--max-quarantine-fraction", help="Fail only when more than this share is quarantined.")] = None,
+        "--max-quarantine-fraction", help="Fail only when more than this share of some source is quarantined.")] = None,
+    max_total_quarantine_fraction: Annotated[Optional[float], typer.Option(
+        "--max-total-quarantine-fraction", help="Fail when more than this share of all samples is quarantined.")] = None,
 ) -> None:
     """Print a finished scan's results again in another format (no rescan); exit 0/1 as scan."""
     from rich.console import Console
@@ -150,11 +180,13 @@ def report(
         from datasan.baseline import load_baseline
         from datasan.result import ScanResult
 
-        if max_quarantine_fraction is not None and not 0.0 <= max_quarantine_fraction <= 1.0:
-            raise UsageError(f"max_quarantine_fraction must be a number in 0..1, not {max_quarantine_fraction}")
+        for name, limit in (("max_quarantine_fraction", max_quarantine_fraction),
+                            ("max_total_quarantine_fraction", max_total_quarantine_fraction)):
+            if limit is not None and not 0.0 <= limit <= 1.0:
+                raise UsageError(f"{name} must be a number in 0..1, not {limit}")
         result = ScanResult.load(out)
         result.set_gate(fail_on.value if fail_on else None, max_quarantine_fraction,
-                        load_baseline(baseline) if baseline else None)
+                        load_baseline(baseline) if baseline else None, max_total_quarantine_fraction)
     except UsageError as exc:
         from rich.markup import escape
 

@@ -49,9 +49,15 @@ def validate_options(options: ScanOptions) -> None:
             raise UsageError(f"severity for {code} must be one of {', '.join(SEVERITIES)}, not {sev!r}")
     if options.workers < 0:
         raise UsageError("workers must be 0 (all cores) or more")
-    mqf = options.max_quarantine_fraction  # issue 6: gate options
-    if mqf is not None and not (isinstance(mqf, (int, float)) and 0.0 <= mqf <= 1.0):
-        raise UsageError(f"max_quarantine_fraction must be a number in 0..1, not {mqf!r}")
+    for key in ("max_quarantine_fraction", "max_total_quarantine_fraction"):
+        mqf = getattr(options, key)
+        if mqf is not None and not (isinstance(mqf, (int, float)) and 0.0 <= mqf <= 1.0):
+            raise UsageError(f"{key} must be a number in 0..1, not {mqf!r}")
+    from datasan.options import MISSING_POLICIES
+
+    if options.missing_policy not in MISSING_POLICIES:
+        raise UsageError(f"missing_policy must be one of {', '.join(MISSING_POLICIES)}, "
+                         f"not {options.missing_policy!r}")
     # probe options (issue 5); torch is only imported when the probe runs
     if options.probe_batch_size is not None and options.probe_batch_size < 1:
         raise UsageError(f"probe_batch_size must be at least 1, not {options.probe_batch_size}")
@@ -157,6 +163,12 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
                 outcomes.extend(oc)
                 loose.merge(extra)
             probe_report = _run_probe(outcomes, ctx)
+    except UsageError:
+        # found while reading (a --target in no table): nothing of this run may stay behind
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         progress.close()
     loose.apply_policy(options)
@@ -182,7 +194,9 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         "options": {
             "fail_on": options.fail_on,
             "target": options.target,
+            "targets": options.targets,
             "task": options.task,
+            "missing_policy": options.missing_policy,
             "num_classes": options.num_classes,
             "workers": options.resolved_workers(),
             "probe": options.probe,
@@ -215,6 +229,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         index_table=index,
         fail_on=options.fail_on,
         max_quarantine_fraction=options.max_quarantine_fraction,
+        max_total_quarantine_fraction=options.max_total_quarantine_fraction,
         baseline=baseline,
         staging=staging,
         clean_files=[f for oc in outcomes for f in oc.clean_files],

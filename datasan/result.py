@@ -29,8 +29,10 @@ class ScanResult:
     staging: str | None = None
     clean_files: list[str] = field(default_factory=list)
     owns_staging: bool = True
-    #: the gate fails only when more than this share of samples is quarantined (None: off)
+    #: the gate fails when more than this share of some source's samples is quarantined (None: off)
     max_quarantine_fraction: float | None = None
+    #: the gate fails when more than this share of all samples together is quarantined (None: off)
+    max_total_quarantine_fraction: float | None = None
     #: finding keys (code, sample, source, row, column) of a baseline scan; they never fail the gate
     baseline: frozenset | None = None
 
@@ -42,7 +44,9 @@ class ScanResult:
         gate = {
             "fail_on": self.fail_on,
             "max_quarantine_fraction": self.max_quarantine_fraction,
+            "max_total_quarantine_fraction": self.max_total_quarantine_fraction,
             "quarantined_fraction": self.quarantined_fraction(),
+            "worst_source": self.worst_source(),
             "baseline": self.baseline is not None,
             "new_findings": int(sum(self.new_mask())),
             "failing_findings": self.gate_failures(),
@@ -51,12 +55,15 @@ class ScanResult:
         self.report["passed"] = self.passed
 
     def set_gate(self, fail_on: str | None = None, max_quarantine_fraction: float | None = None,
-                 baseline: frozenset | None = None) -> "ScanResult":
+                 baseline: frozenset | None = None,
+                 max_total_quarantine_fraction: float | None = None) -> "ScanResult":
         """Re-judge the same findings under another gate (report.json follows); returns self."""
         if fail_on is not None:
             self.fail_on = fail_on
         if max_quarantine_fraction is not None:
             self.max_quarantine_fraction = max_quarantine_fraction
+        if max_total_quarantine_fraction is not None:
+            self.max_total_quarantine_fraction = max_total_quarantine_fraction
         if baseline is not None:
             self.baseline = baseline
         self._update_gate()
@@ -78,7 +85,7 @@ class ScanResult:
         cache = self.__dict__.get("_mask_cache")
         if cache is None or cache[0] is not self.findings_table or cache[1] is not self.baseline:
             cache = self.__dict__["_mask_cache"] = (self.findings_table, self.baseline, {})
-        key = (name, self.fail_on, self.max_quarantine_fraction)
+        key = (name, self.fail_on, self.max_quarantine_fraction, self.max_total_quarantine_fraction)
         if key not in cache[2]:
             cache[2][key] = compute()
         return cache[2][key]
@@ -99,7 +106,7 @@ class ScanResult:
         """Per finding: True when it fails the gate.
 
         A finding fails the gate when its severity is at or above ``fail_on``,
-        it is not in the baseline, and, when ``max_quarantine_fraction`` is set,
+        it is not in the baseline, and, when a quarantine limit is set,
         it is not an error that merely quarantines its sample (those count
         through :meth:`quarantine_exceeded` instead).
         """
@@ -112,7 +119,7 @@ class ScanResult:
         limit = SEVERITY_RANK[self.fail_on]
         sevs = self.findings_table.column("severity").to_pylist()
         samples = self.findings_table.column("sample").to_pylist()
-        excuse = self.max_quarantine_fraction is not None
+        excuse = self.max_quarantine_fraction is not None or self.max_total_quarantine_fraction is not None
         return [new and SEVERITY_RANK[s] >= limit and not (excuse and s == "error" and smp is not None)
                 for new, s, smp in zip(self.new_mask(), sevs, samples)]
 
@@ -125,10 +132,40 @@ class ScanResult:
         seen = self.report.get("samples") or 0
         return (self.quarantine_table.num_rows / seen) if seen else 0.0
 
+    def worst_source(self) -> dict[str, Any] | None:
+        """The source that lost the largest share of its samples to the quarantine:
+        {source, seen, quarantined, fraction}; None when no source has samples."""
+        worst = None
+        for src in self.report.get("sources") or []:
+            seen = src.get("seen") or 0
+            if not seen:
+                continue
+            frac = (src.get("quarantined") or 0) / seen
+            if worst is None or frac > worst["fraction"]:
+                worst = {"source": src.get("source"), "seen": seen, "quarantined": src.get("quarantined") or 0,
+                         "fraction": frac}
+        return worst
+
     def quarantine_exceeded(self) -> bool:
-        """True when ``max_quarantine_fraction`` is set and more than it is quarantined."""
-        return (self.max_quarantine_fraction is not None and self.fail_on != "never"
-                and self.quarantined_fraction() > self.max_quarantine_fraction)
+        """True when a quarantine limit is set and exceeded: ``max_quarantine_fraction`` by
+        some source, or ``max_total_quarantine_fraction`` by all sources together."""
+        return bool(self.quarantine_verdict())
+
+    def quarantine_verdict(self) -> str:
+        """Why the quarantine fails the gate, naming the worst source; '' when it does not."""
+        if self.fail_on == "never":
+            return ""
+        why = []
+        worst = self.worst_source()
+        if self.max_quarantine_fraction is not None and worst and worst["fraction"] > self.max_quarantine_fraction:
+            why.append(f"{worst['source']} lost {worst['quarantined']} of {worst['seen']} samples to the quarantine "
+                       f"({worst['fraction']:.1%}), more than max_quarantine_fraction "
+                       f"{self.max_quarantine_fraction:g} per source")
+        limit = self.max_total_quarantine_fraction
+        if limit is not None and self.quarantined_fraction() > limit:
+            why.append(f"{self.quarantine_table.num_rows} of {self.report.get('samples', 0)} samples quarantined "
+                       f"({self.quarantined_fraction():.1%}), more than max_total_quarantine_fraction {limit:g}")
+        return "; ".join(why)
 
     @property
     def passed(self) -> bool:
@@ -161,9 +198,7 @@ class ScanResult:
         if parts:
             lines.append(f"{self.gate_failures()} finding(s) fail the gate: " + "; ".join(parts) + ".")
         if self.quarantine_exceeded():
-            lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined "
-                         f"({self.quarantined_fraction():.1%}), more than max_quarantine_fraction "
-                         f"{self.max_quarantine_fraction:g}.")
+            lines.append(self.quarantine_verdict() + ".")
         else:
             lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined.")
         return " ".join(lines)
@@ -205,7 +240,8 @@ class ScanResult:
         return cls(findings_table=findings, quarantine_table=quarantine, stats=stats, report=report,
                    index_table=index, fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
                    staging=None, owns_staging=False,
-                   max_quarantine_fraction=gate.get("max_quarantine_fraction"))
+                   max_quarantine_fraction=gate.get("max_quarantine_fraction"),
+                   max_total_quarantine_fraction=gate.get("max_total_quarantine_fraction"))
 
     def write(self, out_dir: str | os.PathLike) -> list[str]:
         """Write every output file to ``out_dir``; returns the paths written.

@@ -262,6 +262,67 @@ RULES: dict[str, Rule] = _rules(
         fix="Fix the value (usually a unit or parsing error) or drop the row.",
         example="f1 = 1e300",
     ),
+    # ------------------------------------------------- DS114-DS129: column types, targets and missing data
+    Rule(
+        "DS114", "coded-numeric-column", "warning",
+        "A column of whole numbers with some codes ('136A', 'c168', 'C', '5+') was read as text.",
+        what="A CSV/TSV/JSONL column whose values are mostly whole numbers but also hold codes: "
+        "text with a letter or digit that is not a word for 'missing' (identifiers such as '207a', "
+        "ordinal bins such as '5+' or '<1'). Such a column is a column of identifiers or categories, "
+        "so it is kept as text and its rows are not quarantined. Numbers with stray garbage ('6.2\\x1a', "
+        "'?', 'unknown') or codes among decimal numbers stay DS109 errors on their rows.",
+        why="Reading an identifier column as numbers turns '136A' into a non-number and every such row "
+        "into a false error; treating ids as a numeric feature gives the model a meaningless order.",
+        fix="Nothing if it is an id or category. If it is a measurement, declare its type in the config "
+        "(types = { family = \"float\" }, or per source under [sources.\"<glob>\"]): its codes then "
+        "become DS109 errors on their rows.",
+        example="family = 1, 2, ..., 136, '136A', 137 (Galton's heights)",
+    ),
+    Rule(
+        "DS115", "target-looks-like-feature", "warning",
+        "The column named like a target ('y', 'class') looks like a feature; it was not used as the target.",
+        what="A target picked by the weak names 'y' or 'class' (no column is named label, target or "
+        "labels) when 'y' sits beside both 'x' and 'z' (a coordinate) or another column names an outcome "
+        "(survived, outcome, response, diagnosis, churn, died, death, dead, default).",
+        why="Label checks on a feature quarantine genuine rows (a width in mm read as a regression target "
+        "with distant values, a passenger class read as class ids) while the real label goes unchecked.",
+        fix="Name the target: --target FILE=COLUMN (repeatable), --target COLUMN for every table, or "
+        "target under [sources.\"<glob>\"] in the config.",
+        example="titanic.csv: class, age, sex, survived",
+    ),
+    Rule(
+        "DS116", "missing-text-value", "warning",
+        "A text (categorical) column has missing values.",
+        what="Per text column, the number of null, empty or NA/None/null cells. The clean file keeps "
+        "them as nulls (never as ''); the rows are kept.",
+        why="Encoders treat a missing category differently: pandas get_dummies drops it, sklearn's "
+        "OneHotEncoder raises on None, a vocabulary lookup maps '' to a real token.",
+        fix="Impute a category (\"unknown\") or drop the rows, knowingly; see the count per column.",
+        example="sex missing in 11 of 344 penguins",
+    ),
+    Rule(
+        "DS117", "empty-column", "warning",
+        "A column has no value in any row.",
+        what="A column whose every cell is null, empty or a missing token. The clean file keeps it as "
+        "a column of nulls.",
+        why="An all-missing feature carries no information and makes every row incomplete: dropping "
+        "incomplete rows then drops the whole table.",
+        fix="Drop the column, or find why the export left it empty.",
+        example="a column 'notes' with an empty cell in every row",
+    ),
+    Rule(
+        "DS118", "sparse-column", "warning",
+        "A column is missing in more than thresholds.sparse_fraction (20 %) of the rows.",
+        what="Per column, the share of rows where it is null, empty, a missing token or NaN. With "
+        "missing_policy = \"quarantine\" (the default) the rows with a missing numeric value are "
+        "quarantined (DS101) and the finding says how many; with missing_policy = \"drop-column\" "
+        "the column leaves the clean file and no row is quarantined for it.",
+        why="Dropping every row with a NaN can remove most of a table because of one column; imputing "
+        "a mostly-missing column invents most of its values.",
+        fix="Drop the column (missing_policy = \"drop-column\" in the config, per source if needed), or "
+        "impute it with a missing-indicator column.",
+        example="repub vote share missing in 62 % of the rows",
+    ),
     # ------------------------------------------------- DS320-DS369: box labels (COCO, YOLO; issue 4)
     Rule(
         "DS320", "coco-invalid-json", "error",

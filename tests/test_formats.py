@@ -164,9 +164,15 @@ def test_cli_baseline_and_max_quarantine_fraction(data):
     assert runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--out", "b"]).exit_code == 1
     r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--baseline", "b/findings.parquet"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.3"])
+    # per source: j.jsonl loses 1 of 3 (33.3 %), t.csv 2 of 7; in total 3 of 10
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.34"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.29"])
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.3"])
+    assert r.exit_code == 1
+    assert "j.jsonl lost 1 of 3 samples" in r.output
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-total-quarantine-fraction", "0.3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-total-quarantine-fraction", "0.29"])
     assert r.exit_code == 1
     r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--baseline", "missing.parquet"])
     assert r.exit_code == 2 and "no findings file" in r.output
@@ -177,8 +183,10 @@ def test_report_command_renders_a_finished_scan(data):
     r = runner.invoke(app, ["report", "o", "--format", "junit"])
     assert r.exit_code == 1
     assert len(ET.fromstring(r.stdout).findall(".//failure")) == 3
-    r = runner.invoke(app, ["report", "o", "--format", "json", "--max-quarantine-fraction", "0.3"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["gate"]["max_quarantine_fraction"] == 0.3
+    r = runner.invoke(app, ["report", "o", "--format", "json", "--max-quarantine-fraction", "0.34"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["gate"]["max_quarantine_fraction"] == 0.34
+    r = runner.invoke(app, ["report", "o", "--format", "json", "--max-total-quarantine-fraction", "0.3"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["gate"]["max_total_quarantine_fraction"] == 0.3
     r = runner.invoke(app, ["report", "o", "--format", "github", "--baseline", "o"])
     assert r.exit_code == 0 and "::error" not in r.stdout
     assert runner.invoke(app, ["report", "o", "--fail-on", "never"]).exit_code == 0

@@ -189,8 +189,10 @@ def render_markdown(result, out_dir: str | None = None) -> str:
     lines.append(f"{rep.get('samples', 0):,} samples in {len(rep.get('sources', []))} source(s): "
                  f"{rep.get('kept', 0):,} kept, {rep.get('quarantined', 0):,} quarantined "
                  f"({result.quarantined_fraction():.2%}). Gate: fail-on `{result.fail_on}`"
-                 + (f", max quarantine fraction {result.max_quarantine_fraction:g}"
+                 + (f", max quarantine fraction {result.max_quarantine_fraction:g} per source"
                     if result.max_quarantine_fraction is not None else "")
+                 + (f", max total quarantine fraction {result.max_total_quarantine_fraction:g}"
+                    if result.max_total_quarantine_fraction is not None else "")
                  + (", against a baseline" if result.baseline is not None else "") + ".")
     lines.append("")
     per: dict[str, dict[str, Any]] = {}

@@ -62,6 +62,5 @@ def render_summary(result, out_dir: str | None, console) -> None:
         n = result.gate_failures()
         why = [f"{n:,} finding(s) at or above {result.fail_on}"] if n else []
         if result.quarantine_exceeded():
-            why.append(f"{result.quarantined_fraction():.1%} quarantined, more than "
-                       f"{result.max_quarantine_fraction:g}")
+            why.append(result.quarantine_verdict())
         console.print(f"[red]FAILED[/]: {'; '.join(why) or 'see above'}.", highlight=False)

@@ -419,3 +419,45 @@ def iter_typed_batches(
             n = batch.num_rows
             yield batch, np.arange(row, row + n, dtype=np.int64), []
             row += n
+
+
+def typed_null_counts(path: str, fmt: str) -> dict[str, int] | None:
+    """Nulls per column of a Parquet or Arrow file from its metadata, without reading
+    values (Parquet row-group statistics, Arrow batch headers); None when a Parquet
+    row group has no statistics.  NaN floats are not nulls and are not counted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    counts: dict[str, int] = {}
+    try:
+        if fmt == "parquet":
+            pf = pq.ParquetFile(path)
+            md = pf.metadata
+            names = dedupe_names(pf.schema_arrow.names)[0]
+            leaves = {md.schema.column(i).path: i for i in range(md.num_columns)}
+            for name, orig in zip(names, pf.schema_arrow.names):
+                i = leaves.get(orig)
+                if i is None:  # nested: not a column datasan checks
+                    continue
+                total = 0
+                for g in range(md.num_row_groups):
+                    st = md.row_group(g).column(i).statistics
+                    if st is None or not st.has_null_count:
+                        return None
+                    total += st.null_count
+                counts[name] = total
+            return counts
+        with pa.memory_map(path) as src:
+            try:
+                r = pa.ipc.open_file(src)
+                batches = (r.get_batch(i) for i in range(r.num_record_batches))
+            except pa.ArrowInvalid:
+                src.seek(0)
+                batches = iter(pa.ipc.open_stream(src))
+            for batch in batches:  # memory-mapped: null counts come from the headers
+                names = dedupe_names(batch.schema.names)[0]
+                for name, col in zip(names, batch.columns):
+                    counts[name] = counts.get(name, 0) + col.null_count
+        return counts
+    except (pa.ArrowException, OSError):
+        return None
