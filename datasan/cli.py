@@ -125,7 +125,16 @@ def scan(
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
                   f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
         raise typer.Exit(3)
-    _print_result(result, format, out, err)
+    _print_result(result, format, out, err, code=3 if result.internal_errors else None)
+
+
+def _internal_error_message(result, out: str) -> str:
+    """Why a scan that wrote every output still exits 3."""
+    lines = [f"datasan failed on {len(result.internal_errors)} source(s) (this is a bug in datasan, not "
+             "in your data); their files are quarantined under DS011 and every other result is in "
+             f"{out}/:"]
+    lines += [f"  {e['source']}: {e['error']}" for e in result.internal_errors]
+    return "\n".join(lines)
 
 
 @app.command()
@@ -163,8 +172,8 @@ def report(
     _print_result(result, format, out, err)
 
 
-def _print_result(result, format: ScanFormat, out: str, err) -> None:
-    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1."""
+def _print_result(result, format: ScanFormat, out: str, err, code: int | None = None) -> None:
+    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1, or ``code`` when given."""
     from rich.console import Console
 
     if format == ScanFormat.text:
@@ -179,7 +188,9 @@ def _print_result(result, format: ScanFormat, out: str, err) -> None:
             append_step_summary(result, out)
     if not result.passed and format != ScanFormat.text:
         err.print(result.gate_summary(), markup=False, highlight=False)
-    raise typer.Exit(0 if result.passed else 1)
+    if code == 3:
+        err.print(_internal_error_message(result, out), markup=False, highlight=False)
+    raise typer.Exit(code if code is not None else (0 if result.passed else 1))
 
 
 class RulesFormat(str, Enum):

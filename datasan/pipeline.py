@@ -18,6 +18,7 @@ from datasan.discover import discover
 from datasan.engine import LocalEngine
 from datasan.errors import UsageError
 from datasan.findings import Finding, FindingBuffer
+from datasan.isolation import broken_counts, failed_outcome, invariant_reason, run_kind
 from datasan.options import FAIL_ON, TASKS, ScanOptions
 from datasan.result import ScanResult
 from datasan.sources import load_kinds
@@ -25,7 +26,7 @@ from datasan.sources.base import ScanContext, SourceOutcome
 
 
 class InvariantError(RuntimeError):
-    """kept + quarantined != seen for some source: a datasan bug, never a data problem."""
+    """kept + quarantined != seen even after isolating the sources that broke it: a datasan bug."""
 
 
 def validate_options(options: ScanOptions) -> None:
@@ -98,6 +99,39 @@ def build_quarantine(outcomes: list[SourceOutcome]) -> tuple[dict[str, int], Any
     return per_source, pa.table(cols, schema=schema)
 
 
+def _quarantine_or_isolate(outcomes: list[SourceOutcome], internal_errors: list[dict[str, str]]
+                           ) -> tuple[dict[str, int], Any]:
+    """The quarantine, after replacing every outcome that broke kept + quarantined == seen
+    by a failed outcome (its files quarantined under DS011) so that nothing is lost."""
+    per_source_q, quarantine = build_quarantine(outcomes)
+    broken = broken_counts(outcomes, per_source_q)
+    if not broken:
+        return per_source_q, quarantine
+    for i in broken:
+        oc = outcomes[i]
+        reason = invariant_reason(oc, per_source_q.get(oc.source.name, 0))
+        outcomes[i] = failed_outcome(oc.source, reason)
+        internal_errors.append({"source": oc.source.name, "kind": oc.source.kind, "error": reason})
+    per_source_q, quarantine = build_quarantine(outcomes)
+    still = broken_counts(outcomes, per_source_q)
+    if still:
+        raise InvariantError(f"{outcomes[still[0]].source.name}: kept + quarantined != seen")
+    return per_source_q, quarantine
+
+
+def _prune_staged_clean(staging: str, outcomes: list[SourceOutcome]) -> None:
+    """Remove staged clean files no outcome claims (left by a source that failed halfway)."""
+    clean = os.path.join(staging, "clean")
+    wanted = {os.path.normpath(os.path.join(clean, rel)) for oc in outcomes for rel in oc.clean_files}
+    for folder, _dirs, names in os.walk(clean, topdown=False):
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.normpath(path) not in wanted:
+                os.remove(path)
+        if folder != clean and not os.listdir(folder):
+            os.rmdir(folder)
+
+
 def merge_stats(outcomes: list[SourceOutcome]) -> dict[str, Any]:
     """stats.json: the outcomes' fragments under tables / images / labels (and any other key)."""
     stats: dict[str, Any] = {"tables": {}, "images": {}, "labels": {}}
@@ -139,6 +173,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     loose = FindingBuffer()
     loose.extend(discovery.findings)
     outcomes: list[SourceOutcome] = []
+    internal_errors: list[dict[str, str]] = []
     try:
         files = discovery.files
         claimed = []
@@ -153,20 +188,16 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
                 if not sources:
                     continue
                 progress.stage(kind.name)
-                oc, extra = kind.run(sources, ctx)
+                oc, extra, errors = run_kind(kind, sources, ctx)
                 outcomes.extend(oc)
                 loose.merge(extra)
+                internal_errors.extend(errors)
             probe_report = _run_probe(outcomes, ctx)
     finally:
         progress.close()
     loose.apply_policy(options)
-    per_source_q, quarantine = build_quarantine(outcomes)
-    for oc in outcomes:
-        q = per_source_q.get(oc.source.name, 0)
-        if oc.kept + q != oc.seen:
-            raise InvariantError(
-                f"{oc.source.name}: kept {oc.kept} + quarantined {q} != {oc.unit} seen {oc.seen}; "
-                f"partial results are in {staging}")
+    per_source_q, quarantine = _quarantine_or_isolate(outcomes, internal_errors)
+    _prune_staged_clean(staging, outcomes)
     findings = FindingBuffer()
     for oc in outcomes:
         findings.merge(oc.findings)
@@ -206,6 +237,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
             for oc in outcomes
         ],
         "probe": probe_report,
+        "internal_errors": internal_errors,
     }
     return ScanResult(
         findings_table=findings.to_arrow(),

@@ -284,7 +284,10 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
                     s.findings.append(Finding("DS001", f"labels table {f.rel} could not be read: {exc}",
                                               source=f.rel))
             named = {r.rel for r in s.rows if r.rel in image_rels and r.rel not in taken}
-            folders = {_parent(r) for r in named} or {folder}
+            # images beside the table belong to its set even when it lists none of them
+            # (unlisted, they are DS301): a second, unlabeled set of the same folder would
+            # give two sources one name
+            folders = {_parent(r) for r in named} | {folder}
             s.images = [f for f in images if f.rel not in taken
                         and (f.rel in named or _parent(f.rel) in folders)]
             taken.update(f.rel for f in s.images)

@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
+from datasan.sources.regular import open_binary, regular_file
+
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TYPED_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".feather": "arrow", ".arrow": "arrow", ".ipc": "arrow"}
 COMPRESSED = (".gz", ".bz2", ".zst")
@@ -59,10 +61,16 @@ class UnreadableFile(Exception):
 
 # --------------------------------------------------------------------------- encodings
 
+_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+
+
 def _open_binary(path: str):
+    """An Arrow input stream over ``path``, decompressed by its extension; opened without
+    blocking and only when it is still a regular file (NotRegularFile, an OSError, otherwise)."""
     import pyarrow as pa
 
-    return pa.input_stream(path, compression="detect")
+    codec = _CODECS.get(os.path.splitext(path)[1].lower())
+    return pa.input_stream(open_binary(path), compression=codec)
 
 
 def sniff_encoding(path: str) -> tuple[str, str | None]:
@@ -267,6 +275,19 @@ def _json_scalar_text(value) -> tuple[str | None, bool]:
     return json.dumps(value, sort_keys=True), True
 
 
+def _depth(line: str) -> int:
+    """The deepest bracket nesting of a JSON text (brackets inside strings included: a bound
+    for the message only)."""
+    depth = deepest = 0
+    for ch in line:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def iter_jsonl_batches(path: str, encoding: str, batch_rows: int = 65536) -> Iterator[tuple]:
     """Yield (all-string batch, rows, bad_rows) for a JSON-lines file.
 
@@ -308,6 +329,11 @@ def iter_jsonl_batches(path: str, encoding: str, batch_rows: int = 65536) -> Ite
                 continue
             try:
                 obj = json.loads(line)
+            except RecursionError:
+                bad.append(BadRow(record, "DS014", "Record is nested deeper than Python's JSON parser can "
+                                  f"read ({_depth(line)} levels of brackets); it was not parsed."))
+                record += 1
+                continue
             except ValueError as exc:
                 bad.append(BadRow(record, "DS009", f"Line is not valid JSON ({exc.msg} at column {exc.colno})."))
                 record += 1
@@ -341,23 +367,29 @@ def iter_jsonl_batches(path: str, encoding: str, batch_rows: int = 65536) -> Ite
 def typed_row_groups(path: str, fmt: str) -> tuple[int, list[int]]:
     """(total rows, rows of each row group / record batch) of a Parquet or Arrow file."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
-        if fmt == "parquet":
-            md = pq.ParquetFile(path).metadata
-            sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
-        else:
-            with pa.memory_map(path) as src:
-                try:
-                    r = pa.ipc.open_file(src)
-                    sizes = [r.get_batch(i).num_rows for i in range(r.num_record_batches)]
-                except pa.ArrowInvalid:
-                    src.seek(0)
-                    sizes = [b.num_rows for b in pa.ipc.open_stream(src)]
+        with regular_file(path) as native:
+            sizes = _group_sizes(native, fmt)
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile(str(exc)) from exc
     return sum(sizes), sizes
+
+
+def _group_sizes(path: str, fmt: str) -> list[int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        md = pq.ParquetFile(path).metadata
+        return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+    with pa.memory_map(path) as src:
+        try:
+            r = pa.ipc.open_file(src)
+            return [r.get_batch(i).num_rows for i in range(r.num_record_batches)]
+        except pa.ArrowInvalid:
+            src.seek(0)
+            return [b.num_rows for b in pa.ipc.open_stream(src)]
 
 
 def typed_schema(path: str, fmt: str):
@@ -365,14 +397,15 @@ def typed_schema(path: str, fmt: str):
     import pyarrow.parquet as pq
 
     try:
-        if fmt == "parquet":
-            return pq.ParquetFile(path).schema_arrow
-        with pa.memory_map(path) as src:
-            try:
-                return pa.ipc.open_file(src).schema
-            except pa.ArrowInvalid:
-                src.seek(0)
-                return pa.ipc.open_stream(src).schema
+        with regular_file(path) as native:
+            if fmt == "parquet":
+                return pq.ParquetFile(native).schema_arrow
+            with pa.memory_map(native) as src:
+                try:
+                    return pa.ipc.open_file(src).schema
+                except pa.ArrowInvalid:
+                    src.seek(0)
+                    return pa.ipc.open_stream(src).schema
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile(str(exc)) from exc
 
@@ -382,6 +415,11 @@ def iter_typed_batches(
     batch_rows: int, columns: list[str] | None = None,
 ) -> Iterator[tuple]:
     """Yield (batch, rows, []) for row groups [first_group, first_group + n_groups)."""
+    with regular_file(path) as native:
+        yield from _typed_batches(native, fmt, first_group, n_groups, first_row, batch_rows, columns)
+
+
+def _typed_batches(path, fmt, first_group, n_groups, first_row, batch_rows, columns) -> Iterator[tuple]:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -1,0 +1,206 @@
+"""Odd inputs are findings, never exit 3; a source datasan fails on never sinks the others."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from datasan.cli import app
+from conftest import tree_digest
+
+runner = CliRunner()
+
+TABLE = "x,label\n1,0\n2,1\n"
+
+
+def _png(path: Path, seed: int = 0) -> None:
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+
+
+def test_non_utf8_file_name_is_a_finding_and_every_writer_survives_it(tmp_path, scan_to):
+    data = tmp_path / "data"
+    (data / "imgs").mkdir(parents=True)
+    with open(os.fsencode(data) + b"/bad\xffname.csv", "wb") as f:
+        f.write(TABLE.encode())
+    _png(data / "imgs" / "a.png")
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(os.fsencode(data) + b"/imgs/caf\xe9.png")
+    before = tree_digest(data)
+    s = scan_to(data)
+    assert s.codes() == ["DS012", "DS012", "DS204"]  # DS204: the constant image
+    assert sorted(s.findings[s.findings["code"] == "DS012"]["source"]) == ["bad\\xffname.csv",
+                                                                            "imgs/caf\\xe9.png"]
+    src = s.source("bad\\xffname.csv")
+    assert (src["seen"], src["kept"], src["quarantined"]) == (2, 2, 0)
+    assert s.clean("bad\\xffname.csv").column("_row").to_pylist() == [0, 1]
+    assert sorted(pq.read_table(s.out / "index.parquet").column("sample").to_pylist()) == [
+        "imgs/a.png", "imgs/caf\\xe9.png"]
+    assert s.report["internal_errors"] == []
+    assert tree_digest(data) == before
+    res = runner.invoke(app, ["scan", str(data), "--out", str(tmp_path / "cli"), "--no-probe",
+                              "--workers", "1", "--format", "junit"])
+    assert res.exit_code == 0, res.output
+
+
+def test_file_name_too_long_for_its_clean_copy_gets_a_shortened_recorded_name(tmp_path, scan_to):
+    data = tmp_path / "data"
+    data.mkdir()
+    name = "a" * 247 + ".csv"  # 251 bytes: clean/<name>.parquet would be 259
+    (data / name).write_text(TABLE)
+    (data / "ok.csv").write_text(TABLE)
+    s = scan_to(data)
+    assert s.codes() == ["DS013"]
+    clean_file = s.source(name)["clean_file"]
+    assert clean_file.startswith("clean/" + "a" * 238 + "~") and clean_file.endswith(".parquet")
+    assert len(os.path.basename(clean_file).encode()) == 255
+    assert pq.read_table(s.out / clean_file).column("_row").to_pylist() == [0, 1]
+    assert s.source("ok.csv")["clean_file"] == "clean/ok.csv.parquet"
+    # the same name twice gives the same clean file (deterministic)
+    assert scan_to(data).source(name)["clean_file"] == clean_file
+    from datasan.scan_dataset import ScanDataset
+
+    assert len(ScanDataset(str(s.out))) == 4
+
+
+def test_jsonl_record_nested_3000_deep_is_quarantined_as_record_too_deep(tmp_path, scan_to):
+    data = tmp_path / "data"
+    data.mkdir()
+    deep = '{"x": ' + "[" * 3000 + "]" * 3000 + ', "label": 1}'
+    (data / "t.jsonl").write_text('{"x": 1, "label": 0}\n' + deep + '\n{"x": 2, "label": 0}\n')
+    s = scan_to(data)
+    assert s.codes() == ["DS014"]
+    assert s.rows("DS014", "t.jsonl") == [1]
+    assert s.quarantine["sample"].tolist() == ["t.jsonl#1"]
+    src = s.source("t.jsonl")
+    assert (src["seen"], src["kept"]) == (3, 2)
+
+
+def test_folders_1500_deep_stop_at_the_depth_limit_with_a_finding(tmp_path, scan_to):
+    from datasan.discover import MAX_DEPTH
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ok.csv").write_text(TABLE)
+    fd = os.open(data, os.O_RDONLY)
+    try:  # os.makedirs itself recurses once per level: build the tree relative to a descriptor
+        for i in range(1500):
+            os.mkdir("d", dir_fd=fd)
+            new = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = new
+            if i == 9:
+                with open(os.open("shallow.csv", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+                    f.write(TABLE)
+    finally:
+        os.close(fd)
+    s = scan_to(data)
+    assert s.codes() == ["DS015"]
+    deep = s.findings[s.findings["code"] == "DS015"]["source"].iloc[0]
+    assert deep == "/".join(["d"] * (MAX_DEPTH + 1))
+    assert sorted(x["source"] for x in s.report["sources"]) == ["d/" * 10 + "shallow.csv", "ok.csv"]
+
+
+def test_unlisted_images_beside_a_labels_table_join_its_set(tmp_path, scan_to):
+    data = tmp_path / "data"
+    _png(data / "a.png", 1)
+    _png(data / "b.png", 2)
+    (data / "img").mkdir()
+    (data / "img" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    (data / "labels.csv").write_text("file,label\nimg/broken.jpg,0\n")
+    s = scan_to(data)
+    assert s.codes() == ["DS201", "DS301", "DS301"]
+    src = s.source(".")
+    assert (src["seen"], src["kept"], src["quarantined"]) == (3, 0, 3)
+    assert s.report["internal_errors"] == []
+
+
+def _two_tables(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text(TABLE)
+    (data / "b.csv").write_text("x,label\n1,0\n2,1\n3,0\n")
+    return data
+
+
+def _break_table_checks(monkeypatch, name: str) -> None:
+    import datasan.sources.tables as tables
+
+    real = tables.checks.dataset_findings
+
+    def broken(source, *args, **kwargs):
+        if source == name:
+            raise ZeroDivisionError("planted bug")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(tables.checks, "dataset_findings", broken)
+
+
+def test_a_source_that_raises_is_quarantined_as_internal_error_and_the_rest_is_written(
+        tmp_path, scan_to, monkeypatch):
+    data = _two_tables(tmp_path)
+    _break_table_checks(monkeypatch, "b.csv")
+    s = scan_to(data)
+    assert s.codes() == ["DS011"]
+    f = s.findings.iloc[0]
+    assert (f["sample"], f["source"], f["severity"]) == ("b.csv", "b.csv", "error")
+    assert "ZeroDivisionError: planted bug" in f["message"] and "(at datasan/sources/tables/__init__.py:" in f["message"]
+    assert s.quarantine[["sample", "codes"]].values.tolist() == [["b.csv", "DS011"]]
+    b = s.source("b.csv")
+    assert (b["unit"], b["seen"], b["kept"], b["quarantined"]) == ("files", 1, 0, 1)
+    a = s.source("a.csv")
+    assert (a["seen"], a["kept"]) == (2, 2)
+    assert s.clean("a.csv").num_rows == 2
+    assert sorted(p.name for p in (s.out / "clean").iterdir()) == ["a.csv.parquet"]
+    [err] = s.report["internal_errors"]
+    assert err["source"] == "b.csv" and err["kind"] == "table"
+    assert s.result.internal_errors == [err] and not s.result.passed
+
+
+def test_cli_exits_3_after_writing_everything_when_a_source_fails(tmp_path, monkeypatch):
+    data = _two_tables(tmp_path)
+    _break_table_checks(monkeypatch, "a.csv")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["scan", str(data), "--out", str(out), "--no-probe", "--workers", "1",
+                              "--fail-on", "never"])
+    assert res.exit_code == 3, res.output
+    assert "bug in datasan" in res.output and "ZeroDivisionError" in res.output and str(out) in res.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["clean", "findings.parquet", "quarantine.csv", "quarantine.parquet", "report.json",
+                     "stats.json"]
+    report = json.loads((out / "report.json").read_text())
+    assert [e["source"] for e in report["internal_errors"]] == ["a.csv"]
+    assert report["quarantined"] == 1 and report["kept"] == 3
+
+
+def test_a_source_that_breaks_kept_plus_quarantined_is_isolated(tmp_path, scan_to, monkeypatch):
+    import datasan.sources.tables as tables
+
+    data = _two_tables(tmp_path)
+    real = tables.TableKind.run
+
+    def lossy(self, sources, ctx):
+        outcomes, extra = real(self, sources, ctx)
+        for oc in outcomes:
+            if oc.source.name == "a.csv":
+                oc.kept -= 1  # a row lost
+        return outcomes, extra
+
+    monkeypatch.setattr(tables.TableKind, "run", lossy)
+    s = scan_to(data)
+    assert s.codes() == ["DS011"]
+    assert "InvariantError: kept 1 + quarantined 0 != rows seen 2" in s.findings["message"].iloc[0]
+    assert s.quarantine["sample"].tolist() == ["a.csv"]
+    assert s.source("b.csv")["kept"] == 3
+    for src in s.report["sources"]:
+        assert src["kept"] + src["quarantined"] == src["seen"]
