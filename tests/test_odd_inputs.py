@@ -163,7 +163,7 @@ def test_a_source_that_raises_is_quarantined_as_internal_error_and_the_rest_is_w
     assert s.clean("a.csv").num_rows == 2
     assert sorted(p.name for p in (s.out / "clean").iterdir()) == ["a.csv.parquet"]
     [err] = s.report["internal_errors"]
-    assert err["source"] == "b.csv" and err["kind"] == "table"
+    assert err["source"] == "b.csv" and err["kind"] == "tables"
     assert s.result.internal_errors == [err] and not s.result.passed
 
 
