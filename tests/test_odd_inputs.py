@@ -218,3 +218,16 @@ def test_a_source_that_breaks_kept_plus_quarantined_is_isolated(tmp_path, scan_t
     assert s.source("b.csv")["kept"] == 3
     for src in s.report["sources"]:
         assert src["kept"] + src["quarantined"] == src["seen"]
+
+
+def test_csv_header_longer_than_64_kib_is_read(tmp_path, scan_to):
+    data = tmp_path / "data"
+    data.mkdir()
+    names = [f"feature_{i:05d}" for i in range(5000)] + ["label"]  # a 70 KB header line
+    rows = [",".join(["0.5"] * 5000 + ["0"]), ",".join(["1.5"] * 4999 + ["nan", "1"])]
+    (data / "wide.csv").write_text(",".join(names) + "\n" + "\n".join(rows) + "\n")
+    s = scan_to(data)
+    assert s.codes() == ["DS101"]
+    assert s.findings["column"].tolist() == ["feature_04999"]
+    assert s.quarantine["sample"].tolist() == ["wide.csv#1"]
+    assert s.clean("wide.csv").num_columns == 5002  # every column, plus _row

@@ -157,6 +157,31 @@ def dedupe_names(names: list[str], reserved: tuple[str, ...] = ("_row",)) -> tup
     return out, dups
 
 
+#: a header line longer than this is not looked for further (the file is then DS001)
+MAX_HEADER_BYTES = 64 << 20
+
+
+def header_block_size(path: str, at_least: int = 1 << 16) -> int:
+    """An Arrow CSV block size that holds the whole header line: Arrow reads the column
+    names from the first block only, and a header cut by the block end reads as no header
+    at all (5,000 named columns are 70 KB)."""
+    seen = 0
+    with _open_binary(path) as f:
+        while seen < MAX_HEADER_BYTES:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            cut = chunk.find(b"\n")
+            if cut >= 0:
+                seen += cut + 1
+                break
+            seen += len(chunk)
+    size = at_least
+    while size < 2 * seen:
+        size *= 2
+    return size
+
+
 def csv_column_names(path: str, encoding: str, delimiter: str) -> list[str]:
     """The header's column names (UnreadableFile when there is no header)."""
     import pyarrow as pa
@@ -165,7 +190,8 @@ def csv_column_names(path: str, encoding: str, delimiter: str) -> list[str]:
     try:
         reader = pacsv.open_csv(
             _open_binary(path),
-            read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 16),
+            read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding,
+                                           block_size=header_block_size(path)),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda r: "skip"),
             convert_options=pacsv.ConvertOptions(auto_dict_encode=False),
         )
@@ -221,7 +247,8 @@ def iter_csv_batches(
         # one thread: the invalid-row handler then knows line numbers, and the
         # shards already use every core
         read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding,
-                                       block_size=block_size or CSV_BLOCK_SIZE, column_names=names,
+                                       block_size=header_block_size(path, block_size or CSV_BLOCK_SIZE),
+                                       column_names=names,
                                        skip_rows=1),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
