@@ -80,6 +80,9 @@ def scan(
     device: Annotated[Optional[str], typer.Option(help="Torch device of the probe: cpu (default), cuda or cuda:N.")] = None,
     probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
     probe_seed: Annotated[Optional[int], typer.Option(help="Seed of the probe network (default 0; results are deterministic for a seed).")] = None,
+    probe_timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds the probe may spend on one source before it skips it with DS406 (0: no limit). "
+        "[default: 600]")] = None,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -103,6 +106,7 @@ def scan(
         "device": device,
         "probe_batch_size": probe_batch_size,
         "probe_seed": probe_seed,
+        "probe_timeout": probe_timeout,
     }
     try:
         from datasan.config import build_options

@@ -53,6 +53,7 @@ TOP_KEYS: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "probe_batch_size": (int,),
     "probe_seed": (int,),
+    "probe_timeout": (float, int),
     "image_labels": (str,),
 }
 #: keys allowed in a ``[sources."<glob>"]`` table

@@ -58,6 +58,9 @@ def validate_options(options: ScanOptions) -> None:
         raise UsageError(f"probe_batch_size must be at least 1, not {options.probe_batch_size}")
     if not (options.device == "cpu" or options.device == "cuda" or options.device.startswith("cuda:")):
         raise UsageError(f"device must be cpu, cuda or cuda:N, not {options.device!r}")
+    pt = options.probe_timeout
+    if isinstance(pt, bool) or not isinstance(pt, (int, float)) or not pt >= 0:
+        raise UsageError(f"probe_timeout must be a number of seconds >= 0 (0: no limit), not {pt!r}")
     if options.probe_model is not None and ":" not in options.probe_model:
         raise UsageError(f"probe_model must be module:factory, not {options.probe_model!r}")
 
@@ -193,6 +196,9 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
                 loose.merge(extra)
                 internal_errors.extend(errors)
             probe_report = _run_probe(outcomes, ctx)
+            internal_errors.extend(
+                {"source": name, "kind": "probe", "error": rep["internal_error"]}
+                for name, rep in (probe_report.get("sources") or {}).items() if rep.get("internal_error"))
     finally:
         progress.close()
     loose.apply_policy(options)
