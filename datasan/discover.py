@@ -52,6 +52,18 @@ def display_name(name: str) -> str:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def path_of(root: str, rel: str) -> str:
+    """The file system path of the sample id ``rel`` under ``root``: the inverse of
+    :func:`display_name` for names that were not UTF-8 (``\\xNN`` back to the byte)."""
+    path = os.path.join(root, rel)
+    if "\\x" not in rel or os.path.lexists(path):
+        return path
+    import re
+
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), rel.encode("utf-8"))
+    return os.path.join(root, os.fsdecode(raw))
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 

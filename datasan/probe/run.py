@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any
 
+from datasan.discover import path_of
 from datasan.findings import Finding, FindingBuffer
 from datasan.probe.deadline import time_limit
 from datasan.sources.base import ScanContext, SourceOutcome
@@ -387,7 +388,7 @@ def _probe_images(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str,
     class_id = {c: i for i, c in enumerate(classes)}
     bs = ctx.options.probe_batch_size or IMAGE_BATCH
     chunks = [labelled[s:s + bs] for s in range(0, len(labelled), bs)]
-    tasks = [ImageBatchTask([os.path.join(ctx.root, samples[i]) for i in ch], IMAGE_SIZE) for ch in chunks]
+    tasks = [ImageBatchTask([path_of(ctx.root, samples[i]) for i in ch], IMAGE_SIZE) for ch in chunks]
     found: list[Finding] = []
     losses, loss_pos = [], []
     probed = 0
