@@ -184,8 +184,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
             sources, files = kind.claim(files, ctx)
             claimed.append((kind, sources))
         for f in files:
-            loose.add(Finding("DS008", f"{f.rel} is not a file type datasan reads; it was ignored.",
-                              source=f.rel))
+            loose.add(_unclaimed(f))
         with engine:
             for kind, sources in claimed:
                 if not sources:
@@ -258,6 +257,21 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         clean_files=[f for oc in outcomes for f in oc.clean_files],
         owns_staging=True,
     )
+
+
+def _unclaimed(f) -> Finding:
+    """DS008 for a file no kind reads, or DS007 when it stopped being a regular file after
+    discovery (a kind that sniffs content could not open it)."""
+    import stat
+
+    try:
+        mode = os.lstat(f.path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        return Finding("DS007", f"{f.rel} changed after it was listed: it is no longer a regular file; "
+                       "it was not read.", source=f.rel)
+    return Finding("DS008", f"{f.rel} is not a file type datasan reads; it was ignored.", source=f.rel)
 
 
 def _merge_index(outcomes: list[SourceOutcome]):

@@ -231,3 +231,85 @@ def test_csv_header_longer_than_64_kib_is_read(tmp_path, scan_to):
     assert s.findings["column"].tolist() == ["feature_04999"]
     assert s.quarantine["sample"].tolist() == ["wide.csv#1"]
     assert s.clean("wide.csv").num_columns == 5002  # every column, plus _row
+
+
+def _gif(frames: int, size: int = 32) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ims = [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(frames)]
+    buf = io.BytesIO()
+    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=100)
+    return buf.getvalue()
+
+
+def test_truncated_animated_gif_is_undecodable_though_frame_0_is_fine(tmp_path, scan_to):
+    data = tmp_path / "data"
+    data.mkdir()
+    good = _gif(3)
+    (data / "ok.gif").write_bytes(good)
+    (data / "cut.gif").write_bytes(good[: int(len(good) * 0.8)])  # frames 0 and 1 intact
+    s = scan_to(data)
+    assert s.codes() == ["DS201"]
+    f = s.findings.iloc[0]
+    assert f["sample"] == "cut.gif" and "frame 2 of 3" in f["message"]
+    assert pq.read_table(s.out / "index.parquet").column("sample").to_pylist() == ["ok.gif"]
+
+
+def test_the_bomb_limit_counts_every_frame(tmp_path, scan_to):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "anim.gif").write_bytes(_gif(5))  # 5 x 32 x 32 = 5,120 pixels
+    s = scan_to(data, thresholds={"max_image_pixels": 4096})
+    assert s.codes() == ["DS202"]
+    assert "5 frames of 32 x 32 = 5,120 pixels" in s.findings["message"].iloc[0]
+
+
+def _swap_for_fifo_after_discovery(monkeypatch, *rels: str) -> None:
+    """Discovery sees regular files; then each named file becomes a FIFO (no writer ever
+    opens it: a reader that blocks on it hangs the test)."""
+    import datasan.pipeline as pipeline
+
+    real = pipeline.discover
+
+    def swapped(path):
+        found = real(path)
+        for rel in rels:
+            p = os.path.join(found.root, rel)
+            os.replace(p, p + ".orig")
+            os.mkfifo(p)
+        return found
+
+    monkeypatch.setattr(pipeline, "discover", swapped)
+
+
+def test_files_swapped_for_fifos_after_discovery_are_findings_not_hangs(tmp_path, scan_to, monkeypatch):
+    import signal
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text(TABLE)
+    (data / "b.csv").write_text(TABLE)
+    (data / "t.parquet").write_bytes(b"")  # replaced below
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"x": [1.0, 2.0], "label": [0, 1]}), data / "t.parquet")
+    _png(data / "imgs" / "a.png", 1)
+    _png(data / "imgs" / "b.png", 2)
+    (data / "coco").mkdir()
+    (data / "coco" / "ann.json").write_text(json.dumps(
+        {"images": [], "annotations": [], "categories": []}))
+    _swap_for_fifo_after_discovery(monkeypatch, "b.csv", "t.parquet", "imgs/b.png", "coco/ann.json")
+    signal.alarm(60)  # a regression hangs: fail instead of blocking the suite
+    try:
+        s = scan_to(data)
+    finally:
+        signal.alarm(0)
+    by_source = dict(zip(s.findings["source"], s.findings["code"]))
+    assert by_source == {"b.csv": "DS007", "t.parquet": "DS007", "imgs/b.png": "DS201",
+                         "coco/ann.json": "DS007"}
+    assert "now a FIFO" in " ".join(s.findings["message"])
+    assert (s.source("a.csv")["kept"], s.source("imgs")["kept"]) == (2, 1)

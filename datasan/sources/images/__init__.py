@@ -194,7 +194,6 @@ def _dataset_form(st, kept: list[int]) -> str:
 def _remeasure(st, kept: list[int], ctx: ScanContext) -> None:
     """Give every kept image pixel sums in its dataset's form (gray images among RGB ones
     are replicated cheaply in place; RGB images among gray ones are decoded again as L)."""
-
     from datasan.discover import path_of
     from datasan.sources.images.decode import ImageTask, inspect_shard
 

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
-from datasan.sources.regular import open_binary, regular_file
+from datasan.sources.regular import NotRegularFile, open_binary, regular_file
 
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TYPED_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".feather": "arrow", ".arrow": "arrow", ".ipc": "arrow"}
@@ -398,6 +398,8 @@ def typed_row_groups(path: str, fmt: str) -> tuple[int, list[int]]:
     try:
         with regular_file(path) as native:
             sizes = _group_sizes(native, fmt)
+    except NotRegularFile:
+        raise
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile(str(exc)) from exc
     return sum(sizes), sizes
@@ -433,6 +435,8 @@ def typed_schema(path: str, fmt: str):
                 except pa.ArrowInvalid:
                     src.seek(0)
                     return pa.ipc.open_stream(src).schema
+    except NotRegularFile:
+        raise
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile(str(exc)) from exc
 
