@@ -70,6 +70,9 @@ def _open_binary(path: str):
     import pyarrow as pa
 
     codec = _CODECS.get(os.path.splitext(path)[1].lower())
+    with regular_file(path) as native:
+        if native != path:  # Arrow's own reader is ~25 % faster on CSV than a Python file object
+            return pa.input_stream(native, compression=codec)
     return pa.input_stream(open_binary(path), compression=codec)
 
 
