@@ -101,6 +101,9 @@ def scan(
     device: Annotated[Optional[str], typer.Option(help="Torch device of the probe: cpu (default), cuda or cuda:N.")] = None,
     probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
     probe_seed: Annotated[Optional[int], typer.Option(help="Seed of the probe network (default 0; results are deterministic for a seed).")] = None,
+    probe_timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds the probe may spend on one source before it skips it with DS406 (0: no limit). "
+        "[default: 600]")] = None,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -131,6 +134,7 @@ def scan(
         "device": device,
         "probe_batch_size": probe_batch_size,
         "probe_seed": probe_seed,
+        "probe_timeout": probe_timeout,
     }
     try:
         from datasan.config import build_options
@@ -153,7 +157,16 @@ def scan(
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
                   f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
         raise typer.Exit(3)
-    _print_result(result, format, out, err)
+    _print_result(result, format, out, err, code=3 if result.internal_errors else None)
+
+
+def _internal_error_message(result, out: str) -> str:
+    """Why a scan that wrote every output still exits 3."""
+    lines = [f"datasan failed on {len(result.internal_errors)} source(s) (this is a bug in datasan, not "
+             "in your data); their files are quarantined under DS011 and every other result is in "
+             f"{out}/:"]
+    lines += [f"  {e['source']}: {e['error']}" for e in result.internal_errors]
+    return "\n".join(lines)
 
 
 @app.command()
@@ -195,8 +208,8 @@ def report(
     _print_result(result, format, out, err)
 
 
-def _print_result(result, format: ScanFormat, out: str, err) -> None:
-    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1."""
+def _print_result(result, format: ScanFormat, out: str, err, code: int | None = None) -> None:
+    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1, or ``code`` when given."""
     from rich.console import Console
 
     if format == ScanFormat.text:
@@ -211,7 +224,9 @@ def _print_result(result, format: ScanFormat, out: str, err) -> None:
             append_step_summary(result, out)
     if not result.passed and format != ScanFormat.text:
         err.print(result.gate_summary(), markup=False, highlight=False)
-    raise typer.Exit(0 if result.passed else 1)
+    if code == 3:
+        err.print(_internal_error_message(result, out), markup=False, highlight=False)
+    raise typer.Exit(code if code is not None else (0 if result.passed else 1))
 
 
 class RulesFormat(str, Enum):

@@ -56,6 +56,7 @@ TOP_KEYS: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "probe_batch_size": (int,),
     "probe_seed": (int,),
+    "probe_timeout": (float, int),
     "image_labels": (str,),
     "types": (dict,),
     "targets": (dict,),

@@ -135,6 +135,9 @@ class ScanOptions:
     device: str = "cpu"
     probe_batch_size: int | None = None
     probe_seed: int = 0
+    #: seconds the probe may spend on one source (user model included) before it gives
+    #: up on that source with DS406; 0 means no limit
+    probe_timeout: float = 600.0
 
     def resolved_workers(self) -> int:
         """The number of worker processes to use (all cores when 0)."""

@@ -18,6 +18,7 @@ from datasan.discover import discover
 from datasan.engine import LocalEngine
 from datasan.errors import UsageError
 from datasan.findings import Finding, FindingBuffer
+from datasan.isolation import broken_counts, failed_outcome, invariant_reason, run_kind
 from datasan.options import FAIL_ON, TASKS, ScanOptions
 from datasan.result import ScanResult
 from datasan.sources import load_kinds
@@ -25,7 +26,7 @@ from datasan.sources.base import ScanContext, SourceOutcome
 
 
 class InvariantError(RuntimeError):
-    """kept + quarantined != seen for some source: a datasan bug, never a data problem."""
+    """kept + quarantined != seen even after isolating the sources that broke it: a datasan bug."""
 
 
 def validate_options(options: ScanOptions) -> None:
@@ -63,6 +64,9 @@ def validate_options(options: ScanOptions) -> None:
         raise UsageError(f"probe_batch_size must be at least 1, not {options.probe_batch_size}")
     if not (options.device == "cpu" or options.device == "cuda" or options.device.startswith("cuda:")):
         raise UsageError(f"device must be cpu, cuda or cuda:N, not {options.device!r}")
+    pt = options.probe_timeout
+    if isinstance(pt, bool) or not isinstance(pt, (int, float)) or not pt >= 0:
+        raise UsageError(f"probe_timeout must be a number of seconds >= 0 (0: no limit), not {pt!r}")
     if options.probe_model is not None and ":" not in options.probe_model:
         raise UsageError(f"probe_model must be module:factory, not {options.probe_model!r}")
 
@@ -102,6 +106,39 @@ def build_quarantine(outcomes: list[SourceOutcome]) -> tuple[dict[str, int], Any
     schema = pa.schema([("sample", pa.string()), ("source", pa.string()), ("row", pa.int64()),
                         ("codes", pa.string()), ("reason", pa.string())])
     return per_source, pa.table(cols, schema=schema)
+
+
+def _quarantine_or_isolate(outcomes: list[SourceOutcome], internal_errors: list[dict[str, str]]
+                           ) -> tuple[dict[str, int], Any]:
+    """The quarantine, after replacing every outcome that broke kept + quarantined == seen
+    by a failed outcome (its files quarantined under DS011) so that nothing is lost."""
+    per_source_q, quarantine = build_quarantine(outcomes)
+    broken = broken_counts(outcomes, per_source_q)
+    if not broken:
+        return per_source_q, quarantine
+    for i in broken:
+        oc = outcomes[i]
+        reason = invariant_reason(oc, per_source_q.get(oc.source.name, 0))
+        outcomes[i] = failed_outcome(oc.source, reason)
+        internal_errors.append({"source": oc.source.name, "kind": oc.source.kind, "error": reason})
+    per_source_q, quarantine = build_quarantine(outcomes)
+    still = broken_counts(outcomes, per_source_q)
+    if still:
+        raise InvariantError(f"{outcomes[still[0]].source.name}: kept + quarantined != seen")
+    return per_source_q, quarantine
+
+
+def _prune_staged_clean(staging: str, outcomes: list[SourceOutcome]) -> None:
+    """Remove staged clean files no outcome claims (left by a source that failed halfway)."""
+    clean = os.path.join(staging, "clean")
+    wanted = {os.path.normpath(os.path.join(clean, rel)) for oc in outcomes for rel in oc.clean_files}
+    for folder, _dirs, names in os.walk(clean, topdown=False):
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.normpath(path) not in wanted:
+                os.remove(path)
+        if folder != clean and not os.listdir(folder):
+            os.rmdir(folder)
 
 
 def merge_stats(outcomes: list[SourceOutcome]) -> dict[str, Any]:
@@ -145,6 +182,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     loose = FindingBuffer()
     loose.extend(discovery.findings)
     outcomes: list[SourceOutcome] = []
+    internal_errors: list[dict[str, str]] = []
     try:
         files = discovery.files
         claimed = []
@@ -152,17 +190,20 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
             sources, files = kind.claim(files, ctx)
             claimed.append((kind, sources))
         for f in files:
-            loose.add(Finding("DS008", f"{f.rel} is not a file type datasan reads; it was ignored.",
-                              source=f.rel))
+            loose.add(_unclaimed(f))
         with engine:
             for kind, sources in claimed:
                 if not sources:
                     continue
                 progress.stage(kind.name)
-                oc, extra = kind.run(sources, ctx)
+                oc, extra, errors = run_kind(kind, sources, ctx)
                 outcomes.extend(oc)
                 loose.merge(extra)
+                internal_errors.extend(errors)
             probe_report = _run_probe(outcomes, ctx)
+            internal_errors.extend(
+                {"source": name, "kind": "probe", "error": rep["internal_error"]}
+                for name, rep in (probe_report.get("sources") or {}).items() if rep.get("internal_error"))
     except UsageError:
         # found while reading (a --target in no table): nothing of this run may stay behind
         import shutil
@@ -172,13 +213,8 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     finally:
         progress.close()
     loose.apply_policy(options)
-    per_source_q, quarantine = build_quarantine(outcomes)
-    for oc in outcomes:
-        q = per_source_q.get(oc.source.name, 0)
-        if oc.kept + q != oc.seen:
-            raise InvariantError(
-                f"{oc.source.name}: kept {oc.kept} + quarantined {q} != {oc.unit} seen {oc.seen}; "
-                f"partial results are in {staging}")
+    per_source_q, quarantine = _quarantine_or_isolate(outcomes, internal_errors)
+    _prune_staged_clean(staging, outcomes)
     findings = FindingBuffer()
     for oc in outcomes:
         findings.merge(oc.findings)
@@ -220,6 +256,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
             for oc in outcomes
         ],
         "probe": probe_report,
+        "internal_errors": internal_errors,
     }
     return ScanResult(
         findings_table=findings.to_arrow(),
@@ -235,6 +272,21 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         clean_files=[f for oc in outcomes for f in oc.clean_files],
         owns_staging=True,
     )
+
+
+def _unclaimed(f) -> Finding:
+    """DS008 for a file no kind reads, or DS007 when it stopped being a regular file after
+    discovery (a kind that sniffs content could not open it)."""
+    import stat
+
+    try:
+        mode = os.lstat(f.path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        return Finding("DS007", f"{f.rel} changed after it was listed: it is no longer a regular file; "
+                       "it was not read.", source=f.rel)
+    return Finding("DS008", f"{f.rel} is not a file type datasan reads; it was ignored.", source=f.rel)
 
 
 def _merge_index(outcomes: list[SourceOutcome]):

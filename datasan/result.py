@@ -172,6 +172,12 @@ class ScanResult:
         """True when no finding fails the gate and the quarantine is within its limit."""
         return self.gate_failures() == 0 and not self.quarantine_exceeded()
 
+    @property
+    def internal_errors(self) -> list[dict[str, str]]:
+        """Sources datasan itself failed on (source, kind, error); their files are quarantined
+        under DS011 and the CLI exits 3.  Empty on a healthy run."""
+        return list(self.report.get("internal_errors") or [])
+
     def gate_summary(self, examples: int = 3) -> str:
         """One paragraph on why the gate failed (counts per rule, a few sample ids); '' when it passed."""
         if self.passed:

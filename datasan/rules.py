@@ -143,6 +143,61 @@ RULES: dict[str, Rule] = _rules(
         fix="Rename the columns in the producing job.",
         example="a,a,label",
     ),
+    Rule(
+        "DS011", "internal-error", "error",
+        "datasan failed on a source (a bug in datasan); all its samples were quarantined.",
+        what="A source whose reader or checks raised, or whose counts broke kept + quarantined "
+        "== seen. Every file of the source is quarantined (sample = the file, row empty); the "
+        "message names the exception and where it was raised. The scan still writes every "
+        "output and exits 3. Config and --ignore cannot turn this rule off.",
+        why="Nothing about the source was checked: training on it would take unchecked data "
+        "for checked data.",
+        fix="Report the message (exception and place) to datasan's maintainers; until then "
+        "check the source by hand or remove it from PATH.",
+        example="tables/x.csv: ZeroDivisionError: division by zero (at datasan/checks/tabular.py:120 in _scale)",
+    ),
+    Rule(
+        "DS012", "undecodable-file-name", "warning",
+        "A file or folder name is not valid UTF-8; its sample ids show the bad bytes as \\xNN.",
+        what="Names whose bytes do not decode as UTF-8 (a Latin-1 name copied from an old "
+        "machine). Sample ids are strings, so the undecodable bytes are written as the four "
+        "characters \\xNN (bad\\xffname.csv); the file itself is read under its real name.",
+        why="Python and most loaders decode names with surrogate escapes that cannot be written "
+        "to Parquet, JSON or CSV: a training script that lists the folder may crash on it, and "
+        "the id in findings is not the literal name.",
+        fix="Rename the file to a UTF-8 name (`convmv -f latin1 -t utf-8`).",
+        example="tables/bad\\xffname.csv",
+    ),
+    Rule(
+        "DS013", "shortened-clean-name", "info",
+        "A source's clean file name would be too long; it was written under a shortened name.",
+        what="clean/<source>.parquet adds 8 bytes to the source's file name; when that passes "
+        "the file system's 255-byte limit the clean file is written as the name cut to fit, "
+        "'~' and 8 hex digits of the name's hash, recorded as clean_file in report.json.",
+        why="A reader that builds clean/<source>.parquet by hand will not find the file.",
+        fix="Shorten the source's file name, or read clean_file from report.json.",
+        example="clean/aaaa...aaa~1f2e3d4c.parquet for a 251-byte name",
+    ),
+    Rule(
+        "DS014", "record-too-deep", "error",
+        "A record is nested deeper than datasan reads (JSON arrays/objects in arrays ...).",
+        what="A JSONL record (or a COCO file) whose nesting passes what Python's json parser "
+        "can take (about 1,000 levels); the record is quarantined without being parsed.",
+        why="json.loads and most loaders raise RecursionError on it, killing the DataLoader "
+        "worker that reaches it.",
+        fix="Fix the job that wrote the record; real features are never nested that deep.",
+        example='{"x": [[[[...3,000 levels...]]]]}',
+    ),
+    Rule(
+        "DS015", "folder-too-deep", "warning",
+        "Folders nested more than 256 levels deep were not walked.",
+        what="A folder at depth 256 below PATH that holds further folders; nothing below it is "
+        "read (its files are not part of the scan).",
+        why="Such trees come from a runaway copy or a symlink-free loop; their path names "
+        "approach the OS limits and many tools fail on them.",
+        fix="Flatten the tree, or scan the deep folder itself.",
+        example="a/a/a/... 1,500 levels",
+    ),
     # ---------------------------------------------------------------- DS1xx
     Rule(
         "DS101", "non-finite-value", "error",

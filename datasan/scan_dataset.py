@@ -127,7 +127,8 @@ class ScanDataset(Dataset):
             name = src["source"]
             if source is not None and not fnmatchcase(name, source):
                 continue
-            path = os.path.join(self.out_dir, "clean", f"{name}.parquet")
+            # a long source name gets a shortened clean file name, recorded in the report
+            path = os.path.join(self.out_dir, src.get("clean_file") or f"clean/{name}.parquet")
             if not os.path.isfile(path):
                 continue
             table = pq.read_table(path)

@@ -27,6 +27,7 @@ from datasan.discover import FileEntry
 from datasan.findings import Finding, FindingBuffer
 from datasan.options import ScanOptions
 from datasan.sources.base import ScanContext, Source, SourceOutcome
+from datasan.sources.regular import NotRegularFile
 from datasan.sources.tables import convert, read
 from datasan.stats import Moments, merge_counts
 
@@ -86,6 +87,27 @@ def _arrow_kind(t) -> str:
     return "nested"  # lists, structs, maps, binary, unions
 
 
+#: the longest file name most file systems take, in bytes
+NAME_MAX = 255
+
+
+def clean_name(source: str) -> str:
+    """The clean file of ``source`` relative to clean/: ``<source>.parquet``, or, when that
+    file name passes NAME_MAX bytes, the name cut to fit + '~' + 8 hex digits of its hash
+    (deterministic, so the same source always gets the same name)."""
+    import hashlib
+
+    folder, base = os.path.split(source)
+    name = f"{base}.parquet"
+    if len(name.encode("utf-8")) <= NAME_MAX:
+        return f"{source}.parquet"
+    digest = hashlib.blake2b(base.encode("utf-8"), digest_size=4).hexdigest()
+    keep = NAME_MAX - len(f"~{digest}.parquet")
+    cut = base.encode("utf-8")[:keep].decode("utf-8", "ignore")  # never half a character
+    short = f"{cut}~{digest}.parquet"
+    return f"{folder}/{short}" if folder else short
+
+
 def profile_table(task: ProfileTask) -> TableProfile:
     """Pass 1 for one file (runs in a worker)."""
     prof = TableProfile(rel=task.rel, fmt=task.fmt)
@@ -94,6 +116,9 @@ def profile_table(task: ProfileTask) -> TableProfile:
             _profile_text(task, prof)
         else:
             _profile_typed(task, prof)
+    except NotRegularFile as exc:
+        prof.ok = False
+        prof.findings.append(Finding("DS007", f"{task.rel} changed after it was listed: {exc}.", source=task.rel))
     except read.UnreadableFile as exc:
         prof.ok = False
         prof.findings.append(Finding("DS001", f"{task.rel} could not be read as {task.fmt.upper()}: "
@@ -1013,7 +1038,10 @@ class TableKind:
             ))
         fb.apply_policy(opts)
         # the clean file: the parts, in order
-        clean_rel = f"{src.name}.parquet"
+        clean_rel = clean_name(src.name)
+        if clean_rel != f"{src.name}.parquet":
+            fb.add(Finding("DS013", f"The clean file of {src.name} would pass the 255-byte file name limit; "
+                           f"it was written as clean/{clean_rel}.", source=src.name))
         dest = os.path.join(ctx.staging, "clean", clean_rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         parts = [r.part_path for r in results if r.part_path]
@@ -1040,6 +1068,7 @@ class TableKind:
             "sparse_columns": {c: round(v, 4) for c, v in sparse.items()},
             "dropped_columns": list(plan.dropped),
             "encoding": plan.encoding if read.is_text_format(plan.fmt) else None,
+            "clean_file": f"clean/{clean_rel}",
         }
         oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats, clean_files=[clean_rel], report=report)
         # Row findings decided over the whole table (duplicates) are warnings by
