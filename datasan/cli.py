@@ -1,6 +1,6 @@
 """The command line: parses options and calls the library, nothing more.
 
-Exit codes (shared/CONTRACT.md): 0 passed, 1 did not pass the gate, 2 could
+Exit codes (docs/outputs.md): 0 passed, 1 did not pass the gate, 2 could
 not run (bad path, option or config), 3 datasan itself failed.
 """
 
@@ -11,12 +11,36 @@ from enum import Enum
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class _NoFlagTypes:
+    """Help without a ``<bool>`` type beside flags (``--version``, ``--help``, ``--no-probe``):
+    a flag takes no value, so typer's type column only misleads there."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_bool_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class _Group(_NoFlagTypes, TyperGroup):
+    pass
+
+
+class _Command(_NoFlagTypes, TyperCommand):
+    pass
+
 
 app = typer.Typer(
     name="datasan",
+    cls=_Group,
     help="Find the samples that break a training run (NaN/Inf, corrupt files, bad labels), before it starts.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -41,6 +65,10 @@ class ScanFormat(str, Enum):
     markdown = "markdown"
 
 
+QUIET_HELP = ("Text format: print only the verdict line. Other formats: no progress bar and no gate "
+              "summary on stderr.")
+
+
 def _split(values: Optional[list[str]]) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -48,7 +76,7 @@ def _split(values: Optional[list[str]]) -> list[str]:
     return out
 
 
-@app.command()
+@app.command(cls=_Command)
 def scan(
     path: Annotated[str, typer.Argument(help="Folder (or one file) to scan. It is never written to.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Folder that receives the output files.")] = "datasan-out",
@@ -80,6 +108,7 @@ def scan(
     device: Annotated[Optional[str], typer.Option(help="Torch device of the probe: cpu (default), cuda or cuda:N.")] = None,
     probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
     probe_seed: Annotated[Optional[int], typer.Option(help="Seed of the probe network (default 0; results are deterministic for a seed).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -108,7 +137,7 @@ def scan(
         from datasan.config import build_options
 
         opts = build_options({k: v for k, v in given.items() if v is not None}, config)
-        opts.progress = True
+        opts.progress = not quiet
         from datasan.pipeline import scan as run_scan
 
         result = run_scan(path, opts, out_dir=out)
@@ -125,10 +154,10 @@ def scan(
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
                   f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
         raise typer.Exit(3)
-    _print_result(result, format, out, err)
+    _print_result(result, format, out, err, quiet)
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     out: Annotated[str, typer.Argument(help="An output folder written by `datasan scan`.")] = "datasan-out",
     format: Annotated[ScanFormat, typer.Option(
@@ -139,6 +168,7 @@ def report(
         "--baseline", help="Only findings not in this findings.parquet fail the gate.")] = None,
     max_quarantine_fraction: Annotated[Optional[float], typer.Option(
         "--max-quarantine-fraction", help="Fail only when more than this share is quarantined.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Print a finished scan's results again in another format (no rescan); exit 0/1 as scan."""
     from rich.console import Console
@@ -160,24 +190,24 @@ def report(
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
-    _print_result(result, format, out, err)
+    _print_result(result, format, out, err, quiet)
 
 
-def _print_result(result, format: ScanFormat, out: str, err) -> None:
+def _print_result(result, format: ScanFormat, out: str, err, quiet: bool = False) -> None:
     """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1."""
     from rich.console import Console
 
     if format == ScanFormat.text:
         from datasan.outputs.summary import render_summary
 
-        render_summary(result, out, Console())
+        render_summary(result, out, Console(), quiet=quiet)
     else:
         from datasan.outputs.formats import append_step_summary, render
 
         sys.stdout.write(render(result, format.value, out))
         if format == ScanFormat.github:
             append_step_summary(result, out)
-    if not result.passed and format != ScanFormat.text:
+    if not result.passed and format != ScanFormat.text and not quiet:
         err.print(result.gate_summary(), markup=False, highlight=False)
     raise typer.Exit(0 if result.passed else 1)
 
@@ -188,7 +218,7 @@ class RulesFormat(str, Enum):
     markdown = "markdown"
 
 
-@app.command()
+@app.command(cls=_Command)
 def rules(
     format: Annotated[RulesFormat, typer.Option("--format", help="text (a table), json or markdown.")] = RulesFormat.text,
 ) -> None:
@@ -218,7 +248,7 @@ def rules(
     Console().print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 def rule(code: Annotated[str, typer.Argument(help="A rule code such as DS101, or its name.")]) -> None:
     """Explain one rule: what it checks, why it breaks training, how to fix it."""
     from rich.console import Console
