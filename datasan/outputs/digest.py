@@ -73,8 +73,9 @@ class RuleDigest:
 def rule_digests(findings_table) -> list[RuleDigest]:
     """Per rule (errors first, then by code) its kinds of message with counts per source.
 
-    Grouping runs in Arrow (one regex pass, one hash group-by), so a million
-    findings cost about a second, not a million Python objects.
+    Grouping runs in Arrow (one regex pass, one hash group-by): Python sees one
+    row per (rule, source, kind of message), never one object per finding
+    (``bench/outputs.py``).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
