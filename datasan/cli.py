@@ -1,6 +1,6 @@
 """The command line: parses options and calls the library, nothing more.
 
-Exit codes (shared/CONTRACT.md): 0 passed, 1 did not pass the gate, 2 could
+Exit codes (docs/outputs.md): 0 passed, 1 did not pass the gate, 2 could
 not run (bad path, option or config), 3 datasan itself failed.
 """
 
@@ -11,12 +11,36 @@ from enum import Enum
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class _NoFlagTypes:
+    """Help without a ``<bool>`` type beside flags (``--version``, ``--help``, ``--no-probe``):
+    a flag takes no value, so typer's type column only misleads there."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_bool_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class _Group(_NoFlagTypes, TyperGroup):
+    pass
+
+
+class _Command(_NoFlagTypes, TyperCommand):
+    pass
+
 
 app = typer.Typer(
     name="datasan",
+    cls=_Group,
     help="Find the samples that break a training run (NaN/Inf, corrupt files, bad labels), before it starts.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -39,6 +63,10 @@ class ScanFormat(str, Enum):
     github = "github"
     junit = "junit"
     markdown = "markdown"
+
+
+QUIET_HELP = ("Text format: print only the verdict line. Other formats: no progress bar and no gate "
+              "summary on stderr.")
 
 
 def _split(values: Optional[list[str]]) -> list[str]:
@@ -64,7 +92,7 @@ def _targets(values: Optional[list[str]]) -> tuple[Optional[str], Optional[dict[
     return one, per or None
 
 
-@app.command()
+@app.command(cls=_Command)
 def scan(
     path: Annotated[str, typer.Argument(help="Folder (or one file) to scan. It is never written to.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Folder that receives the output files.")] = "datasan-out",
@@ -104,6 +132,7 @@ def scan(
     probe_timeout: Annotated[Optional[float], typer.Option(
         help="Seconds the probe may spend on one source before it skips it with DS406 (0: no limit). "
         "[default: 600]")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -140,7 +169,7 @@ def scan(
         from datasan.config import build_options
 
         opts = build_options({k: v for k, v in given.items() if v is not None}, config)
-        opts.progress = True
+        opts.progress = not quiet
         from datasan.pipeline import scan as run_scan
 
         result = run_scan(path, opts, out_dir=out)
@@ -157,7 +186,7 @@ def scan(
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
                   f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
         raise typer.Exit(3)
-    _print_result(result, format, out, err, code=3 if result.internal_errors else None)
+    _print_result(result, format, out, err, quiet, code=3 if result.internal_errors else None)
 
 
 def _internal_error_message(result, out: str) -> str:
@@ -169,7 +198,7 @@ def _internal_error_message(result, out: str) -> str:
     return "\n".join(lines)
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     out: Annotated[str, typer.Argument(help="An output folder written by `datasan scan`.")] = "datasan-out",
     format: Annotated[ScanFormat, typer.Option(
@@ -182,6 +211,7 @@ def report(
         "--max-quarantine-fraction", help="Fail only when more than this share of some source is quarantined.")] = None,
     max_total_quarantine_fraction: Annotated[Optional[float], typer.Option(
         "--max-total-quarantine-fraction", help="Fail when more than this share of all samples is quarantined.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Print a finished scan's results again in another format (no rescan); exit 0/1 as scan."""
     from rich.console import Console
@@ -205,24 +235,25 @@ def report(
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
-    _print_result(result, format, out, err)
+    _print_result(result, format, out, err, quiet)
 
 
-def _print_result(result, format: ScanFormat, out: str, err, code: int | None = None) -> None:
+def _print_result(result, format: ScanFormat, out: str, err, quiet: bool = False,
+                  code: int | None = None) -> None:
     """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1, or ``code`` when given."""
     from rich.console import Console
 
     if format == ScanFormat.text:
         from datasan.outputs.summary import render_summary
 
-        render_summary(result, out, Console())
+        render_summary(result, out, Console(), quiet=quiet)
     else:
         from datasan.outputs.formats import append_step_summary, render
 
         sys.stdout.write(render(result, format.value, out))
         if format == ScanFormat.github:
             append_step_summary(result, out)
-    if not result.passed and format != ScanFormat.text:
+    if not result.passed and format != ScanFormat.text and not quiet:
         err.print(result.gate_summary(), markup=False, highlight=False)
     if code == 3:
         err.print(_internal_error_message(result, out), markup=False, highlight=False)
@@ -235,7 +266,7 @@ class RulesFormat(str, Enum):
     markdown = "markdown"
 
 
-@app.command()
+@app.command(cls=_Command)
 def rules(
     format: Annotated[RulesFormat, typer.Option("--format", help="text (a table), json or markdown.")] = RulesFormat.text,
 ) -> None:
@@ -265,7 +296,7 @@ def rules(
     Console().print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 def rule(code: Annotated[str, typer.Argument(help="A rule code such as DS101, or its name.")]) -> None:
     """Explain one rule: what it checks, why it breaks training, how to fix it."""
     from rich.console import Console

@@ -158,7 +158,9 @@ class ScanResult:
         why = []
         worst = self.worst_source()
         if self.max_quarantine_fraction is not None and worst and worst["fraction"] > self.max_quarantine_fraction:
-            why.append(f"{worst['source']} lost {worst['quarantined']} of {worst['seen']} samples to the quarantine "
+            from datasan.outputs.escape import printable
+
+            why.append(f"{printable(str(worst['source']))} lost {worst['quarantined']} of {worst['seen']} samples to the quarantine "
                        f"({worst['fraction']:.1%}), more than max_quarantine_fraction "
                        f"{self.max_quarantine_fraction:g} per source")
         limit = self.max_total_quarantine_fraction
@@ -182,6 +184,7 @@ class ScanResult:
         """One paragraph on why the gate failed (counts per rule, a few sample ids); '' when it passed."""
         if self.passed:
             return ""
+        from datasan.outputs.escape import printable
         from datasan.rules import RULES
 
         ft = self.findings_table
@@ -192,14 +195,14 @@ class ScanResult:
             if gating:
                 e = per.setdefault(c, [0, []])
                 e[0] += 1
-                where = smp or src
+                where = printable(smp or src) if (smp or src) else None
                 if where and len(e[1]) < examples and where not in e[1]:
                     e[1].append(where)
         parts = []
         for c, (n, ex) in sorted(per.items()):
             parts.append(f"{c} {RULES[c].name}: {n}" + (f" (e.g. {', '.join(ex)})" if ex else ""))
         seen = self.report.get("samples", 0)
-        lines = [f"datasan gate failed for {self.report.get('path')} (fail-on {self.fail_on}"
+        lines = [f"datasan gate failed for {printable(self.report.get('path'))} (fail-on {self.fail_on}"
                  + (", against a baseline" if self.baseline is not None else "") + ")."]
         if parts:
             lines.append(f"{self.gate_failures()} finding(s) fail the gate: " + "; ".join(parts) + ".")

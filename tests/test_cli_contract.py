@@ -1,4 +1,4 @@
-"""The output contract (shared/CONTRACT.md): files, columns, exit codes, PATH untouched, lazy imports."""
+"""The output contract (docs/outputs.md): files, columns, exit codes, PATH untouched, lazy imports."""
 
 from __future__ import annotations
 
