@@ -186,7 +186,7 @@ def publish(folder: OutputFolder, entries: list[dict]) -> None:
         raise UsageError(f"{out} holds files datasan did not write (or that changed since it wrote them) "
                          f"where this run's files go: {shown}; move them away or choose another --out. "
                          "Nothing was published.")
-    journal = [e for es in owned.values() for e in es]
+    journal = [e for es in owned.values() for e in es]  # each entry names its run
     with deferred_signals():
         _write_manifest(folder, manifest_doc(folder.run_id, entries, False, journal))
         for rel in new:

@@ -44,14 +44,19 @@ def file_sha256(path: str) -> str:
 
 
 def file_entry(root: str, rel: str) -> dict[str, Any]:
-    """The manifest entry of ``root/rel``: path, size, sha256 and mtime_ns."""
+    """The manifest entry of ``root/rel``: path, size, mtime_ns, and sha256 for files that do
+    not carry the run id themselves (Parquet files carry it in their metadata: hashing
+    gigabytes of clean Parquet would cost a good share of a scan)."""
     full = os.path.join(root, rel)
     st = os.stat(full)
-    return {"path": rel, "size": st.st_size, "sha256": file_sha256(full), "mtime_ns": st.st_mtime_ns}
+    entry = {"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if not rel.endswith(".parquet"):
+        entry["sha256"] = file_sha256(full)
+    return entry
 
 
 def manifest_doc(run_id: str, files: list[dict], complete: bool, previous: Iterable[dict] = ()) -> dict:
-    """A manifest document (``previous`` only while publishing)."""
+    """A manifest document (``previous`` only while publishing; its entries carry their ``run_id``)."""
     from datasan import __version__
 
     doc: dict[str, Any] = {"datasan_manifest": FORMAT, "run_id": run_id, "datasan_version": __version__,
@@ -80,8 +85,10 @@ def owned_entries(doc: dict | None) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     if doc is None:
         return out
-    for e in list(doc.get("files") or []) + list(doc.get("previous") or []):
-        if isinstance(e, dict) and isinstance(e.get("path"), str):
+    entries = [{**e, "run_id": doc["run_id"]} for e in doc.get("files") or [] if isinstance(e, dict)]
+    entries += [e for e in doc.get("previous") or [] if isinstance(e, dict)]
+    for e in entries:
+        if isinstance(e.get("path"), str):
             out.setdefault(e["path"], []).append(e)
     return out
 
@@ -97,10 +104,16 @@ def still_as_written(path: str, entries: list[dict]) -> bool:
     if not stat.S_ISREG(st.st_mode):
         return False
     same_size = [e for e in entries if e.get("size") == st.st_size]
+    if not same_size:
+        return False
     if any(e.get("mtime_ns") == st.st_mtime_ns for e in same_size):
         return True
-    # a copied folder keeps the content but not the mtime: the hash decides
-    return bool(same_size) and any(e.get("sha256") == file_sha256(path) for e in same_size)
+    # a copied folder keeps the content but not the mtime: the hash, or the run id a
+    # Parquet file carries, decides
+    if path.endswith(".parquet"):
+        rid = run_id_of(path, path)
+        return any(e.get("run_id") == rid for e in same_size)
+    return any(e.get("sha256") == file_sha256(path) for e in same_size)
 
 
 def run_id_of(full: str, rel: str) -> str | None | bool:
@@ -138,7 +151,7 @@ def verify_output(out_dir: str | os.PathLike) -> dict:
     file, has one whose size changed, has a file that carries another run's
     id, or has a run file (findings.parquet, ...) the manifest does not list.
     Contents are compared by size and embedded run id; the manifest's sha256
-    lets anyone check every byte.
+    (of the files that carry no run id) lets anyone check those byte for byte.
     """
     out = os.fspath(out_dir)
     what = f"{out} is not a complete datasan output folder"
