@@ -201,6 +201,9 @@ def test_sample_data_quickstart_runs(tmp_path):
     assert names == [".datasan.lock", "clean", "findings.parquet", "index.parquet", "manifest.json",
                      "quarantine.csv", "quarantine.parquet", "report.json", "stats.json"]
     report = json.loads((out / "report.json").read_text())
+    from datasan.outputs.manifest import verify_output
+
+    assert verify_output(out)["run_id"] == report["run_id"]  # every file, clean ones too, is of this run
     assert report["samples"] == sum(s["seen"] for s in report["sources"])
     for s in report["sources"]:
         assert s["kept"] + s["quarantined"] == s["seen"], s["source"]

@@ -44,9 +44,14 @@ def inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
-def environment_error(exc: BaseException, out: str) -> UsageError | None:
-    """The usage error an OSError about the place written to becomes; None for other errors."""
+def environment_error(exc: BaseException, out: str, anywhere: bool = False) -> UsageError | None:
+    """The usage error an OSError about the place written to (``out``) becomes; None for other
+    errors, and for errors that name a file elsewhere (reading PATH is the sources' business)
+    unless ``anywhere`` (creating ``out`` fails on its parents)."""
     if not isinstance(exc, OSError) or exc.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    if not anywhere and isinstance(exc.filename, (str, bytes, os.PathLike)) \
+            and not inside(os.fsdecode(exc.filename), out):
         return None
     where = f" ({exc.filename})" if exc.filename else ""
     return UsageError(f"cannot write the outputs to {out}: {exc.strerror or exc}{where}; nothing was "
@@ -210,7 +215,7 @@ def claim_output(out_dir: str | os.PathLike, path: str | None, run_id: str, forc
         folder._handlers = _install_handlers()
     except BaseException as exc:
         folder.release()
-        env = environment_error(exc, out)
+        env = environment_error(exc, out, anywhere=True)
         if env is not None:
             raise env from exc
         raise
