@@ -292,6 +292,18 @@ def test_stale_staging_folders_are_removed_only_when_marked(tmp_path):
     assert (lookalike / "x").read_text() == "not datasan's\n"
 
 
+def test_a_folder_left_by_a_killed_first_run_is_still_datasans(tmp_path):
+    """Only the lock file and a marked staging folder: no --force needed, the staging goes."""
+    d = make_table(tmp_path)
+    out = tmp_path / "out"
+    dead = out / ".datasan-staging-20000101T000000Z-deadbeef"
+    dead.mkdir(parents=True)
+    (dead / ".datasan-staging").write_text("20000101T000000Z-deadbeef\n")
+    (out / ".datasan.lock").write_text("12345\n")
+    assert scan(d, out)[0] == 1
+    assert not dead.exists() and verify_output(out)
+
+
 # ------------------------------------------------------------------ real processes: signals, kill -9, a second run
 BLOCKING_RUN = """
 import pathlib, sys, time

@@ -94,10 +94,12 @@ def check_owner(out: str, force: bool) -> None:
     foreign = foreign_entries(out)
     if foreign and not force:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        old = (" An output folder of a datasan version before manifests looks like this: delete it."
+               if "report.json" in foreign and "findings.parquet" in foreign else "")
         raise UsageError(
             f"the output folder {out} is not empty and is not a datasan output (no manifest.json; it "
             f"holds {shown}): choose a new or empty --out, or pass --force to write beside these "
-            "files (datasan never replaces or removes a file it did not write)")
+            f"files (datasan never replaces or removes a file it did not write).{old}")
 
 
 # ------------------------------------------------------------------ signals
