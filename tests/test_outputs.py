@@ -146,6 +146,20 @@ def test_an_output_copied_elsewhere_is_still_recognised(tmp_path):
     assert scan(d, tmp_path / "copy")[0] == 1
 
 
+def test_a_manifest_naming_files_outside_the_folder_is_not_obeyed(tmp_path):
+    d = make_table(tmp_path)
+    out = tmp_path / "out"
+    assert scan(d, out)[0] == 1
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    doc = json.loads((out / "manifest.json").read_text())
+    st = victim.stat()
+    doc["files"].append({"path": "../victim.txt", "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    (out / "manifest.json").write_text(json.dumps(doc))
+    scan(d, out)
+    assert victim.read_text() == "mine\n"
+
+
 def test_empty_existing_folder_is_used(tmp_path):
     d = make_table(tmp_path)
     (tmp_path / "empty").mkdir()

@@ -88,9 +88,15 @@ def owned_entries(doc: dict | None) -> dict[str, list[dict]]:
     entries = [{**e, "run_id": doc["run_id"]} for e in doc.get("files") or [] if isinstance(e, dict)]
     entries += [e for e in doc.get("previous") or [] if isinstance(e, dict)]
     for e in entries:
-        if isinstance(e.get("path"), str):
+        if _safe_rel(e.get("path")):
             out.setdefault(e["path"], []).append(e)
     return out
+
+
+def _safe_rel(rel: Any) -> bool:
+    # an edited manifest must not make datasan replace or remove a file outside the folder
+    return (isinstance(rel, str) and rel != "" and not rel.startswith("/") and "\\" not in rel
+            and all(part not in ("", ".", "..") for part in rel.split("/")))
 
 
 def still_as_written(path: str, entries: list[dict]) -> bool:
