@@ -96,6 +96,9 @@ def _targets(values: Optional[list[str]]) -> tuple[Optional[str], Optional[dict[
 def scan(
     path: Annotated[str, typer.Argument(help="Folder (or one file) to scan. It is never written to.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Folder that receives the output files.")] = "datasan-out",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write into a non-empty --out that is not a datasan output; files datasan did not "
+        "write are still never replaced or removed.")] = False,
     fail_on: Annotated[Optional[FailOn], typer.Option(
         help="Lowest severity that fails the gate (exit 1). [default: error]")] = None,
     probe: Annotated[Optional[bool], typer.Option(
@@ -172,19 +175,24 @@ def scan(
         opts.progress = not quiet
         from datasan.pipeline import scan as run_scan
 
-        result = run_scan(path, opts, out_dir=out)
+        result = run_scan(path, opts, out_dir=out, force=force)
         result.write(out)
     except UsageError as exc:
         from rich.markup import escape
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM while the output folder was held
+        signum = getattr(exc, "signum", 2)
+        err.print(f"interrupted (signal {signum}); nothing new was published to {out}/", highlight=False)
+        raise typer.Exit(128 + signum)
     except Exception as exc:  # a bug in datasan, never bad data
         import traceback
 
         err.print(traceback.format_exc())
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
-                  f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
+                  f"{type(exc).__name__}: {exc}\nNothing new was published to {out}/; partial results, "
+                  f"if any, are in its .datasan-staging-* folder (removed by the next run).")
         raise typer.Exit(3)
     _print_result(result, format, out, err, quiet, code=3 if result.internal_errors else None)
 

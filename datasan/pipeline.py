@@ -9,6 +9,7 @@ the :class:`~datasan.result.ScanResult`.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from typing import Any
@@ -20,6 +21,8 @@ from datasan.errors import UsageError
 from datasan.findings import Finding, FindingBuffer
 from datasan.isolation import broken_counts, failed_outcome, invariant_reason, run_kind
 from datasan.options import FAIL_ON, TASKS, ScanOptions
+from datasan.outputs.folder import claim_output, environment_error
+from datasan.outputs.manifest import new_run_id
 from datasan.result import ScanResult
 from datasan.sources import load_kinds
 from datasan.sources.base import ScanContext, SourceOutcome
@@ -69,11 +72,6 @@ def validate_options(options: ScanOptions) -> None:
         raise UsageError(f"probe_timeout must be a number of seconds >= 0 (0: no limit), not {pt!r}")
     if options.probe_model is not None and ":" not in options.probe_model:
         raise UsageError(f"probe_model must be module:factory, not {options.probe_model!r}")
-
-
-def _inside(child: str, parent: str) -> bool:
-    child, parent = os.path.realpath(child), os.path.realpath(parent)
-    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
 def build_quarantine(outcomes: list[SourceOutcome]) -> tuple[dict[str, int], Any]:
@@ -150,35 +148,56 @@ def merge_stats(outcomes: list[SourceOutcome]) -> dict[str, Any]:
     return stats
 
 
-def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: str | None = None) -> ScanResult:
-    """Scan ``path`` and return a :class:`ScanResult` (nothing is written to ``out_dir`` yet;
-    it only hosts the staging folder so that moving clean files is a rename)."""
+def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: str | None = None,
+         force: bool = False) -> ScanResult:
+    """Scan ``path`` and return a :class:`ScanResult`.
+
+    With ``out_dir`` the folder is claimed first (refused unless it is new, empty or a
+    datasan output, or ``force``; locked against other runs) and the clean files are
+    staged inside it; :meth:`ScanResult.write` publishes them with the other files.
+    """
     options = options or ScanOptions()
     validate_options(options)
     baseline = None
-    if options.baseline:  # issue 6: read before scanning, so a bad baseline fails fast (exit 2)
+    if options.baseline:  # read before scanning, so a bad baseline fails fast (exit 2)
         from datasan.baseline import load_baseline
 
         baseline = load_baseline(options.baseline)
-    started = time.time()
-    t0 = time.perf_counter()
     root_arg = os.fspath(path)
     if not os.path.exists(root_arg):
         raise UsageError(f"no such file or folder: {root_arg}")
-    if out_dir is not None and _inside(out_dir, root_arg) and os.path.isdir(root_arg):
-        raise UsageError(f"the output folder {out_dir} lies inside PATH {root_arg}; datasan never writes "
-                         "under PATH: choose another --out")
+    run_id = new_run_id()
+    folder = claim_output(out_dir, root_arg, run_id, force=force) if out_dir is not None else None
+    staging = folder.staging if folder is not None else tempfile.mkdtemp(prefix="datasan-staging-")
+    try:
+        result = _scan(root_arg, options, baseline, staging, run_id)
+    except BaseException as exc:
+        env = environment_error(exc, os.fspath(out_dir) if out_dir is not None else staging)
+        # a bug keeps its staging folder: the partial results its message names
+        keep = isinstance(exc, Exception) and not isinstance(exc, UsageError) and env is None
+        if folder is not None:
+            folder.release(remove_staging=not keep)
+        elif not keep:
+            shutil.rmtree(staging, ignore_errors=True)
+        if env is not None:
+            raise env from exc
+        raise
+    result.output = folder
+    return result
+
+
+def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: str) -> ScanResult:
+    """The scan itself; clean files go to ``staging``."""
+    started = time.time()
+    t0 = time.perf_counter()
     discovery = discover(root_arg)
-    if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".datasan-staging-", dir=out_dir)
     os.makedirs(os.path.join(staging, "clean"), exist_ok=True)
     from datasan.outputs.progress import Progress
 
     progress = Progress(enabled=options.progress)
     engine = LocalEngine(options.resolved_workers())
     ctx = ScanContext(root=discovery.root, options=options,
-                      engine=engine, staging=staging, progress=progress)
+                      engine=engine, staging=staging, progress=progress, run_id=run_id)
     loose = FindingBuffer()
     loose.extend(discovery.findings)
     outcomes: list[SourceOutcome] = []
@@ -224,6 +243,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     kept = sum(oc.kept for oc in outcomes)
     report = {
         "datasan_version": __version__,
+        "run_id": run_id,
         "path": os.path.abspath(root_arg),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.perf_counter() - t0, 3),

@@ -35,6 +35,15 @@ class ScanResult:
     max_total_quarantine_fraction: float | None = None
     #: finding keys (code, sample, source, row, column) of a baseline scan; they never fail the gate
     baseline: frozenset | None = None
+    #: the output folder the scan claimed (locked, holding the staging folder) until written
+    output: Any = None
+    #: the folder this result was last published to
+    published: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id, carried by every file written for it."""
+        return self.report.get("run_id") or ""
 
     def __post_init__(self) -> None:
         self.report["findings"] = self.counts()
@@ -233,12 +242,16 @@ class ScanResult:
 
         from datasan.errors import UsageError
 
+        from datasan.outputs.manifest import verify_output
+
         out_dir = os.fspath(out_dir)
+        verify_output(out_dir)
         try:
             with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as f:
                 report = json.load(f)
             stats_path = os.path.join(out_dir, "stats.json")
             stats = json.load(open(stats_path, encoding="utf-8")) if os.path.isfile(stats_path) else {}
+            stats.pop("run_id", None)
             findings = pq.read_table(os.path.join(out_dir, "findings.parquet"))
             quarantine = pq.read_table(os.path.join(out_dir, "quarantine.parquet"))
         except (OSError, ValueError) as exc:
@@ -248,26 +261,33 @@ class ScanResult:
         gate = report.get("gate") or {}
         return cls(findings_table=findings, quarantine_table=quarantine, stats=stats, report=report,
                    index_table=index, fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
-                   staging=None, owns_staging=False,
+                   staging=None, owns_staging=False, published=out_dir,
                    max_quarantine_fraction=gate.get("max_quarantine_fraction"),
                    max_total_quarantine_fraction=gate.get("max_total_quarantine_fraction"))
 
-    def write(self, out_dir: str | os.PathLike) -> list[str]:
-        """Write every output file to ``out_dir``; returns the paths written.
+    def write(self, out_dir: str | os.PathLike, force: bool = False) -> list[str]:
+        """Publish every output file to ``out_dir`` as one unit; returns the paths written.
 
-        Each file is written under a temporary name and renamed into place.
+        The files are written into a staging folder, renamed into place, the
+        previous run's files that this run does not write are removed, and
+        manifest.json is written last.  ``out_dir`` must be new, empty or a
+        datasan output unless ``force``; a file datasan did not write is never
+        replaced (UsageError).
         """
         from datasan.outputs.files import write_outputs
 
-        return write_outputs(self, os.fspath(out_dir))
+        return write_outputs(self, os.fspath(out_dir), force=force)
 
     def close(self) -> None:
-        """Remove the staging folder (clean files not yet written are lost)."""
+        """Remove the staging folder (clean files not yet written are lost) and unlock the output folder."""
         if self.staging and self.owns_staging:
             import shutil
 
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
+        if self.output is not None:
+            self.output.release()
+            self.output = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         try:

@@ -532,6 +532,7 @@ class ShardTask:
     n_groups: int
     first_row: int
     part_path: str | None  # where to write kept rows
+    run_id: str = ""  # stamped into the part's Parquet metadata
 
 
 @dataclass
@@ -724,11 +725,12 @@ class _PartWriter:
     checked.  The queue holds at most one row group (bounded memory).
     """
 
-    def __init__(self, path: str, group_rows: int) -> None:
+    def __init__(self, path: str, group_rows: int, run_id: str = "") -> None:
         import queue
         import threading
 
         self.path = path
+        self.run_id = run_id
         self.group_rows = group_rows
         self.buf: list = []
         self.buffered = 0
@@ -771,8 +773,8 @@ class _PartWriter:
                 if self.writer is None:
                     # dictionaries rarely pay for floats and cost a second encoding attempt
                     dict_cols = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-                    self.writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=dict_cols or False,
-                                                   compression="snappy")
+                    self.writer = pq.ParquetWriter(self.path, _stamped(table.schema, self.run_id),
+                                                   use_dictionary=dict_cols or False, compression="snappy")
                 self.writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
             except BaseException as exc:  # surfaced by close()
                 self.error = exc
@@ -801,7 +803,7 @@ def scan_shard(task: ShardTask) -> ShardResult:
     target_numeric = tcol is not None and plan.types.get(tcol) in ("int64", "float64", "int", "float", "decimal")
     if target_numeric:
         moments_cols.append(tcol)
-    writer = _PartWriter(task.part_path, opts.row_group_rows) if task.part_path else None
+    writer = _PartWriter(task.part_path, opts.row_group_rows, task.run_id) if task.part_path else None
     rows_all, full_all, feat_all = [], [], []
     if read.is_text_format(plan.fmt):
         if plan.fmt == "jsonl":
@@ -908,7 +910,14 @@ def _concat_parts(parts: list[str], dest: str) -> None:
         os.remove(p)
 
 
-def _empty_clean(plan: TablePlan, dest: str, schema=None) -> None:
+def _stamped(schema, run_id: str):
+    """``schema`` carrying the run id (Parquet key-value metadata of the clean file)."""
+    from datasan.outputs.manifest import RUN_ID_KEY
+
+    return schema.with_metadata({**(schema.metadata or {}), RUN_ID_KEY: run_id.encode()}) if run_id else schema
+
+
+def _empty_clean(plan: TablePlan, dest: str, schema=None, run_id: str = "") -> None:
     """A clean file with the table's columns and no rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -921,7 +930,7 @@ def _empty_clean(plan: TablePlan, dest: str, schema=None) -> None:
                                    .get(t, pa.string())))
         schema = pa.schema(fields)
     schema = schema.append(pa.field("_row", pa.int64()))
-    pq.write_table(schema.empty_table(), dest)
+    pq.write_table(_stamped(schema, run_id).empty_table(), dest)
 
 
 class TableKind:
@@ -972,7 +981,7 @@ class TableKind:
                 continue
             if read.is_text_format(plan.fmt) or not prof.row_groups:
                 shard_tasks.append(ShardTask(plan, 0, len(prof.row_groups), 0,
-                                             os.path.join(ctx.staging, "parts", f"{i}-0.parquet")))
+                                             os.path.join(ctx.staging, "parts", f"{i}-0.parquet"), ctx.run_id))
                 continue
             # split large typed files into runs of row groups of about shard_rows rows
             start, acc, first_row, k = 0, 0, 0, 0
@@ -980,7 +989,8 @@ class TableKind:
                 acc += size
                 if acc >= opts.shard_rows or g == len(prof.row_groups) - 1:
                     shard_tasks.append(ShardTask(plan, start, g - start + 1, first_row,
-                                                 os.path.join(ctx.staging, "parts", f"{i}-{k}.parquet")))
+                                                 os.path.join(ctx.staging, "parts", f"{i}-{k}.parquet"),
+                                                 ctx.run_id))
                     first_row += acc
                     start, acc, k = g + 1, 0, k + 1
         results: dict[str, list[ShardResult]] = {}
@@ -1050,7 +1060,7 @@ class TableKind:
         elif parts:
             _concat_parts(parts, dest)
         else:
-            _empty_clean(plan, dest, None)
+            _empty_clean(plan, dest, None, ctx.run_id)
         stats_cols = {k: m.as_json() for k, m in moments.items()}
         stats = {"tables": {src.name: {"rows": kept, "columns": stats_cols}}}
         if plan.target.task == "classification":
