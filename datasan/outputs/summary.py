@@ -7,6 +7,44 @@ from typing import Any
 EXAMPLES = 3
 
 
+def _per_code(ft) -> dict[str, dict[str, Any]]:
+    """code -> count, severity of its first finding and its first EXAMPLES examples.
+
+    Only those few rows become Python objects: millions of duplicate-row
+    findings must not cost a Python string each just to be counted.
+    """
+    import pyarrow.compute as pc
+
+    out: dict[str, dict[str, Any]] = {}
+    codes = ft.column("code")
+    vc = pc.value_counts(codes)
+    for code, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+        examples, severity = [], None
+        for i in _first_indices(codes, code, EXAMPLES):
+            # a one-row slice is free; take() would concatenate every chunk of the table
+            r = ft.slice(i, 1).select(["message", "sample", "source", "severity"]).to_pylist()[0]
+            where, m = r["sample"] or r["source"] or "", r["message"]
+            severity = severity or r["severity"]
+            # many messages already name their file: do not say it twice
+            examples.append(f"{where}: {m}" if where and not m.startswith(where) else m)
+        out[code] = {"n": n, "sev": severity, "examples": examples}
+    return out
+
+
+def _first_indices(column, value, k: int) -> list[int]:
+    """Positions of the first ``k`` entries equal to ``value``, chunk by chunk."""
+    import pyarrow.compute as pc
+
+    found: list[int] = []
+    offset = 0
+    for chunk in column.chunks:
+        if len(found) < k:
+            hits = pc.indices_nonzero(pc.equal(chunk, value).fill_null(False))
+            found.extend(offset + int(j) for j in hits.slice(0, k - len(found)).to_pylist())
+        offset += len(chunk)
+    return found
+
+
 def render_summary(result, out_dir: str | None, console) -> None:
     """Print findings per rule (with a few examples), counts, where outputs went and the verdict."""
     from rich.table import Table
@@ -14,20 +52,7 @@ def render_summary(result, out_dir: str | None, console) -> None:
     from datasan.rules import RULES
 
     rep = result.report
-    ft = result.findings_table
-    codes = ft.column("code").to_pylist()
-    messages = ft.column("message").to_pylist()
-    samples = ft.column("sample").to_pylist()
-    sources = ft.column("source").to_pylist()
-    sevs = ft.column("severity").to_pylist()
-    by_code: dict[str, dict[str, Any]] = {}
-    for c, m, smp, src, s in zip(codes, messages, samples, sources, sevs):
-        e = by_code.setdefault(c, {"n": 0, "sev": s, "examples": []})
-        e["n"] += 1
-        if len(e["examples"]) < EXAMPLES:
-            where = smp or src or ""
-            # many messages already name their file: do not say it twice
-            e["examples"].append(f"{where}: {m}" if where and not m.startswith(where) else m)
+    by_code = _per_code(result.findings_table)
     if by_code:
         table = Table(title="Findings", show_lines=False, expand=False)
         table.add_column("code", no_wrap=True)
