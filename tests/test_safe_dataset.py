@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
+import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
@@ -346,3 +349,102 @@ def test_iterable_exclude_and_failing_iterator():
         list(SafeIterableDataset(Dead(), max_consecutive_errors=3))
     with pytest.raises(ValueError, match="callable"):
         SafeIterableDataset(Stream(3), ids=["a", "b", "c"])
+
+
+# ---------------------------------------------------------------- failure log: deduplicated, counted
+@pytest.mark.parametrize("workers", [0, 2])
+def test_failures_are_logged_once_and_counted_over_epochs(workers):
+    ds = SafeDataset(Rows(ROWS))
+    for _ in range(3):
+        drain(loader(ds, workers))
+    f = ds.failures()
+    assert f["index"].tolist() == [1, 6]
+    assert f["count"].tolist() == [3, 3]
+    with open(ds._log.path, encoding="utf-8") as fh:
+        lines = [json.loads(line) for line in fh]
+    assert sum("index" in rec for rec in lines) == 2  # one line per distinct failure, not per epoch
+
+
+def test_failure_log_file_grows_with_distinct_failures_only():
+    from datasan.safe_dataset import FLUSH_REPEATS, FailureLog
+
+    log = FailureLog()
+    for _epoch in range(3):
+        for i in range(10_000):
+            log.record(i, f"s{i}", f"ValueError: bad record {i}")
+    cols = log.read()
+    assert cols["index"] == list(range(10_000)) and set(cols["count"]) == {3}
+    with open(log.path, encoding="utf-8") as fh:
+        n_lines = sum(1 for _ in fh)
+    assert n_lines == 10_000 + -(-20_000 // FLUSH_REPEATS)  # the distinct failures + the repeat counts
+
+
+# ---------------------------------------------------------------- odd samples: recursion, containers
+class Fixed(Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        item = self.items[i]
+        return item() if callable(item) else item
+
+
+def endless(depth=0):
+    return endless(depth + 1)
+
+
+def test_self_referencing_deep_and_recursing_samples_are_skipped():
+    cyclic = [1.0]
+    cyclic.append(cyclic)
+    deep: list = [1.0]
+    for _ in range(5000):
+        deep = [deep]
+    ds = SafeDataset(Fixed([cyclic, deep, endless, torch.ones(1)]), on_error="skip")
+    got = [ds[i] for i in range(4)]
+    assert [type(g) is BadSample for g in got] == [True, True, True, False]
+    assert got[0].reason == "item[1] contains itself (a reference cycle)"
+    assert got[1].reason == "item" + "[0]" * 100 + " is nested more than 100 levels deep"
+    assert got[2].reason.split(":")[0] == "RecursionError"
+    assert ds.failures()["index"].tolist() == [0, 1, 2]
+
+
+@dataclasses.dataclass
+class Pair:
+    x: np.ndarray
+    y: float
+
+
+def test_nan_inside_dataclass_series_and_object_arrays():
+    import pandas as pd
+
+    assert nonfinite_reason(Pair(np.array([1.0, np.nan]), 0.0)) == "item.x holds 1 NaN and 0 Inf value(s)"
+    assert nonfinite_reason(Pair(np.ones(2), math.inf)) == "item.y is inf"
+    assert nonfinite_reason(pd.Series([1.0, np.nan, 2.0])) == "item holds 1 NaN and 0 Inf value(s)"
+    assert nonfinite_reason(pd.DataFrame({"a": ["x", "y"], "b": [1.0, np.nan]})) == "item[1, 1] is nan"
+    assert nonfinite_reason(np.array([1.0, float("nan")], dtype=object)) == "item[1] is nan"
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = np.ones(3), np.array([np.inf])
+    assert nonfinite_reason(ragged) == "item[1] holds 0 NaN and 1 Inf value(s)"
+    assert nonfinite_reason((Pair(np.ones(2), 1.0), pd.Series([1, 2]), np.array(["a", 3], dtype=object))) is None
+
+
+class DiesAt(Dataset):
+    """Row 1 is NaN; reading row 5 kills the worker process (as the OOM killer or a decoder crash would)."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        if i == 5 and get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return torch.tensor([math.nan if i == 1 else float(i)])
+
+
+def test_a_killed_worker_stops_the_loader_but_keeps_the_failures_logged_before():
+    ds = SafeDataset(DiesAt())
+    with pytest.raises(RuntimeError, match="DataLoader worker"):
+        drain(loader(ds, 2))
+    assert ds.failures()["index"].tolist() == [1]
