@@ -370,18 +370,23 @@ class SafeDataset(Dataset):
 
     @classmethod
     def from_scan(cls, out_dir, transform=None, normalize: bool = False, *, source: str | None = None,
-                  **kwargs) -> "SafeDataset":
+                  size: int | tuple[int, int] | None = None, **kwargs) -> "SafeDataset":
         """A SafeDataset over the kept samples of the scan written to ``out_dir``.
 
-        Images (index.parquet) give ``(CHW float tensor in 0..1, label)``,
+        Every item is ``(x, y)``. Images (index.parquet) give a CHW float
+        tensor in 0..1, resized to ``size`` ((height, width) or an int for a
+        square; default: the most common size of the selected images) and
         normalized with stats.json's per-folder mean/std when ``normalize``;
-        table rows (clean/<source>.parquet) give ``(float32 feature tensor,
-        label)``.  ``transform`` is applied to the tensor; ``source`` (a glob)
-        keeps only matching sources.  Other keywords go to SafeDataset.
+        table rows (clean/<source>.parquet) give a float32 feature tensor.
+        ``y`` is the label (int class id, float regression target) or -1 when
+        missing or when the source has none.  ``transform`` is applied to
+        ``x``.  ``source`` (a name or glob) chooses the source and is needed
+        when the folder holds several (UsageError lists them).  Other keywords
+        go to SafeDataset.
         """
         from datasan.scan_dataset import ScanDataset
 
-        ds = ScanDataset(out_dir, transform=transform, normalize=normalize, source=source)
+        ds = ScanDataset(out_dir, transform=transform, normalize=normalize, source=source, size=size)
         return cls(ds, ids=ds.sample_ids, **kwargs)
 
     def __len__(self) -> int:

@@ -448,3 +448,53 @@ def test_a_killed_worker_stops_the_loader_but_keeps_the_failures_logged_before()
     with pytest.raises(RuntimeError, match="DataLoader worker"):
         drain(loader(ds, 2))
     assert ds.failures()["index"].tolist() == [1]
+
+
+# ---------------------------------------------------------------- from_scan: one source, one shape, (x, y)
+@pytest.fixture
+def mixed_out(tmp_path):
+    """A scan of one image folder (5 images of 8x6, one of 5x7) and two tables (one without target)."""
+    data = tmp_path / "mix"
+    for cls in ("cat", "dog"):
+        (data / "imgs" / cls).mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 6), (40 * i, 10, 10)).save(data / "imgs" / "cat" / f"{i}.png")
+        Image.new("RGB", (5, 7) if i == 0 else (8, 6), (10, 40 * i, 10)).save(data / "imgs" / "dog" / f"{i}.png")
+    (data / "a.csv").write_text("f1,f2\n1,2\n3,4\n5,6\n")
+    (data / "b.csv").write_text("g,label\n1,0\n2,1\n")
+    out = tmp_path / "out"
+    datasan.scan(data, out_dir=out, probe=False, workers=1).write(out)
+    return out
+
+
+def test_from_scan_several_sources_need_source_and_unknown_source_names_them(mixed_out):
+    with pytest.raises(datasan.UsageError) as exc:
+        SafeDataset.from_scan(mixed_out)
+    assert all(f"'{n}'" in str(exc.value) for n in ("imgs", "a.csv", "b.csv"))
+    with pytest.raises(datasan.UsageError) as exc:
+        SafeDataset.from_scan(mixed_out, source="c.csv")
+    assert all(f"'{n}'" in str(exc.value) for n in ("imgs", "a.csv", "b.csv"))
+    with pytest.raises(datasan.UsageError):
+        SafeDataset.from_scan(mixed_out, source="*.csv")  # two widths cannot share a batch
+    assert len(SafeDataset.from_scan(mixed_out, source="b.csv")) == 2
+
+
+def test_from_scan_tables_without_target_give_x_and_no_label(mixed_out):
+    ds = SafeDataset.from_scan(mixed_out, source="a.csv")
+    x, y = next(iter(DataLoader(ds, batch_size=8, collate_fn=safe_collate)))
+    assert x.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    assert y.tolist() == [-1, -1, -1]
+    labelled = SafeDataset.from_scan(mixed_out, source="b.csv")
+    assert [labelled[i][1] for i in range(2)] == [0, 1]
+
+
+def test_from_scan_images_batch_at_one_size(mixed_out):
+    ds = SafeDataset.from_scan(mixed_out, source="imgs")
+    assert ds.base.size == (6, 8)  # the most common (height, width)
+    x, y = next(iter(DataLoader(ds, batch_size=6, collate_fn=safe_collate)))
+    assert tuple(x.shape) == (6, 3, 6, 8)
+    assert y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert tuple(SafeDataset.from_scan(mixed_out, source="imgs", size=4)[3][0].shape) == (3, 4, 4)
+    assert tuple(SafeDataset.from_scan(mixed_out, source="imgs/", size=(5, 9))[0][0].shape) == (3, 5, 9)
+    with pytest.raises(datasan.UsageError):
+        SafeDataset.from_scan(mixed_out, source="imgs", size=(0, 3))
