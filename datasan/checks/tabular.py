@@ -310,7 +310,8 @@ def check_batch(
     for name, mask in non_numeric.items():
         idx = np.flatnonzero(mask)
         if idx.size:
-            raw = columns[name][2]
+            # the target is not among the feature columns: its raw strings come with it
+            raw = columns[name][2] if name in columns else (target[3] if target and target[0] == name else None)
             texts = raw_text(raw, idx)
             out.add_rows("DS109", source, rows[idx], column=name,
                          template="Column '{0}' holds {1}, which is not a number.",
