@@ -288,6 +288,13 @@ class BatchChecks:
     findings: FindingBuffer
 
 
+def _as_ids(values):
+    """Integral float class ids as int64 for printing; floats when one is beyond int64."""
+    import numpy as np
+
+    return values.astype(np.int64) if np.all(np.abs(values) < 2.0**63) else values
+
+
 def check_batch(
     source: str,
     columns: dict,  # name -> (numpy values, numpy null mask or None, raw string array or None)
@@ -427,7 +434,7 @@ def _check_target(source, target, plan: TargetPlan, rows, out: FindingBuffer):
                 idx = np.flatnonzero(mask)
                 if idx.size:
                     # integral ids print as integers, the rest (1.5, NaN, inf) as floats
-                    ids = v[idx] if mask is nonint else v[idx].astype(np.int64)
+                    ids = v[idx] if mask is nonint else _as_ids(v[idx])
                     out.add_rows("DS103", source, rows[idx], column=name,
                                  template="Class id {0} {1}.", params=(ids, why))
                     error[idx] = True
@@ -437,7 +444,7 @@ def _check_target(source, target, plan: TargetPlan, rows, out: FindingBuffer):
                 if idx.size:
                     out.add_rows("DS104", source, rows[idx], column=name,
                                  template="Class id {0} is far above the other class ids and rare: "
-                                 "a typo or sentinel value?", params=(v[idx].astype(np.int64),))
+                                 "a typo or sentinel value?", params=(_as_ids(v[idx]),))
                     error[idx] = True
     elif plan.classes is not None:
         allowed = set(plan.classes)

@@ -89,7 +89,9 @@ def rule_digests(findings_table) -> list[RuleDigest]:
                       "i": pa.array(range(ft.num_rows), type=pa.int64())})
     groups = keyed.group_by(["code", "source", "shape"]).aggregate([("i", "min"), ("i", "count")])
     groups = groups.sort_by("i_min")
-    first = ft.take(groups.column("i_min")).to_pydict()
+    # one-row slices are free; take() would concatenate every chunk of every column
+    rows = [ft.slice(i, 1).to_pylist()[0] for i in groups.column("i_min").to_pylist()]
+    first = {c: [r[c] for r in rows] for c in ft.column_names}
     rules: dict[str, dict[str, MessageKind]] = {}
     sev: dict[str, str] = {}
     for j, (code, src, shp, n) in enumerate(zip(groups.column("code").to_pylist(),
