@@ -12,7 +12,7 @@ __all__ = ["__version__", "scan", "gate", "ScanOptions", "ScanResult", "Finding"
            "DataGateError", "BadSampleError", "SafeDataset", "SafeIterableDataset", "safe_collate", "probe"]
 
 
-def scan(path, *, out_dir=None, config=None, **options):
+def scan(path, *, out_dir=None, config=None, force=False, **options):
     """Scan ``path`` and return a :class:`datasan.result.ScanResult`.
 
     ``options`` are the fields of :class:`datasan.options.ScanOptions`
@@ -21,18 +21,19 @@ def scan(path, *, out_dir=None, config=None, **options):
     they override the config file.  ``config``: None finds datasan.toml /
     pyproject.toml ``[tool.datasan]`` from the current folder upward, a path
     names the file, False uses none.  When ``out_dir`` is given, every output
-    file is written there too.
+    file is written there too (it must be new, empty or a datasan output, unless
+    ``force``: see :meth:`~datasan.result.ScanResult.write`).
     """
     from datasan.config import build_options
     from datasan.pipeline import scan as run
 
-    result = run(path, build_options(options, config), out_dir=out_dir)
+    result = run(path, build_options(options, config), out_dir=out_dir, force=force)
     if out_dir is not None:
         result.write(out_dir)
     return result
 
 
-def gate(path, fail_on=None, *, out_dir=None, config=None, **options):
+def gate(path, fail_on=None, *, out_dir=None, config=None, force=False, **options):
     """Scan ``path`` and return the result when the data passes the gate; raise otherwise.
 
     ``fail_on`` ("error", "warning" or "never") defaults to the config file's,
@@ -45,7 +46,7 @@ def gate(path, fail_on=None, *, out_dir=None, config=None, **options):
 
     if fail_on is not None:
         options["fail_on"] = fail_on
-    result = scan(path, out_dir=out_dir, config=config, **options)
+    result = scan(path, out_dir=out_dir, config=config, force=force, **options)
     if not result.passed:
         raise DataGateError(result.gate_summary(), result)
     return result

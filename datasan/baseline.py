@@ -3,7 +3,9 @@
 A finding is identified by ``(code, sample, source, row, column)``, never by its
 message (messages carry counts and values that change from run to run).
 report.json holds no per-finding rows, so a baseline given as report.json (or
-as an output folder) means the findings.parquet beside it.
+as an output folder) means the findings.parquet beside it.  A findings.parquet
+inside an output folder (one with a manifest.json) counts only when that
+folder holds one complete run; a copied findings.parquet alone is taken as is.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 
 from datasan.errors import UsageError
+from datasan.outputs.manifest import MANIFEST, verify_output
 
 KEY_COLUMNS = ("code", "sample", "source", "row", "column")
 
@@ -34,6 +37,8 @@ def load_baseline(path: str) -> frozenset[tuple]:
     import pyarrow.parquet as pq
 
     cand = baseline_findings_path(os.fspath(path))
+    if cand != os.fspath(path) or os.path.exists(os.path.join(os.path.dirname(cand), MANIFEST)):
+        verify_output(os.path.dirname(cand) or ".")  # a scan's output folder must hold one whole run
     try:
         table = pq.read_table(cand)
     except Exception as exc:  # a bad file given on the command line: a usage problem

@@ -1,6 +1,6 @@
 """The command line: parses options and calls the library, nothing more.
 
-Exit codes (shared/CONTRACT.md): 0 passed, 1 did not pass the gate, 2 could
+Exit codes (docs/outputs.md): 0 passed, 1 did not pass the gate, 2 could
 not run (bad path, option or config), 3 datasan itself failed.
 """
 
@@ -11,12 +11,36 @@ from enum import Enum
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class _NoFlagTypes:
+    """Help without a ``<bool>`` type beside flags (``--version``, ``--help``, ``--no-probe``):
+    a flag takes no value, so typer's type column only misleads there."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_bool_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+
+class _Group(_NoFlagTypes, TyperGroup):
+    pass
+
+
+class _Command(_NoFlagTypes, TyperCommand):
+    pass
+
 
 app = typer.Typer(
     name="datasan",
+    cls=_Group,
     help="Find the samples that break a training run (NaN/Inf, corrupt files, bad labels), before it starts.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -41,6 +65,10 @@ class ScanFormat(str, Enum):
     markdown = "markdown"
 
 
+QUIET_HELP = ("Text format: print only the verdict line. Other formats: no progress bar and no gate "
+              "summary on stderr.")
+
+
 def _split(values: Optional[list[str]]) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -48,15 +76,36 @@ def _split(values: Optional[list[str]]) -> list[str]:
     return out
 
 
-@app.command()
+def _targets(values: Optional[list[str]]) -> tuple[Optional[str], Optional[dict[str, str]]]:
+    """(target for every table, {file glob: target}) from the --target options."""
+    one, per = None, {}
+    for v in values or []:
+        glob, sep, col = v.rpartition("=")
+        if not sep:
+            if one is not None and one != v:
+                raise ValueError(f"--target given twice for every table ({one!r}, {v!r}); use FILE=NAME")
+            one = v
+        elif not glob or not col:
+            raise ValueError(f"--target {v!r}: expected NAME or FILE=NAME")
+        else:
+            per[glob] = col
+    return one, per or None
+
+
+@app.command(cls=_Command)
 def scan(
     path: Annotated[str, typer.Argument(help="Folder (or one file) to scan. It is never written to.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Folder that receives the output files.")] = "datasan-out",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write into a non-empty --out that is not a datasan output; files datasan did not "
+        "write are still never replaced or removed.")] = False,
     fail_on: Annotated[Optional[FailOn], typer.Option(
         help="Lowest severity that fails the gate (exit 1). [default: error]")] = None,
     probe: Annotated[Optional[bool], typer.Option(
         "--probe/--no-probe", help="Run the probe network over kept samples. [default: probe]")] = None,
-    target: Annotated[Optional[str], typer.Option(help="Target column of tables (default: label, target, y, class, labels).")] = None,
+    target: Annotated[Optional[list[str]], typer.Option(
+        help="Target column of tables: NAME for every table, or FILE=NAME for the tables matching FILE "
+        "(a path or glob relative to PATH); repeatable. Default: label, target, labels, y, class.")] = None,
     task: Annotated[Optional[Task], typer.Option(
         help="Task of the target; auto decides from the values. [default: auto]")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes: ids must lie in 0..N-1.")] = None,
@@ -74,12 +123,19 @@ def scan(
         "--baseline", help="A previous findings.parquet (or its report.json / output folder): only "
         "findings not in it fail the gate.")] = None,
     max_quarantine_fraction: Annotated[Optional[float], typer.Option(
-        "--max-quarantine-fraction", help="Fail the gate only when more than this share (0..1) of the "
-        "samples is quarantined; errors still quarantine.")] = None,
+        "--max-quarantine-fraction", help="Fail the gate only when more than this share (0..1) of some "
+        "source's samples is quarantined; errors still quarantine.")] = None,
+    max_total_quarantine_fraction: Annotated[Optional[float], typer.Option(
+        "--max-total-quarantine-fraction", help="Fail the gate when more than this share (0..1) of all "
+        "samples together is quarantined.")] = None,
     probe_model: Annotated[Optional[str], typer.Option(help="Your probe network: module:factory (see the README).")] = None,
     device: Annotated[Optional[str], typer.Option(help="Torch device of the probe: cpu (default), cuda or cuda:N.")] = None,
     probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
     probe_seed: Annotated[Optional[int], typer.Option(help="Seed of the probe network (default 0; results are deterministic for a seed).")] = None,
+    probe_timeout: Annotated[Optional[float], typer.Option(
+        help="Seconds the probe may spend on one source before it skips it with DS406 (0: no limit). "
+        "[default: 600]")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -87,8 +143,14 @@ def scan(
     from datasan.errors import UsageError
 
     err = Console(stderr=True)
+    try:
+        one_target, targets = _targets(target)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
+        raise typer.Exit(2)
     given = {
-        "target": target,
+        "target": one_target,
+        "targets": targets,
         "task": task.value if task else None,
         "num_classes": num_classes,
         "classes": _split([classes]) if classes else None,
@@ -99,36 +161,52 @@ def scan(
         "ignore": _split(ignore) if ignore else None,
         "baseline": baseline,
         "max_quarantine_fraction": max_quarantine_fraction,
+        "max_total_quarantine_fraction": max_total_quarantine_fraction,
         "probe_model": probe_model,
         "device": device,
         "probe_batch_size": probe_batch_size,
         "probe_seed": probe_seed,
+        "probe_timeout": probe_timeout,
     }
     try:
         from datasan.config import build_options
 
         opts = build_options({k: v for k, v in given.items() if v is not None}, config)
-        opts.progress = True
+        opts.progress = not quiet
         from datasan.pipeline import scan as run_scan
 
-        result = run_scan(path, opts, out_dir=out)
+        result = run_scan(path, opts, out_dir=out, force=force)
         result.write(out)
     except UsageError as exc:
         from rich.markup import escape
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM while the output folder was held
+        signum = getattr(exc, "signum", 2)
+        err.print(f"interrupted (signal {signum}); nothing new was published to {out}/", highlight=False)
+        raise typer.Exit(128 + signum)
     except Exception as exc:  # a bug in datasan, never bad data
         import traceback
 
         err.print(traceback.format_exc())
         err.print(f"[red]datasan failed (this is a bug in datasan, not in your data):[/] "
-                  f"{type(exc).__name__}: {exc}\nPartial results, if any, are in {out}/.")
+                  f"{type(exc).__name__}: {exc}\nNothing new was published to {out}/; partial results, "
+                  f"if any, are in its .datasan-staging-* folder (removed by the next run).")
         raise typer.Exit(3)
-    _print_result(result, format, out, err)
+    _print_result(result, format, out, err, quiet, code=3 if result.internal_errors else None)
 
 
-@app.command()
+def _internal_error_message(result, out: str) -> str:
+    """Why a scan that wrote every output still exits 3."""
+    lines = [f"datasan failed on {len(result.internal_errors)} source(s) (this is a bug in datasan, not "
+             "in your data); their files are quarantined under DS011 and every other result is in "
+             f"{out}/:"]
+    lines += [f"  {e['source']}: {e['error']}" for e in result.internal_errors]
+    return "\n".join(lines)
+
+
+@app.command(cls=_Command)
 def report(
     out: Annotated[str, typer.Argument(help="An output folder written by `datasan scan`.")] = "datasan-out",
     format: Annotated[ScanFormat, typer.Option(
@@ -138,7 +216,10 @@ def report(
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="Only findings not in this findings.parquet fail the gate.")] = None,
     max_quarantine_fraction: Annotated[Optional[float], typer.Option(
-        "--max-quarantine-fraction", help="Fail only when more than this share is quarantined.")] = None,
+        "--max-quarantine-fraction", help="Fail only when more than this share of some source is quarantined.")] = None,
+    max_total_quarantine_fraction: Annotated[Optional[float], typer.Option(
+        "--max-total-quarantine-fraction", help="Fail when more than this share of all samples is quarantined.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Print a finished scan's results again in another format (no rescan); exit 0/1 as scan."""
     from rich.console import Console
@@ -150,36 +231,41 @@ def report(
         from datasan.baseline import load_baseline
         from datasan.result import ScanResult
 
-        if max_quarantine_fraction is not None and not 0.0 <= max_quarantine_fraction <= 1.0:
-            raise UsageError(f"max_quarantine_fraction must be a number in 0..1, not {max_quarantine_fraction}")
+        for name, limit in (("max_quarantine_fraction", max_quarantine_fraction),
+                            ("max_total_quarantine_fraction", max_total_quarantine_fraction)):
+            if limit is not None and not 0.0 <= limit <= 1.0:
+                raise UsageError(f"{name} must be a number in 0..1, not {limit}")
         result = ScanResult.load(out)
         result.set_gate(fail_on.value if fail_on else None, max_quarantine_fraction,
-                        load_baseline(baseline) if baseline else None)
+                        load_baseline(baseline) if baseline else None, max_total_quarantine_fraction)
     except UsageError as exc:
         from rich.markup import escape
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
-    _print_result(result, format, out, err)
+    _print_result(result, format, out, err, quiet)
 
 
-def _print_result(result, format: ScanFormat, out: str, err) -> None:
-    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1."""
+def _print_result(result, format: ScanFormat, out: str, err, quiet: bool = False,
+                  code: int | None = None) -> None:
+    """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1, or ``code`` when given."""
     from rich.console import Console
 
     if format == ScanFormat.text:
         from datasan.outputs.summary import render_summary
 
-        render_summary(result, out, Console())
+        render_summary(result, out, Console(), quiet=quiet)
     else:
         from datasan.outputs.formats import append_step_summary, render
 
         sys.stdout.write(render(result, format.value, out))
         if format == ScanFormat.github:
             append_step_summary(result, out)
-    if not result.passed and format != ScanFormat.text:
+    if not result.passed and format != ScanFormat.text and not quiet:
         err.print(result.gate_summary(), markup=False, highlight=False)
-    raise typer.Exit(0 if result.passed else 1)
+    if code == 3:
+        err.print(_internal_error_message(result, out), markup=False, highlight=False)
+    raise typer.Exit(code if code is not None else (0 if result.passed else 1))
 
 
 class RulesFormat(str, Enum):
@@ -188,7 +274,7 @@ class RulesFormat(str, Enum):
     markdown = "markdown"
 
 
-@app.command()
+@app.command(cls=_Command)
 def rules(
     format: Annotated[RulesFormat, typer.Option("--format", help="text (a table), json or markdown.")] = RulesFormat.text,
 ) -> None:
@@ -218,7 +304,7 @@ def rules(
     Console().print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 def rule(code: Annotated[str, typer.Argument(help="A rule code such as DS101, or its name.")]) -> None:
     """Explain one rule: what it checks, why it breaks training, how to fix it."""
     from rich.console import Console

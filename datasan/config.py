@@ -22,6 +22,8 @@ Example (datasan.toml; in pyproject.toml put the same under ``[tool.datasan]``):
     [sources."tables/*.csv"]
     target = "y"
     task = "regression"
+    missing_policy = "drop-column"   # sparse columns leave the clean file instead of their rows
+    types = { subject = "category", dose = "float" }
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ TOP_KEYS: dict[str, tuple[type, ...]] = {
     "thresholds": (dict,),
     "sources": (dict,),
     "max_quarantine_fraction": (float, int),
+    "max_total_quarantine_fraction": (float, int),
     "fail_on": (str,),
     "target": (str,),
     "task": (str,),
@@ -53,7 +56,11 @@ TOP_KEYS: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "probe_batch_size": (int,),
     "probe_seed": (int,),
+    "probe_timeout": (float, int),
     "image_labels": (str,),
+    "types": (dict,),
+    "targets": (dict,),
+    "missing_policy": (str,),
 }
 #: keys allowed in a ``[sources."<glob>"]`` table
 SOURCE_KEYS: dict[str, tuple[type, ...]] = {
@@ -62,6 +69,8 @@ SOURCE_KEYS: dict[str, tuple[type, ...]] = {
     "num_classes": (int,),
     "classes": (list,),
     "label_file": (str,),
+    "types": (dict,),
+    "missing_policy": (str,),
     "thresholds": (dict,),
 }
 CONFIG_NAMES = ("datasan.toml", "pyproject.toml")
@@ -191,10 +200,16 @@ def validate_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
             raise UsageError(f"{where}: fail_on must be one of {', '.join(FAIL_ON)}, not {value!r}")
         elif key == "task" and value not in TASKS:
             raise UsageError(f"{where}: task must be one of {', '.join(TASKS)}, not {value!r}")
-        elif key == "max_quarantine_fraction":
+        elif key in ("max_quarantine_fraction", "max_total_quarantine_fraction"):
             if not 0.0 <= value <= 1.0:
-                raise UsageError(f"{where}: max_quarantine_fraction must lie in 0..1, not {value!r}")
+                raise UsageError(f"{where}: {key} must lie in 0..1, not {value!r}")
             out[key] = float(value)
+        elif key in ("types", "missing_policy"):
+            out[key] = _table_setting(where, key, value)
+        elif key == "targets":
+            for g, col in value.items():
+                _check_type(where, f"targets.{g!r}", col, (str,))
+            out[key] = dict(value)
         elif key == "classes":
             if not all(isinstance(c, str) for c in value):
                 raise UsageError(f"{where}: classes must be a list of strings")
@@ -202,6 +217,20 @@ def validate_settings(table: dict[str, Any], where: str) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _table_setting(where: str, key: str, value: Any) -> Any:
+    """A checked ``types`` table ({column: type}) or ``missing_policy``."""
+    from datasan.options import COLUMN_TYPES, MISSING_POLICIES
+
+    if key == "missing_policy":
+        if value not in MISSING_POLICIES:
+            raise UsageError(f"{where}: missing_policy must be one of {', '.join(MISSING_POLICIES)}, not {value!r}")
+        return value
+    for col, typ in value.items():
+        if typ not in COLUMN_TYPES:
+            raise UsageError(f"{where}: types.{col} must be one of {', '.join(COLUMN_TYPES)}, not {typ!r}")
+    return dict(value)
 
 
 def _source(where: str, glob: str, table: Any) -> dict[str, Any]:
@@ -219,6 +248,8 @@ def _source(where: str, glob: str, table: Any) -> dict[str, Any]:
             value = _thresholds(f"{where} sources.{glob!r}", value)
         elif key == "task" and value not in TASKS:
             raise UsageError(f"{where}: sources.{glob!r}.task must be one of {', '.join(TASKS)}")
+        elif key in ("types", "missing_policy"):
+            value = _table_setting(f"{where} sources.{glob!r}", key, value)
         out[key] = value
     return out
 

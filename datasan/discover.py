@@ -38,6 +38,32 @@ class Discovery:
     findings: list[Finding]
 
 
+#: folders deeper than this below PATH are not walked (DS015); real datasets are a few levels deep
+MAX_DEPTH = 256
+
+
+def display_name(name: str) -> str:
+    """``name`` as a writable string: bytes that are not UTF-8 (which Python keeps as surrogate
+    escapes) become the four characters ``\\xNN``; a valid name is returned unchanged."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def path_of(root: str, rel: str) -> str:
+    """The file system path of the sample id ``rel`` under ``root``: the inverse of
+    :func:`display_name` for names that were not UTF-8 (``\\xNN`` back to the byte)."""
+    path = os.path.join(root, rel)
+    if "\\x" not in rel or os.path.lexists(path):
+        return path
+    import re
+
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), rel.encode("utf-8"))
+    return os.path.join(root, os.fsdecode(raw))
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -56,13 +82,16 @@ def discover(path: str | os.PathLike) -> Discovery:
         if not stat.S_ISREG(st.st_mode):
             findings.append(Finding("DS007", f"{root} is not a regular file; it was not read."))
             return Discovery(os.path.dirname(root), [], findings)
-        rel = os.path.basename(root)
+        rel = display_name(os.path.basename(root))
         return Discovery(os.path.dirname(root), [FileEntry(rel, root, st.st_size)], findings)
 
     real_root = os.path.realpath(root)
     files: list[FileEntry] = []
 
-    def walk(folder: str, rel_folder: str, ancestors: frozenset[str]) -> None:
+    # an explicit stack, not recursion: a tree 1,500 folders deep must not raise RecursionError
+    stack: list[tuple[str, str, frozenset[str]]] = [(root, "", frozenset({real_root}))]
+    while stack:
+        folder, rel_folder, ancestors = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
@@ -70,11 +99,17 @@ def discover(path: str | os.PathLike) -> Discovery:
                 Finding("DS001", f"Folder could not be listed: {exc.strerror or exc}.",
                         source=rel_folder or ".")
             )
-            return
+            continue
+        subfolders: list[tuple[str, str, frozenset[str]]] = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue  # hidden files and folders (.git, .DS_Store, .ipynb_checkpoints) are not data
-            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            name = display_name(entry.name)
+            if name != entry.name:
+                findings.append(Finding(
+                    "DS012", f"The name '{name}' is not valid UTF-8; datasan shows its bytes as \\xNN "
+                    "in sample ids.", source=f"{rel_folder}/{name}" if rel_folder else name))
+            rel = f"{rel_folder}/{name}" if rel_folder else name
             try:
                 is_link = entry.is_symlink()
                 if is_link:
@@ -105,7 +140,12 @@ def discover(path: str | os.PathLike) -> Discovery:
                         "DS006", f"Folder {rel} loops back into one of its parents; not followed.",
                         source=rel))
                     continue
-                walk(entry.path, rel, ancestors | {real})
+                if len(ancestors) > MAX_DEPTH:
+                    findings.append(Finding(
+                        "DS015", f"Folder {rel} lies more than {MAX_DEPTH} folders below PATH; it was not "
+                        "walked.", source=rel))
+                    continue
+                subfolders.append((entry.path, rel, ancestors | {real}))
             elif stat.S_ISREG(st.st_mode):
                 files.append(FileEntry(rel, entry.path, st.st_size))
             else:
@@ -113,7 +153,7 @@ def discover(path: str | os.PathLike) -> Discovery:
                         else "device file")
                 findings.append(Finding("DS007", f"{rel} is a {kind}; it was not opened.", source=rel))
 
-    walk(root, "", frozenset({real_root}))
+        stack.extend(reversed(subfolders))  # depth-first, in name order
     files.sort(key=lambda f: f.rel)
     return Discovery(root, files, findings)
 

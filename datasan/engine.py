@@ -10,7 +10,12 @@ tasks in flight, so memory stays flat however many shards there are.
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import types
 from collections import deque
+from contextlib import contextmanager
+from multiprocessing import context as mp_context
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -26,14 +31,66 @@ def _init_worker() -> None:
     os.environ.setdefault("ARROW_IO_THREADS", "2")
 
 
-def _main_importable() -> bool:
-    """False when ``__main__`` claims a file that does not exist (``python - < script``,
-    ``python -c`` with a fake __file__): forkserver and spawn workers re-import the
-    main module and would die, so such a caller runs its shards in-process."""
-    import sys
+_MAIN_LOCK = threading.Lock()
 
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main_file is None or os.path.exists(main_file)
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While a worker process is started, show multiprocessing a ``__main__`` with
+    neither ``__file__`` nor ``__spec__``.
+
+    forkserver and spawn workers re-run the parent's main module (``spawn.prepare``
+    acts on ``init_main_from_path`` / ``init_main_from_name``), so an unguarded
+    script that calls ``datasan.scan`` would scan again in every worker and break
+    the pool.  Shard functions and their tasks live in datasan, so the workers
+    never need the user's main module.  Only ``sys.modules`` is swapped, never
+    the user's module object, and only for the moment the preparation data is
+    taken.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
+        yield  # a notebook or ``python -c``: nothing for a worker to re-run
+        return
+    with _MAIN_LOCK:
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
+
+
+class _SpawnProcess(mp_context.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        with _main_hidden():
+            return mp_context.SpawnProcess._Popen(process_obj)
+
+
+class _SpawnContext(mp_context.SpawnContext):
+    Process = _SpawnProcess
+
+
+if hasattr(mp_context, "ForkServerContext"):  # not on Windows
+
+    class _ForkServerProcess(mp_context.ForkServerProcess):
+        @staticmethod
+        def _Popen(process_obj):
+            with _main_hidden():
+                return mp_context.ForkServerProcess._Popen(process_obj)
+
+    class _ForkServerContext(mp_context.ForkServerContext):
+        Process = _ForkServerProcess
+
+
+def _pool_context():
+    """A forkserver (else spawn) context whose workers do not re-run ``__main__``."""
+    import multiprocessing as mp
+
+    # forkserver/spawn keep workers free of the parent's state (and of torch's
+    # threads when the probe already imported it).
+    if "forkserver" in mp.get_all_start_methods():
+        return _ForkServerContext()  # noqa: F821 (defined wherever forkserver exists)
+    return _SpawnContext()
 
 
 class LocalEngine:
@@ -59,14 +116,10 @@ class LocalEngine:
 
     def _executor(self):
         if self._pool is None:
-            import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            # forkserver/spawn keep workers free of the parent's state (and of
-            # torch's threads when the probe already imported it).
-            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-            context = mp.get_context(method)
-            if method == "forkserver" and self.preload:
+            context = _pool_context()
+            if context.get_start_method() == "forkserver" and self.preload:
                 context.set_forkserver_preload(sorted(self.preload))
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=context, initializer=_init_worker
@@ -76,7 +129,7 @@ class LocalEngine:
     def map_ordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         """Yield ``fn(task)`` for every task, in task order."""
         tasks = list(tasks)
-        if self.workers == 1 or len(tasks) <= 1 or not _main_importable():
+        if self.workers == 1 or len(tasks) <= 1:
             for t in tasks:
                 yield fn(t)
             return

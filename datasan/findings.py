@@ -3,7 +3,7 @@
 A check yields :class:`Finding` objects for single problems.  Per-row checks on a
 whole batch would create millions of Python objects on a bad dataset, so they
 add vectorized runs of findings to a :class:`FindingBuffer` instead; the buffer
-turns into the ``findings.parquet`` table (columns of shared/CONTRACT.md)
+turns into the ``findings.parquet`` table (columns of docs/outputs.md)
 without ever materialising one object per row.
 """
 

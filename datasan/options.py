@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 FAIL_ON = ("error", "warning", "never")
 TASKS = ("auto", "classification", "regression")
+#: what to do with a sparse column (more missing than thresholds.sparse_fraction)
+MISSING_POLICIES = ("quarantine", "drop-column")
+#: column types a config may declare (text tables), and the type each is read as
+COLUMN_TYPES = {"int": "int64", "float": "float64", "bool": "bool", "string": "string", "category": "string"}
 
 
 @dataclass
@@ -31,6 +35,8 @@ class Thresholds:
     scale_ratio: float = 1000.0
     #: a string column is numeric with a few bad values when at least this share parses
     numeric_share: float = 0.9
+    #: a column missing in more than this share of the rows is sparse (DS118)
+    sparse_fraction: float = 0.2
     #: image checks (issue 3)
     min_image_side: int = 8
     max_aspect: float = 10.0
@@ -70,17 +76,28 @@ class ScanOptions:
     row_group_rows: int = 262_144
     progress: bool = False
     # ---- issue 6: gate, baseline and per-source settings (config file / API) ----
-    #: the gate fails only when more than this share of samples is quarantined
-    #: (error findings that quarantine a sample then no longer fail it by themselves)
+    #: the gate fails only when more than this share of some source's samples is
+    #: quarantined (error findings that quarantine a sample then no longer fail it by themselves)
     max_quarantine_fraction: float | None = None
+    #: the same limit over all sources together (either limit may be set, or both)
+    max_total_quarantine_fraction: float | None = None
     #: a previous findings.parquet (or the report.json beside it, or its out folder):
     #: findings already in it do not count for the gate
     baseline: str | None = None
     #: label file of an image folder (relative to PATH), usually set per source
     label_file: str | None = None
     #: per-source overrides: {glob: {"target": ..., "task": ..., "num_classes": ...,
-    #: "classes": [...], "label_file": ..., "thresholds": {...}}}; see for_source
+    #: "classes": [...], "label_file": ..., "types": {...}, "missing_policy": ...,
+    #: "thresholds": {...}}}; see for_source
     sources: dict[str, dict] = field(default_factory=dict)
+    #: per-source target columns {glob: column} (``--target FILE=COL``); they win over ``sources``
+    targets: dict[str, str] = field(default_factory=dict)
+    #: declared column types of text tables {column: int|float|bool|string|category};
+    #: they replace the type datasan would decide from the values
+    types: dict[str, str] = field(default_factory=dict)
+    #: sparse columns (DS118): "quarantine" their rows with a missing value (the
+    #: default) or "drop-column" (the clean file leaves the column out, rows are kept)
+    missing_policy: str = "quarantine"
 
     #: how image labels are found (issue 3): "auto" (labels table, else ImageFolder
     #: class folders, else unlabeled), "table", "folders" or "none" (unlabeled)
@@ -94,7 +111,11 @@ class ScanOptions:
         import dataclasses
         from fnmatch import fnmatchcase
 
-        hits = [o for g, o in self.sources.items() if fnmatchcase(rel, g) or fnmatchcase(rel, g.rstrip("/") + "/*")]
+        def hit(g: str) -> bool:
+            return fnmatchcase(rel, g) or fnmatchcase(rel, g.rstrip("/") + "/*")
+
+        hits = [o for g, o in self.sources.items() if hit(g)]
+        hits += [{"target": col} for g, col in self.targets.items() if hit(g)]
         if not hits:
             return self
         changes: dict = {}
@@ -103,6 +124,8 @@ class ScanOptions:
             for k, v in o.items():
                 if k == "thresholds":
                     th = dataclasses.replace(th, **v)
+                elif k == "types":
+                    changes["types"] = {**changes.get("types", self.types), **v}
                 else:
                     changes[k] = v
         return dataclasses.replace(self, thresholds=th, **changes)
@@ -112,6 +135,9 @@ class ScanOptions:
     device: str = "cpu"
     probe_batch_size: int | None = None
     probe_seed: int = 0
+    #: seconds the probe may spend on one source (user model included) before it gives
+    #: up on that source with DS406; 0 means no limit
+    probe_timeout: float = 600.0
 
     def resolved_workers(self) -> int:
         """The number of worker processes to use (all cores when 0)."""

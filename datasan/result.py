@@ -29,10 +29,21 @@ class ScanResult:
     staging: str | None = None
     clean_files: list[str] = field(default_factory=list)
     owns_staging: bool = True
-    #: the gate fails only when more than this share of samples is quarantined (None: off)
+    #: the gate fails when more than this share of some source's samples is quarantined (None: off)
     max_quarantine_fraction: float | None = None
+    #: the gate fails when more than this share of all samples together is quarantined (None: off)
+    max_total_quarantine_fraction: float | None = None
     #: finding keys (code, sample, source, row, column) of a baseline scan; they never fail the gate
     baseline: frozenset | None = None
+    #: the output folder the scan claimed (locked, holding the staging folder) until written
+    output: Any = None
+    #: the folder this result was last published to
+    published: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id, carried by every file written for it."""
+        return self.report.get("run_id") or ""
 
     def __post_init__(self) -> None:
         self.report["findings"] = self.counts()
@@ -42,7 +53,9 @@ class ScanResult:
         gate = {
             "fail_on": self.fail_on,
             "max_quarantine_fraction": self.max_quarantine_fraction,
+            "max_total_quarantine_fraction": self.max_total_quarantine_fraction,
             "quarantined_fraction": self.quarantined_fraction(),
+            "worst_source": self.worst_source(),
             "baseline": self.baseline is not None,
             "new_findings": int(sum(self.new_mask())),
             "failing_findings": self.gate_failures(),
@@ -51,12 +64,15 @@ class ScanResult:
         self.report["passed"] = self.passed
 
     def set_gate(self, fail_on: str | None = None, max_quarantine_fraction: float | None = None,
-                 baseline: frozenset | None = None) -> "ScanResult":
+                 baseline: frozenset | None = None,
+                 max_total_quarantine_fraction: float | None = None) -> "ScanResult":
         """Re-judge the same findings under another gate (report.json follows); returns self."""
         if fail_on is not None:
             self.fail_on = fail_on
         if max_quarantine_fraction is not None:
             self.max_quarantine_fraction = max_quarantine_fraction
+        if max_total_quarantine_fraction is not None:
+            self.max_total_quarantine_fraction = max_total_quarantine_fraction
         if baseline is not None:
             self.baseline = baseline
         self._update_gate()
@@ -78,7 +94,7 @@ class ScanResult:
         cache = self.__dict__.get("_mask_cache")
         if cache is None or cache[0] is not self.findings_table or cache[1] is not self.baseline:
             cache = self.__dict__["_mask_cache"] = (self.findings_table, self.baseline, {})
-        key = (name, self.fail_on, self.max_quarantine_fraction)
+        key = (name, self.fail_on, self.max_quarantine_fraction, self.max_total_quarantine_fraction)
         if key not in cache[2]:
             cache[2][key] = compute()
         return cache[2][key]
@@ -99,7 +115,7 @@ class ScanResult:
         """Per finding: True when it fails the gate.
 
         A finding fails the gate when its severity is at or above ``fail_on``,
-        it is not in the baseline, and, when ``max_quarantine_fraction`` is set,
+        it is not in the baseline, and, when a quarantine limit is set,
         it is not an error that merely quarantines its sample (those count
         through :meth:`quarantine_exceeded` instead).
         """
@@ -112,7 +128,7 @@ class ScanResult:
         limit = SEVERITY_RANK[self.fail_on]
         sevs = self.findings_table.column("severity").to_pylist()
         samples = self.findings_table.column("sample").to_pylist()
-        excuse = self.max_quarantine_fraction is not None
+        excuse = self.max_quarantine_fraction is not None or self.max_total_quarantine_fraction is not None
         return [new and SEVERITY_RANK[s] >= limit and not (excuse and s == "error" and smp is not None)
                 for new, s, smp in zip(self.new_mask(), sevs, samples)]
 
@@ -125,20 +141,59 @@ class ScanResult:
         seen = self.report.get("samples") or 0
         return (self.quarantine_table.num_rows / seen) if seen else 0.0
 
+    def worst_source(self) -> dict[str, Any] | None:
+        """The source that lost the largest share of its samples to the quarantine:
+        {source, seen, quarantined, fraction}; None when no source has samples."""
+        worst = None
+        for src in self.report.get("sources") or []:
+            seen = src.get("seen") or 0
+            if not seen:
+                continue
+            frac = (src.get("quarantined") or 0) / seen
+            if worst is None or frac > worst["fraction"]:
+                worst = {"source": src.get("source"), "seen": seen, "quarantined": src.get("quarantined") or 0,
+                         "fraction": frac}
+        return worst
+
     def quarantine_exceeded(self) -> bool:
-        """True when ``max_quarantine_fraction`` is set and more than it is quarantined."""
-        return (self.max_quarantine_fraction is not None and self.fail_on != "never"
-                and self.quarantined_fraction() > self.max_quarantine_fraction)
+        """True when a quarantine limit is set and exceeded: ``max_quarantine_fraction`` by
+        some source, or ``max_total_quarantine_fraction`` by all sources together."""
+        return bool(self.quarantine_verdict())
+
+    def quarantine_verdict(self) -> str:
+        """Why the quarantine fails the gate, naming the worst source; '' when it does not."""
+        if self.fail_on == "never":
+            return ""
+        why = []
+        worst = self.worst_source()
+        if self.max_quarantine_fraction is not None and worst and worst["fraction"] > self.max_quarantine_fraction:
+            from datasan.outputs.escape import printable
+
+            why.append(f"{printable(str(worst['source']))} lost {worst['quarantined']} of {worst['seen']} samples to the quarantine "
+                       f"({worst['fraction']:.1%}), more than max_quarantine_fraction "
+                       f"{self.max_quarantine_fraction:g} per source")
+        limit = self.max_total_quarantine_fraction
+        if limit is not None and self.quarantined_fraction() > limit:
+            why.append(f"{self.quarantine_table.num_rows} of {self.report.get('samples', 0)} samples quarantined "
+                       f"({self.quarantined_fraction():.1%}), more than max_total_quarantine_fraction {limit:g}")
+        return "; ".join(why)
 
     @property
     def passed(self) -> bool:
         """True when no finding fails the gate and the quarantine is within its limit."""
         return self.gate_failures() == 0 and not self.quarantine_exceeded()
 
+    @property
+    def internal_errors(self) -> list[dict[str, str]]:
+        """Sources datasan itself failed on (source, kind, error); their files are quarantined
+        under DS011 and the CLI exits 3.  Empty on a healthy run."""
+        return list(self.report.get("internal_errors") or [])
+
     def gate_summary(self, examples: int = 3) -> str:
         """One paragraph on why the gate failed (counts per rule, a few sample ids); '' when it passed."""
         if self.passed:
             return ""
+        from datasan.outputs.escape import printable
         from datasan.rules import RULES
 
         ft = self.findings_table
@@ -149,21 +204,19 @@ class ScanResult:
             if gating:
                 e = per.setdefault(c, [0, []])
                 e[0] += 1
-                where = smp or src
+                where = printable(smp or src) if (smp or src) else None
                 if where and len(e[1]) < examples and where not in e[1]:
                     e[1].append(where)
         parts = []
         for c, (n, ex) in sorted(per.items()):
             parts.append(f"{c} {RULES[c].name}: {n}" + (f" (e.g. {', '.join(ex)})" if ex else ""))
         seen = self.report.get("samples", 0)
-        lines = [f"datasan gate failed for {self.report.get('path')} (fail-on {self.fail_on}"
+        lines = [f"datasan gate failed for {printable(self.report.get('path'))} (fail-on {self.fail_on}"
                  + (", against a baseline" if self.baseline is not None else "") + ")."]
         if parts:
             lines.append(f"{self.gate_failures()} finding(s) fail the gate: " + "; ".join(parts) + ".")
         if self.quarantine_exceeded():
-            lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined "
-                         f"({self.quarantined_fraction():.1%}), more than max_quarantine_fraction "
-                         f"{self.max_quarantine_fraction:g}.")
+            lines.append(self.quarantine_verdict() + ".")
         else:
             lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined.")
         return " ".join(lines)
@@ -189,12 +242,16 @@ class ScanResult:
 
         from datasan.errors import UsageError
 
+        from datasan.outputs.manifest import verify_output
+
         out_dir = os.fspath(out_dir)
+        verify_output(out_dir)
         try:
             with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as f:
                 report = json.load(f)
             stats_path = os.path.join(out_dir, "stats.json")
             stats = json.load(open(stats_path, encoding="utf-8")) if os.path.isfile(stats_path) else {}
+            stats.pop("run_id", None)
             findings = pq.read_table(os.path.join(out_dir, "findings.parquet"))
             quarantine = pq.read_table(os.path.join(out_dir, "quarantine.parquet"))
         except (OSError, ValueError) as exc:
@@ -204,25 +261,33 @@ class ScanResult:
         gate = report.get("gate") or {}
         return cls(findings_table=findings, quarantine_table=quarantine, stats=stats, report=report,
                    index_table=index, fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
-                   staging=None, owns_staging=False,
-                   max_quarantine_fraction=gate.get("max_quarantine_fraction"))
+                   staging=None, owns_staging=False, published=out_dir,
+                   max_quarantine_fraction=gate.get("max_quarantine_fraction"),
+                   max_total_quarantine_fraction=gate.get("max_total_quarantine_fraction"))
 
-    def write(self, out_dir: str | os.PathLike) -> list[str]:
-        """Write every output file to ``out_dir``; returns the paths written.
+    def write(self, out_dir: str | os.PathLike, force: bool = False) -> list[str]:
+        """Publish every output file to ``out_dir`` as one unit; returns the paths written.
 
-        Each file is written under a temporary name and renamed into place.
+        The files are written into a staging folder, renamed into place, the
+        previous run's files that this run does not write are removed, and
+        manifest.json is written last.  ``out_dir`` must be new, empty or a
+        datasan output unless ``force``; a file datasan did not write is never
+        replaced (UsageError).
         """
         from datasan.outputs.files import write_outputs
 
-        return write_outputs(self, os.fspath(out_dir))
+        return write_outputs(self, os.fspath(out_dir), force=force)
 
     def close(self) -> None:
-        """Remove the staging folder (clean files not yet written are lost)."""
+        """Remove the staging folder (clean files not yet written are lost) and unlock the output folder."""
         if self.staging and self.owns_staging:
             import shutil
 
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
+        if self.output is not None:
+            self.output.release()
+            self.output = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         try:

@@ -143,6 +143,61 @@ RULES: dict[str, Rule] = _rules(
         fix="Rename the columns in the producing job.",
         example="a,a,label",
     ),
+    Rule(
+        "DS011", "internal-error", "error",
+        "datasan failed on a source (a bug in datasan); all its samples were quarantined.",
+        what="A source whose reader or checks raised, or whose counts broke kept + quarantined "
+        "== seen. Every file of the source is quarantined (sample = the file, row empty); the "
+        "message names the exception and where it was raised. The scan still writes every "
+        "output and exits 3. Config and --ignore cannot turn this rule off.",
+        why="Nothing about the source was checked: training on it would take unchecked data "
+        "for checked data.",
+        fix="Report the message (exception and place) to datasan's maintainers; until then "
+        "check the source by hand or remove it from PATH.",
+        example="tables/x.csv: ZeroDivisionError: division by zero (at datasan/checks/tabular.py:120 in _scale)",
+    ),
+    Rule(
+        "DS012", "undecodable-file-name", "warning",
+        "A file or folder name is not valid UTF-8; its sample ids show the bad bytes as \\xNN.",
+        what="Names whose bytes do not decode as UTF-8 (a Latin-1 name copied from an old "
+        "machine). Sample ids are strings, so the undecodable bytes are written as the four "
+        "characters \\xNN (bad\\xffname.csv); the file itself is read under its real name.",
+        why="Python and most loaders decode names with surrogate escapes that cannot be written "
+        "to Parquet, JSON or CSV: a training script that lists the folder may crash on it, and "
+        "the id in findings is not the literal name.",
+        fix="Rename the file to a UTF-8 name (`convmv -f latin1 -t utf-8`).",
+        example="tables/bad\\xffname.csv",
+    ),
+    Rule(
+        "DS013", "shortened-clean-name", "info",
+        "A source's clean file name would be too long; it was written under a shortened name.",
+        what="clean/<source>.parquet adds 8 bytes to the source's file name; when that passes "
+        "the file system's 255-byte limit the clean file is written as the name cut to fit, "
+        "'~' and 8 hex digits of the name's hash, recorded as clean_file in report.json.",
+        why="A reader that builds clean/<source>.parquet by hand will not find the file.",
+        fix="Shorten the source's file name, or read clean_file from report.json.",
+        example="clean/aaaa...aaa~1f2e3d4c.parquet for a 251-byte name",
+    ),
+    Rule(
+        "DS014", "record-too-deep", "error",
+        "A record is nested deeper than datasan reads (JSON arrays/objects in arrays ...).",
+        what="A JSONL record (or a COCO file) whose nesting passes what Python's json parser "
+        "can take (about 1,000 levels); the record is quarantined without being parsed.",
+        why="json.loads and most loaders raise RecursionError on it, killing the DataLoader "
+        "worker that reaches it.",
+        fix="Fix the job that wrote the record; real features are never nested that deep.",
+        example='{"x": [[[[...3,000 levels...]]]]}',
+    ),
+    Rule(
+        "DS015", "folder-too-deep", "warning",
+        "Folders nested more than 256 levels deep were not walked.",
+        what="A folder at depth 256 below PATH that holds further folders; nothing below it is "
+        "read (its files are not part of the scan).",
+        why="Such trees come from a runaway copy or a symlink-free loop; their path names "
+        "approach the OS limits and many tools fail on them.",
+        fix="Flatten the tree, or scan the deep folder itself.",
+        example="a/a/a/... 1,500 levels",
+    ),
     # ---------------------------------------------------------------- DS1xx
     Rule(
         "DS101", "non-finite-value", "error",
@@ -261,6 +316,67 @@ RULES: dict[str, Rule] = _rules(
         "input as sure as a NaN.",
         fix="Fix the value (usually a unit or parsing error) or drop the row.",
         example="f1 = 1e300",
+    ),
+    # ------------------------------------------------- DS114-DS129: column types, targets and missing data
+    Rule(
+        "DS114", "coded-numeric-column", "warning",
+        "A column of whole numbers with some codes ('136A', 'c168', 'C', '5+') was read as text.",
+        what="A CSV/TSV/JSONL column whose values are mostly whole numbers but also hold codes: "
+        "text with a letter or digit that is not a word for 'missing' (identifiers such as '207a', "
+        "ordinal bins such as '5+' or '<1'). Such a column is a column of identifiers or categories, "
+        "so it is kept as text and its rows are not quarantined. Numbers with stray garbage ('6.2\\x1a', "
+        "'?', 'unknown') or codes among decimal numbers stay DS109 errors on their rows.",
+        why="Reading an identifier column as numbers turns '136A' into a non-number and every such row "
+        "into a false error; treating ids as a numeric feature gives the model a meaningless order.",
+        fix="Nothing if it is an id or category. If it is a measurement, declare its type in the config "
+        "(types = { family = \"float\" }, or per source under [sources.\"<glob>\"]): its codes then "
+        "become DS109 errors on their rows.",
+        example="family = 1, 2, ..., 136, '136A', 137 (Galton's heights)",
+    ),
+    Rule(
+        "DS115", "target-looks-like-feature", "warning",
+        "The column named like a target ('y', 'class') looks like a feature; it was not used as the target.",
+        what="A target picked by the weak names 'y' or 'class' (no column is named label, target or "
+        "labels) when 'y' sits beside both 'x' and 'z' (a coordinate) or another column names an outcome "
+        "(survived, outcome, response, diagnosis, churn, died, death, dead, default).",
+        why="Label checks on a feature quarantine genuine rows (a width in mm read as a regression target "
+        "with distant values, a passenger class read as class ids) while the real label goes unchecked.",
+        fix="Name the target: --target FILE=COLUMN (repeatable), --target COLUMN for every table, or "
+        "target under [sources.\"<glob>\"] in the config.",
+        example="titanic.csv: class, age, sex, survived",
+    ),
+    Rule(
+        "DS116", "missing-text-value", "warning",
+        "A text (categorical) column has missing values.",
+        what="Per text column, the number of null, empty or NA/None/null cells. The clean file keeps "
+        "them as nulls (never as ''); the rows are kept.",
+        why="Encoders treat a missing category differently: pandas get_dummies drops it, sklearn's "
+        "OneHotEncoder raises on None, a vocabulary lookup maps '' to a real token.",
+        fix="Impute a category (\"unknown\") or drop the rows, knowingly; see the count per column.",
+        example="sex missing in 11 of 344 penguins",
+    ),
+    Rule(
+        "DS117", "empty-column", "warning",
+        "A column has no value in any row.",
+        what="A column whose every cell is null, empty or a missing token. The clean file keeps it as "
+        "a column of nulls.",
+        why="An all-missing feature carries no information and makes every row incomplete: dropping "
+        "incomplete rows then drops the whole table.",
+        fix="Drop the column, or find why the export left it empty.",
+        example="a column 'notes' with an empty cell in every row",
+    ),
+    Rule(
+        "DS118", "sparse-column", "warning",
+        "A column is missing in more than thresholds.sparse_fraction (20 %) of the rows.",
+        what="Per column, the share of rows where it is null, empty, a missing token or NaN. With "
+        "missing_policy = \"quarantine\" (the default) the rows with a missing numeric value are "
+        "quarantined (DS101) and the finding says how many; with missing_policy = \"drop-column\" "
+        "the column leaves the clean file and no row is quarantined for it.",
+        why="Dropping every row with a NaN can remove most of a table because of one column; imputing "
+        "a mostly-missing column invents most of its values.",
+        fix="Drop the column (missing_policy = \"drop-column\" in the config, per source if needed), or "
+        "impute it with a missing-indicator column.",
+        example="repub vote share missing in 62 % of the rows",
     ),
     # ------------------------------------------------- DS320-DS369: box labels (COCO, YOLO; issue 4)
     Rule(

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datasan.outputs.manifest import verify_output
+
 CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
@@ -45,6 +47,7 @@ class ScanDataset(Dataset):
     def __init__(self, out_dir, transform: Callable | None = None, normalize: bool = False,
                  source: str | None = None) -> None:
         self.out_dir = os.fspath(out_dir)
+        verify_output(self.out_dir)
         with open(os.path.join(self.out_dir, "report.json"), encoding="utf-8") as f:
             self.report = json.load(f)
         stats_path = os.path.join(self.out_dir, "stats.json")
@@ -127,7 +130,8 @@ class ScanDataset(Dataset):
             name = src["source"]
             if source is not None and not fnmatchcase(name, source):
                 continue
-            path = os.path.join(self.out_dir, "clean", f"{name}.parquet")
+            # a long source name gets a shortened clean file name, recorded in the report
+            path = os.path.join(self.out_dir, src.get("clean_file") or f"clean/{name}.parquet")
             if not os.path.isfile(path):
                 continue
             table = pq.read_table(path)

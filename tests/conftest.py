@@ -38,6 +38,7 @@ class Scanned:
         self.quarantine = pq.read_table(out / "quarantine.parquet").to_pandas()
         self.report = json.loads((out / "report.json").read_text())
         self.stats = json.loads((out / "stats.json").read_text())
+        self.run_id = self.stats.pop("run_id")  # differs per run; the statistics themselves do not
 
     def codes(self, source: str | None = None) -> list[str]:
         f = self.findings if source is None else self.findings[self.findings["source"] == source]
@@ -56,6 +57,26 @@ class Scanned:
 
     def source(self, name: str) -> dict:
         return next(s for s in self.report["sources"] if s["source"] == name)
+
+
+def seal_output(out: Path, run_id: str = "hand-built") -> None:
+    """Make a hand-built output folder one complete run: stamp the run id into its
+    Parquet and JSON files and write the manifest, as ``datasan scan`` does."""
+    import pyarrow.parquet as pq
+
+    from datasan.outputs.files import with_run_id, write_json
+    from datasan.outputs.manifest import MANIFEST, file_entry, manifest_doc
+
+    rels = []
+    for p in sorted(out.rglob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        if p.suffix == ".parquet":
+            pq.write_table(with_run_id(pq.read_table(p), run_id), p)
+        elif p.name in ("report.json", "stats.json"):
+            p.write_text(json.dumps({**json.loads(p.read_text()), "run_id": run_id}))
+        rels.append(p.relative_to(out).as_posix())
+    write_json(str(out / MANIFEST), manifest_doc(run_id, [file_entry(str(out), r) for r in rels], True))
 
 
 @pytest.fixture

@@ -121,6 +121,8 @@ def test_report_json_records_the_gate(data, tmp_path):
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     assert rep["passed"] is True
     assert rep["gate"] == {"fail_on": "error", "max_quarantine_fraction": 0.5, "quarantined_fraction": 0.2,
+                           "max_total_quarantine_fraction": None,
+                           "worst_source": {"source": "t.csv", "seen": 10, "quarantined": 2, "fraction": 0.2},
                            "baseline": False, "new_findings": 2, "failing_findings": 0}
 
 

@@ -1,4 +1,4 @@
-"""The output contract (shared/CONTRACT.md): files, columns, exit codes, PATH untouched, lazy imports."""
+"""The output contract (docs/outputs.md): files, columns, exit codes, PATH untouched, lazy imports."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_scan_writes_every_contract_file(tmp_path):
     res = runner.invoke(app, ["scan", str(d), "--out", str(out), "--no-probe"])
     assert res.exit_code == 1, res.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["clean", "findings.parquet", "quarantine.csv", "quarantine.parquet", "report.json",
-                     "stats.json"]
+    assert names == [".datasan.lock", "clean", "findings.parquet", "manifest.json", "quarantine.csv",
+                     "quarantine.parquet", "report.json", "stats.json"]
     f = pq.read_table(out / "findings.parquet")
     assert {n: f.schema.field(n).type for n in f.schema.names} == FINDING_TYPES
     q = pq.read_table(out / "quarantine.parquet")
@@ -60,9 +60,9 @@ def test_scan_writes_every_contract_file(tmp_path):
         "count": 3, "nulls": 0, "nan": 0, "posinf": 0, "neginf": 0,
         "mean": 3.0, "std": pytest.approx((8 / 3) ** 0.5), "min": 1.0, "max": 5.0}
     assert stats["labels"]["tables/t.csv"] == {"0": 2, "1": 1}
-    # no temporary or staging files are left behind
-    leftovers = [p for p in out.rglob("*") if p.name.startswith(".")]
-    assert leftovers == []
+    # no temporary or staging files are left behind; the lock file stays (removing it would race)
+    leftovers = [p.name for p in out.rglob("*") if p.name.startswith(".")]
+    assert leftovers == [".datasan.lock"]
 
 
 def test_path_is_never_written(tmp_path):
@@ -198,9 +198,12 @@ def test_sample_data_quickstart_runs(tmp_path):
     res = runner.invoke(app, ["scan", str(SAMPLE), "--out", str(out)])
     assert res.exit_code == 1
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["clean", "findings.parquet", "index.parquet", "quarantine.csv", "quarantine.parquet",
-                     "report.json", "stats.json"]
+    assert names == [".datasan.lock", "clean", "findings.parquet", "index.parquet", "manifest.json",
+                     "quarantine.csv", "quarantine.parquet", "report.json", "stats.json"]
     report = json.loads((out / "report.json").read_text())
+    from datasan.outputs.manifest import verify_output
+
+    assert verify_output(out)["run_id"] == report["run_id"]  # every file, clean ones too, is of this run
     assert report["samples"] == sum(s["seen"] for s in report["sources"])
     for s in report["sources"]:
         assert s["kept"] + s["quarantined"] == s["seen"], s["source"]

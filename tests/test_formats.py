@@ -54,20 +54,34 @@ def test_source_line():
 
 
 def test_github_lines(data):
+    """One annotation per (rule, file), at the first finding's line, with the count and the first findings."""
     res = result_of(data)
     lines = parse_github(render_github(res))
-    errors = [(p["file"], int(p["line"]), p["title"], msg) for lvl, p, msg in lines if lvl == "error"]
-    assert sorted(errors) == [
-        ("data/j.jsonl", 3, "DS101 non-finite-value", errors[0][3]),
-        ("data/t.csv", 3, "DS101 non-finite-value", "t.csv#1: Feature 'a' is NaN."),
-        ("data/t.csv", 5, "DS101 non-finite-value", "t.csv#3: Feature 'b' is inf."),
+    errors = sorted((p["file"], int(p["line"]), p["title"], msg) for lvl, p, msg in lines if lvl == "error")
+    assert errors == [
+        ("data/j.jsonl", 3, "DS101 non-finite-value", "j.jsonl#2: Feature 'x' is NaN."),
+        ("data/t.csv", 3, "DS101 non-finite-value (2 findings)",
+         "t.csv#1: Feature 'a' is NaN.%0At.csv#3: Feature 'b' is inf."),
     ]
-    assert errors[0][3].startswith("j.jsonl#2:")
-    n_findings = len(res.findings)
-    assert len(lines) == n_findings + 1  # one per finding, plus the verdict notice
+    warnings = [(p["file"], p["title"]) for lvl, p, _ in lines if lvl == "warning"]
+    assert warnings == [("data/t.csv", "DS110 duplicate-row")]
+    assert len(lines) == 4  # two errors, one warning, the verdict
     assert lines[-1][0] == "notice" and "FAILED" in lines[-1][2]
-    warnings = [p["title"] for lvl, p, _ in lines if lvl == "warning"]
-    assert warnings == [t for t in warnings if t.startswith("DS")] and len(warnings) == n_findings - 3
+
+
+def test_github_groups_cap_at_50_lines(tmp_path):
+    """60 files with 2 errors each: 48 annotations, one line for the 12 left out, the verdict."""
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(60):
+        (d / f"t{i:02d}.csv").write_text("a,label\n1,0\nnan,1\n2,0\ninf,1\n")
+    lines = parse_github(render_github(result_of(d)))
+    assert len(lines) == 50
+    assert [lvl for lvl, _, _ in lines[:48]] == ["error"] * 48
+    assert all(p["title"] == "DS101 non-finite-value (2 findings)" for _, p, _ in lines[:48])
+    assert lines[48] == ("notice", {"title": "datasan"}, "12 more annotation(s) of 24 finding(s) not shown: "
+                         "see the step summary or findings.parquet.")
+    assert "FAILED: 240 samples, 120 kept, 120 quarantined; 120 finding(s)" in lines[49][2]
 
 
 def test_github_escapes_newlines_and_percent(data):
@@ -78,7 +92,8 @@ def test_github_escapes_newlines_and_percent(data):
     msgs = ["50% bad\nsecond line"] * t.num_rows
     res.findings_table = t.set_column(t.column_names.index("message"), "message", pa.array(msgs))
     text = render_github(res)
-    assert "50%25 bad%0Asecond line" in text
+    # the message's own newline is shown as \n, the one between two findings is GitHub's %0A
+    assert "50%25 bad\\nsecond line%0At.csv#3: 50%25 bad\\nsecond line" in text
     assert all(GH.match(line) for line in text.splitlines())
 
 
@@ -91,23 +106,40 @@ def test_github_baseline_findings_are_notices(data, tmp_path):
     assert "passed" in lines[-1][2]
 
 
-def test_junit_is_valid_xml_with_a_failure_per_error(data):
+def test_junit_one_failure_per_rule_and_source(data):
     res = result_of(data)
     root = ET.fromstring(render_junit(res))
     assert root.tag == "testsuites"
     cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
-    assert len(cases[("datasan.DS101", "t.csv")].findall("failure")) == 2
+    t_fail = cases[("datasan.DS101", "t.csv")].findall("failure")
+    assert len(t_fail) == 1
+    assert t_fail[0].get("message") == "2 non-finite-value finding(s) in t.csv fail the gate"
+    assert t_fail[0].text.splitlines() == ["t.csv#1: Feature 'a' is NaN.", "t.csv#3: Feature 'b' is inf."]
     assert len(cases[("datasan.DS101", "j.jsonl")].findall("failure")) == 1
     assert int(root.get("failures")) == 2  # testcases that fail: (DS101, t.csv) and (DS101, j.jsonl)
     assert int(root.get("tests")) == len(cases)
-    assert len(root.findall(".//failure")) == 3
+    assert len(root.findall(".//failure")) == 2
     gate = cases[("datasan.gate", "max-quarantine-fraction")]
     assert gate.find("failure") is None
     # warnings are reported, not failed
-    warn_cases = [c for (cls, _), c in cases.items() if cls not in ("datasan.DS101", "datasan.gate")]
-    assert warn_cases and all(c.find("failure") is None and c.find("system-out") is not None for c in warn_cases)
+    dup = cases[("datasan.DS110", "t.csv")]
+    assert dup.find("failure") is None
+    assert dup.find("system-out").text.splitlines() == [
+        "1 warning finding(s) that do not fail the gate:", "t.csv#6: Row 6 is an exact duplicate of row 5."]
     for suite in root.findall("testsuite"):
         assert int(suite.get("tests")) == len(suite.findall("testcase"))
+
+
+def test_junit_caps_examples(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "t.csv").write_text("a,label\n" + "nan,0\n" * 1104 + "1,1\n")
+    root = ET.fromstring(render_junit(result_of(d)))
+    (failure,) = root.findall(".//failure")
+    assert failure.get("message") == "1,104 non-finite-value finding(s) in t.csv fail the gate"
+    assert failure.text.splitlines() == ["t.csv#0: Feature 'a' is NaN.", "t.csv#1: Feature 'a' is NaN.",
+                                         "t.csv#2: Feature 'a' is NaN.",
+                                         "... and 1,101 more (findings.parquet has every finding)"]
 
 
 def test_junit_quarantine_fraction_failure(data):
@@ -146,10 +178,10 @@ def test_cli_formats_on_stdout(data, fmt, tmp_path, monkeypatch):
     if fmt == "json":
         assert json.loads(out)["quarantined"] == 3
     elif fmt == "github":
-        assert len([x for x in parse_github(out) if x[0] == "error"]) == 3
+        assert len([x for x in parse_github(out) if x[0] == "error"]) == 2  # (DS101, t.csv), (DS101, j.jsonl)
         assert summary.read_text().startswith("## datasan: ❌ failed")
     elif fmt == "junit":
-        assert len(ET.fromstring(out).findall(".//failure")) == 3
+        assert len(ET.fromstring(out).findall(".//failure")) == 2
     elif fmt == "markdown":
         assert out.startswith("## datasan")
     else:
@@ -164,9 +196,15 @@ def test_cli_baseline_and_max_quarantine_fraction(data):
     assert runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--out", "b"]).exit_code == 1
     r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--baseline", "b/findings.parquet"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.3"])
+    # per source: j.jsonl loses 1 of 3 (33.3 %), t.csv 2 of 7; in total 3 of 10
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.34"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.29"])
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-quarantine-fraction", "0.3"])
+    assert r.exit_code == 1
+    assert "j.jsonl lost 1 of 3 samples" in r.output
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-total-quarantine-fraction", "0.3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--max-total-quarantine-fraction", "0.29"])
     assert r.exit_code == 1
     r = runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--baseline", "missing.parquet"])
     assert r.exit_code == 2 and "no findings file" in r.output
@@ -176,9 +214,11 @@ def test_report_command_renders_a_finished_scan(data):
     assert runner.invoke(app, ["scan", "data", "--no-probe", "--workers", "1", "--out", "o"]).exit_code == 1
     r = runner.invoke(app, ["report", "o", "--format", "junit"])
     assert r.exit_code == 1
-    assert len(ET.fromstring(r.stdout).findall(".//failure")) == 3
-    r = runner.invoke(app, ["report", "o", "--format", "json", "--max-quarantine-fraction", "0.3"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["gate"]["max_quarantine_fraction"] == 0.3
+    assert len(ET.fromstring(r.stdout).findall(".//failure")) == 2
+    r = runner.invoke(app, ["report", "o", "--format", "json", "--max-quarantine-fraction", "0.34"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["gate"]["max_quarantine_fraction"] == 0.34
+    r = runner.invoke(app, ["report", "o", "--format", "json", "--max-total-quarantine-fraction", "0.3"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["gate"]["max_total_quarantine_fraction"] == 0.3
     r = runner.invoke(app, ["report", "o", "--format", "github", "--baseline", "o"])
     assert r.exit_code == 0 and "::error" not in r.stdout
     assert runner.invoke(app, ["report", "o", "--fail-on", "never"]).exit_code == 0
@@ -198,5 +238,36 @@ def test_real_subprocess_keeps_stdout_machine_readable(data, tmp_path):
     p = subprocess.run([sys.executable, "-m", "datasan", "scan", "data", "--no-probe", "--workers", "1",
                         "--format", "github"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert p.returncode == 1, p.stderr
-    assert [lvl for lvl, _, _ in parse_github(p.stdout)].count("error") == 3
+    assert [lvl for lvl, _, _ in parse_github(p.stdout)].count("error") == 2
     assert "datasan gate failed" in p.stderr
+
+
+HOSTILE = "bad\x1b[31m\rname\u202e.csv"  # ESC (recolours a terminal), CR (rewrites a log line), bidi override
+RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202e]")  # what may never reach an output raw
+
+
+@pytest.mark.parametrize("fmt", ["json", "github", "junit", "markdown", "text"])
+def test_control_characters_in_file_names_are_escaped(tmp_path, monkeypatch, fmt):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / HOSTILE).write_text("a,label\n1,0\nnan,1\n2,0\n")
+    r = runner.invoke(app, ["scan", "h", "--no-probe", "--workers", "1", "--format", fmt])
+    assert r.exit_code == 1
+    assert not RAW_CONTROL.search(r.stdout) and not RAW_CONTROL.search(r.stderr)
+    shown = "bad\\x1b[31m\\rname\\u202e.csv"
+    if fmt == "json":
+        doc = json.loads(r.stdout)
+        assert [s["source"] for s in doc["sources"]] == [HOSTILE]  # JSON escapes lose nothing
+    elif fmt == "github":
+        (error, verdict) = parse_github(r.stdout)
+        assert error[1]["file"] == f"h/{shown}" and error[2] == f"{shown}#1: Feature 'a' is NaN."
+    elif fmt == "junit":
+        root = ET.fromstring(r.stdout.encode())  # valid XML
+        case = next(c for c in root.iter("testcase") if c.get("classname") == "datasan.DS101")
+        assert case.get("name") == shown
+        assert case.find("failure").text == f"{shown}#1: Feature 'a' is NaN."
+    elif fmt == "markdown":
+        assert f"| {shown} | 3 | 2 | 1 | 33.3% |" in r.stdout
+    else:
+        assert f"    {shown}#1: Feature 'a' is NaN." in r.stdout.splitlines()

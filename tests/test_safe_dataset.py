@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from conftest import seal_output
+
 import datasan
 from datasan import BadSampleError, SafeDataset, SafeIterableDataset, safe_collate
 from datasan.collate import BadSample
@@ -278,6 +280,7 @@ def test_from_scan_images_with_normalize(tmp_path):
     (out / "report.json").write_text(json.dumps({"path": str(root), "sources": []}))
     (out / "stats.json").write_text(json.dumps({"images": {"digits": {
         "count": 2, "channels": 3, "mean": [0.1, 0.2, 0.5], "std": [0.5, 0.25, 0.0]}}}))
+    seal_output(out)
     ds = SafeDataset.from_scan(out)
     x, y = ds[0]
     assert x.shape == (3, 2, 3) and y == 0

@@ -414,7 +414,7 @@ def test_csv_fast_path_and_fallback_agree(scan_to, tmp_path, monkeypatch):
 
     lines = ["a,b,c,label"]
     for i in range(300):
-        a = "abc" if i == 250 else ("" if i == 280 else str(i))
+        a = "?" if i == 250 else ("" if i == 280 else str(i))
         b = "nan" if i == 270 else f"{i * 0.5:.1f}"
         lines.append(f"{a},{b},{i % 7 * 1.5},{i % 3}")
     write(tmp_path / "d" / "t.csv", "\n".join(lines) + "\n")

@@ -20,21 +20,54 @@ from typing import Any
 from datasan.findings import Finding, FindingBuffer
 from datasan.options import Thresholds
 
-TARGET_NAMES = ("label", "target", "y", "class", "labels")
+#: names that make a column the target, strongest first: 'y' and 'class' are
+#: also common feature names (a coordinate, a passenger class), so they come last
+TARGET_NAMES = ("label", "target", "labels", "y", "class")
+WEAK_TARGET_NAMES = ("y", "class")
+#: columns that name an outcome: beside one of them, 'y' or 'class' is a feature
+OUTCOME_NAMES = ("survived", "outcome", "response", "diagnosis", "churn", "died", "death", "dead", "default")
 FLOAT32_MAX = 3.4028234663852886e38
 FLOAT16_MAX = 65504.0
 SAMPLE_CAP = 100_000
+#: a column is sparse (DS118) only with at least this many missing cells: one
+#: NaN in a 4-row table is a row problem (DS101), not a column one
+SPARSE_MIN_MISSING = 5
 TARGET_MISSING_TOKENS = ("", "nan", "-nan", "+nan", "none", "null", "na", "n/a", "nil")
 
 
 def find_target(columns: list[str], requested: str | None) -> str | None:
-    """The target column: ``requested`` if given (and present), else the first of TARGET_NAMES."""
+    """The target column: ``requested`` if given (and present), else the first of
+    TARGET_NAMES, unless that one looks like a feature (:func:`target_name_doubt`)."""
     if requested:
         return requested if requested in columns else None
+    picked = target_by_name(columns)
+    if picked is None or target_name_doubt(columns, picked):
+        return None
+    return picked
+
+
+def target_by_name(columns: list[str]) -> str | None:
+    """The first column named like a target (TARGET_NAMES, any case), or None."""
     lower = {c.lower(): c for c in columns}
     for name in TARGET_NAMES:
         if name in lower:
             return lower[name]
+    return None
+
+
+def target_name_doubt(columns: list[str], picked: str) -> str | None:
+    """Why a target picked by a weak name ('y', 'class') looks like a feature, or None."""
+    if picked.lower() not in WEAK_TARGET_NAMES:
+        return None
+    lower = [c.lower() for c in columns if c != picked]
+    if picked.lower() == "y":
+        # x, y alone is the usual (X, y) naming; x, y, z are coordinates or sizes
+        beside = [c for c in columns if c.lower() in ("x", "z") and c != picked]
+        if len(beside) == 2:
+            return f"it sits between {beside[0]!r} and {beside[1]!r}, like a coordinate"
+    outcome = [c for c, lc in zip([c for c in columns if c != picked], lower) if lc in OUTCOME_NAMES]
+    if outcome:
+        return f"{outcome[0]!r} looks like the label"
     return None
 
 
@@ -152,6 +185,10 @@ def plan_target(
     elif not summary.numeric:
         plan.task = "classification"
         plan.reason = "string labels"
+    elif summary.integral and _negative_rows(summary.counts) > max(1, th.distant_tail_fraction * n_present):
+        # class ids are never negative; a rare -1 is a sentinel (DS103), many negatives are values
+        plan.task = "regression"
+        plan.reason = f"integer target with {_negative_rows(summary.counts)} negative values"
     elif summary.integral and distinct is not None and distinct <= th.max_classes and _looks_like_ids(
         summary.counts, n_present, th
     ):
@@ -166,6 +203,13 @@ def plan_target(
     if plan.task == "regression" and summary.sample:
         plan.low, plan.high = regression_bounds(summary.sample_array(), th)
     return plan
+
+
+def _negative_rows(counts: dict | None) -> int:
+    """Rows whose (numeric) target is below zero; 0 when the counts were not kept."""
+    if not counts:
+        return 0
+    return sum(c for k, c in counts.items() if isinstance(k, (int, float)) and k < 0)
 
 
 def _looks_like_ids(counts: dict, n: int, th: Thresholds) -> bool:
@@ -454,6 +498,54 @@ def dataset_findings(
             out.append(Finding("DS106", f"Column '{c}' has {k} value(s) beyond float16 range "
                                f"(|x| > 65504): they become inf under AMP.", source=source, column=c))
     return out
+
+
+def missing_findings(
+    source: str,
+    missing: dict,  # column -> missing cells (null or NaN) over every row read
+    rows: int,
+    types: dict,
+    target: str | None,
+    dropped: dict,  # column -> missing share in the profile, left out of the clean file
+    th: Thresholds,
+) -> tuple[list[Finding], dict[str, float]]:
+    """DS116 (missing text), DS117 (empty column), DS118 (sparse column), one per column;
+    and the share missing of every sparse column."""
+    out: list[Finding] = []
+    sparse: dict[str, float] = {}
+    policy = '(missing_policy = "drop-column")'
+    for c, share in dropped.items():
+        sparse[c] = share
+        if share >= 1.0:
+            out.append(Finding("DS117", f"Column '{c}' is empty: it has no value in any row; it was left out "
+                               f"of the clean file {policy}.", source=source, column=c))
+        else:
+            out.append(Finding("DS118", f"Column '{c}' is missing in {share:.1%} of the rows: it was left out of "
+                               f"the clean file {policy} and no row was quarantined for it.",
+                               source=source, column=c))
+    if rows <= 0:
+        return out, sparse
+    for c, n in missing.items():
+        if c == target or n == 0:
+            continue
+        share = n / rows
+        text = types.get(c) == "string"
+        if n >= rows:
+            sparse[c] = 1.0
+            out.append(Finding("DS117", f"Column '{c}' is empty: it has no value in any of its {rows} rows; the "
+                               "clean file keeps it as a column of nulls. Drop it.", source=source, column=c))
+        elif share > th.sparse_fraction and n >= SPARSE_MIN_MISSING:
+            sparse[c] = share
+            fate = ("the rows are kept, the clean file holds nulls" if text or types.get(c) not in (
+                "int64", "float64", "int", "float", "decimal") else "those rows were quarantined (DS101)")
+            out.append(Finding("DS118", f"Column '{c}' is missing in {share:.1%} of the rows ({n} of {rows}); "
+                               f"{fate}. To keep the rows without the column, set missing_policy = "
+                               '"drop-column" in the config; or impute it with a missing-indicator column.',
+                               source=source, column=c))
+        elif text:
+            out.append(Finding("DS116", f"Text column '{c}' is missing in {n} of {rows} rows ({share:.1%}); the "
+                               "clean file keeps them as nulls and the rows are kept.", source=source, column=c))
+    return out, sparse
 
 
 def _repeated(hashes):

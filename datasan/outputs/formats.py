@@ -11,8 +11,14 @@ import json
 import os
 from typing import Any
 
+from datasan.outputs.digest import EXAMPLES
+from datasan.outputs.escape import printable
+
 FORMATS = ("text", "json", "github", "junit", "markdown")
-EXAMPLES = 3
+#: annotation lines printed by --format github, the verdict included
+MAX_ANNOTATIONS = 50
+#: sources listed in the Markdown table of sources that lost samples
+SOURCES_SHOWN = 20
 #: table formats whose first line is a header: data row r sits on line r + 2
 HEADER_TEXT = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".csv.bz2", ".tsv.bz2", ".csv.xz", ".tsv.xz")
 #: line-per-record formats without a header: record r sits on line r + 1
@@ -35,14 +41,6 @@ def source_line(source: str | None, row: int | None) -> int | None:
     return None
 
 
-def _rows(result) -> list[dict[str, Any]]:
-    ft = result.findings_table
-    cols = {c: ft.column(c).to_pylist() for c in ft.column_names}
-    gating = result.gating_mask()
-    new = result.new_mask()
-    return [dict({c: cols[c][i] for c in cols}, gating=gating[i], new=new[i]) for i in range(ft.num_rows)]
-
-
 def render(result, fmt: str, out_dir: str | None = None) -> str:
     """Render ``result`` as ``fmt`` (one of FORMATS except text, which the CLI prints with rich)."""
     if fmt == "json":
@@ -57,16 +55,18 @@ def render(result, fmt: str, out_dir: str | None = None) -> str:
 
 
 def render_json(result) -> str:
-    """report.json's document (counts, sources, gate verdict)."""
-    return json.dumps(result.report, indent=2, default=str) + "\n"
+    """report.json's document (counts, sources, gate verdict); ASCII, so control characters
+    and undecodable bytes of file names are JSON escapes, never raw."""
+    return json.dumps(result.report, indent=2, default=str, ensure_ascii=True) + "\n"
 
 
 def _escape_data(s: str) -> str:
+    # GitHub's workflow-command escaping; control characters were made visible first
     return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_prop(s: str) -> str:
-    return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
+    return _escape_data(printable(s)).replace(":", "%3A").replace(",", "%2C")
 
 
 def _file_for(result, source: str) -> str:
@@ -80,32 +80,58 @@ def _file_for(result, source: str) -> str:
     return rel.replace(os.sep, "/")
 
 
-def render_github(result) -> str:
-    """GitHub Actions workflow commands: one ``::error`` / ``::warning`` / ``::notice`` per finding.
+def _level(case) -> str:
+    if case.failing:
+        return "error"
+    if case.severity == "info" or not case.new:
+        return "notice"
+    return "warning"
 
-    Findings that fail the gate are ``::error``; other errors and warnings
-    ``::warning``; info findings and findings already in the baseline
-    ``::notice``.  ``file`` is relative to the current folder, ``line`` the
-    1-based line of a CSV row or label-file line (see :func:`source_line`).
+
+def render_github(result) -> str:
+    """GitHub Actions workflow commands: one annotation per (level, rule, file), at most
+    :data:`MAX_ANNOTATIONS` lines in all (GitHub shows only a few per step anyway).
+
+    A (rule, file) with findings that fail the gate is an ``::error``; other
+    errors and warnings ``::warning``; info findings and findings already in
+    the baseline ``::notice``.  Each annotation gives the count and the first
+    findings; ``file`` is relative to the current folder, ``line`` the 1-based
+    line of the first finding in a CSV or label file (see :func:`source_line`).
+    A last notice carries the verdict.  The full list is in findings.parquet,
+    the per-rule table in the step summary (``--format markdown``).
     """
-    out = []
-    for r in _rows(result):
-        if r["gating"]:
-            level = "error"
-        elif r["severity"] == "info" or not r["new"]:
-            level = "notice"
+    from datasan.outputs.digest import cases
+
+    groups = []
+    for c in cases(result):
+        level = _level(c)
+        if level == "error" and c.failing < c.count:  # part of it fails: annotate the rest apart
+            groups.append(("error", c, c.failing, c.failing_examples))
+            groups.append(("notice" if c.severity == "info" else "warning", c, c.count - c.failing,
+                           c.other_examples))
         else:
-            level = "warning"
+            groups.append((level, c, c.count, c.failing_examples + c.other_examples))
+    rank = {"error": 0, "warning": 1, "notice": 2}
+    groups.sort(key=lambda g: (rank[g[0]], -g[2]))
+    out = []
+    room = MAX_ANNOTATIONS - 1  # the verdict
+    if len(groups) > room:
+        room -= 1  # and a line saying what was left out
+    for level, c, n, examples in groups[:room]:
         props = []
-        if r["source"]:
-            props.append(f"file={_escape_prop(_file_for(result, r['source']))}")
-            line = source_line(r["source"], r["row"])
+        if c.source:
+            props.append(f"file={_escape_prop(_file_for(result, c.source))}")
+            line = source_line(c.source, c.first_row)
             if line is not None:
                 props.append(f"line={line}")
-        props.append(f"title={_escape_prop(r['code'] + ' ' + r['check'])}")
-        where = r["sample"] or r["source"]
-        msg = (f"{where}: " if where else "") + r["message"] + ("" if r["new"] else " (in baseline)")
-        out.append(f"::{level} {','.join(props)}::{_escape_data(msg)}")
+        props.append(f"title={_escape_prop(f'{c.code} {c.check}' + (f' ({n:,} findings)' if n > 1 else ''))}")
+        text = "\n".join(examples[:EXAMPLES])
+        if n > len(examples[:EXAMPLES]):
+            text += f"\n... and {n - len(examples[:EXAMPLES]):,} more (findings.parquet has every finding)"
+        out.append(f"::{level} {','.join(props)}::{_escape_data(text)}")
+    left = groups[room:]
+    if left:
+        out.append(f"::notice title=datasan::{_escape_data(f'{len(left):,} more annotation(s) of ' f'{sum(g[2] for g in left):,} finding(s) not shown: see the step summary or findings.parquet.')}")
     verdict = "passed" if result.passed else "FAILED"
     out.append(f"::notice title=datasan::{_escape_data(_verdict_line(result, verdict))}")
     return "\n".join(out) + "\n"
@@ -119,45 +145,43 @@ def _verdict_line(result, verdict: str) -> str:
 
 
 def render_junit(result) -> str:
-    """JUnit XML: a testsuite per rule, a testcase per (rule, source), a ``<failure>`` per finding
-    that fails the gate (errors by default); other findings go to the testcase's system-out.
+    """JUnit XML: a testsuite per rule, a testcase per (rule, source).
 
-    Two extra testcases keep the report meaningful: ``datasan.gate`` (fails when
-    the quarantine is over ``max_quarantine_fraction``) is always present.
+    A testcase fails with one ``<failure>`` when findings of its rule in its
+    source fail the gate (errors by default): the message gives the count, the
+    body the first findings.  Other findings go to the testcase's system-out,
+    counted, with their first examples.  ``datasan.gate`` (fails when the
+    quarantine is over ``max_quarantine_fraction``) is always present.  Text
+    from the data is made printable, so the XML stays valid whatever the file
+    names hold.
     """
     import xml.etree.ElementTree as ET
 
+    from datasan.outputs.digest import cases
     from datasan.rules import RULES
 
-    cases: dict[tuple[str, str], list[dict]] = {}
-    for r in _rows(result):
-        cases.setdefault((r["code"], r["source"] or "(dataset)"), []).append(r)
     root = ET.Element("testsuites", name="datasan")
     suites: dict[str, Any] = {}
-    totals = {"tests": 0, "failures": 0}
-    for (code, source), rows in sorted(cases.items()):
-        suite = suites.get(code)
+    for c in sorted(cases(result), key=lambda c: (c.code, c.source or "")):
+        suite = suites.get(c.code)
         if suite is None:
-            suite = suites[code] = ET.SubElement(root, "testsuite", name=f"{code} {RULES[code].name}")
-        case = ET.SubElement(suite, "testcase", classname=f"datasan.{code}", name=source)
-        notes = []
-        for r in rows:
-            where = r["sample"] or r["source"] or ""
-            text = f"{where}: {r['message']}" if where else r["message"]
-            if r["row"] is not None:
-                text += f" (row {r['row']}" + (f", column {r['column']}" if r["column"] else "") + ")"
-            if r["gating"]:
-                f = ET.SubElement(case, "failure", message=text[:500], type=f"{code} {r['check']}")
-                f.text = text
-            else:
-                notes.append(f"[{r['severity']}{'' if r['new'] else ', in baseline'}] {text}")
-        if notes:
-            ET.SubElement(case, "system-out").text = "\n".join(notes)
+            suite = suites[c.code] = ET.SubElement(root, "testsuite", name=f"{c.code} {RULES[c.code].name}")
+        source = printable(c.source) if c.source else "(dataset)"
+        case = ET.SubElement(suite, "testcase", classname=f"datasan.{c.code}", name=source)
+        if c.failing:
+            f = ET.SubElement(case, "failure", type=f"{c.code} {c.check}",
+                              message=f"{c.failing:,} {c.check} finding(s) in {source} fail the gate")
+            f.text = _with_more(c.failing_examples, c.failing)
+        other = c.count - c.failing
+        if other:
+            head = f"{other:,} {c.severity} finding(s) that do not fail the gate:"
+            ET.SubElement(case, "system-out").text = head + "\n" + _with_more(c.other_examples, other)
     gate_suite = ET.SubElement(root, "testsuite", name="datasan gate")
     case = ET.SubElement(gate_suite, "testcase", classname="datasan.gate", name="max-quarantine-fraction")
     if result.quarantine_exceeded():
         f = ET.SubElement(case, "failure", message="too much quarantined", type="max-quarantine-fraction")
-        f.text = result.gate_summary()
+        f.text = printable(result.gate_summary())
+    totals = {"tests": 0, "failures": 0}
     for suite in root.findall("testsuite"):
         n_cases = len(suite.findall("testcase"))
         n_fail = sum(1 for c in suite.findall("testcase") if c.find("failure") is not None)  # failed tests
@@ -174,13 +198,21 @@ def render_junit(result) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def _with_more(examples: list[str], n: int) -> str:
+    text = "\n".join(examples)
+    if n > len(examples):
+        text += f"\n... and {n - len(examples):,} more (findings.parquet has every finding)"
+    return text
+
+
 def _md_cell(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+    return printable(s).replace("|", "\\|").replace("<", "&lt;")
 
 
 def render_markdown(result, out_dir: str | None = None) -> str:
-    """A Markdown summary (verdict, counts, one table row per rule with examples) for PR comments
-    and ``$GITHUB_STEP_SUMMARY``."""
+    """A Markdown summary for PR comments and ``$GITHUB_STEP_SUMMARY``: verdict, counts, the
+    sources that lost samples (worst first), one table row per rule with its kinds of message."""
+    from datasan.outputs.digest import rule_digests, source_losses, spread
     from datasan.rules import RULES
 
     rep = result.report
@@ -189,37 +221,49 @@ def render_markdown(result, out_dir: str | None = None) -> str:
     lines.append(f"{rep.get('samples', 0):,} samples in {len(rep.get('sources', []))} source(s): "
                  f"{rep.get('kept', 0):,} kept, {rep.get('quarantined', 0):,} quarantined "
                  f"({result.quarantined_fraction():.2%}). Gate: fail-on `{result.fail_on}`"
-                 + (f", max quarantine fraction {result.max_quarantine_fraction:g}"
+                 + (f", max quarantine fraction {result.max_quarantine_fraction:g} per source"
                     if result.max_quarantine_fraction is not None else "")
+                 + (f", max total quarantine fraction {result.max_total_quarantine_fraction:g}"
+                    if result.max_total_quarantine_fraction is not None else "")
                  + (", against a baseline" if result.baseline is not None else "") + ".")
     lines.append("")
-    per: dict[str, dict[str, Any]] = {}
-    for r in _rows(result):
-        e = per.setdefault(r["code"], {"sev": r["severity"], "n": 0, "new": 0, "gating": 0, "ex": []})
-        e["n"] += 1
-        e["new"] += r["new"]
-        e["gating"] += r["gating"]
-        if len(e["ex"]) < EXAMPLES:
-            where = r["sample"] or r["source"]
-            e["ex"].append(f"`{where}`: {r['message']}" if where else r["message"])
-    if per:
+    losing = [s for s in source_losses(rep) if s.quarantined]
+    if losing:
+        lines += ["| source | seen | kept | quarantined | lost |", "|---|---:|---:|---:|---:|"]
+        for s in losing[:SOURCES_SHOWN]:
+            lines.append(f"| {_md_cell(s.source)} | {s.seen:,} | {s.kept:,} | {s.quarantined:,} | {s.lost:.1%} |")
+        if len(losing) > SOURCES_SHOWN:
+            lines.append(f"| ... and {len(losing) - SOURCES_SHOWN:,} more | | | "
+                         f"{sum(s.quarantined for s in losing[SOURCES_SHOWN:]):,} | |")
+        lines.append("")
+    codes = result.findings_table.column("code").to_pylist()
+    new, failing = {}, {}
+    for c, n_, g in zip(codes, result.new_mask(), result.gating_mask()):
+        new[c] = new.get(c, 0) + n_
+        failing[c] = failing.get(c, 0) + g
+    digests = rule_digests(result.findings_table)
+    if digests:
         lines += ["| code | check | severity | findings | new | failing | examples |",
                   "|---|---|---|---:|---:|---:|---|"]
-        order = {"error": 0, "warning": 1, "info": 2}
-        for code, e in sorted(per.items(), key=lambda kv: (order[kv[1]["sev"]], kv[0])):
-            ex = "<br>".join(_md_cell(x) for x in e["ex"])
-            lines.append(f"| {code} | {RULES[code].name} | {e['sev']} | {e['n']} | {e['new']} | "
-                         f"{e['gating']} | {ex} |")
+        for d in digests:
+            ex = []
+            for k in d.kinds[:EXAMPLES]:
+                how = spread(k)
+                if len(how) > 1:
+                    how = [how[0].rstrip(":") + ": " + ", ".join(how[1:])]
+                ex.append(_md_cell(k.example) + (f" ({_md_cell(how[0])})" if how else ""))
+            if len(d.kinds) > EXAMPLES:
+                ex.append(f"... and {sum(k.count for k in d.kinds[EXAMPLES:]):,} more")
+            lines.append(f"| {d.code} | {RULES[d.code].name} | {d.severity} | {d.count} | {new[d.code]} | "
+                         f"{failing[d.code]} | {'<br>'.join(ex)} |")
     else:
         lines.append("No findings.")
     if not result.passed:
         lines += ["", "> " + _md_cell(result.gate_summary())]
     if out_dir:
-        lines += ["", f"Outputs: `{out_dir}/` (findings.parquet, quarantine.parquet/.csv, clean/, stats.json, "
-                      "report.json)."]
+        lines += ["", f"Outputs: `{printable(out_dir)}/` (findings.parquet, quarantine.parquet/.csv, clean/, "
+                      "stats.json, report.json)."]
     return "\n".join(lines) + "\n"
-
-
 def append_step_summary(result, out_dir: str | None = None) -> str | None:
     """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when it is set; returns the path."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -1,67 +1,119 @@
-"""The terminal summary a person reads after a scan."""
+"""The terminal summary a person reads after a scan (also in a CI log, often 80 columns wide).
+
+Layout: sources (worst first), then per rule the kinds of message with counts,
+then counts, outputs and the verdict.  Nothing is laid out in narrow table
+columns, so a long message wraps at the full width instead of a word per line;
+variable-width text (a source, a message) always comes last on its line.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datasan.outputs.digest import EXAMPLES, rule_digests, source_losses, spread
 
-EXAMPLES = 3
+#: sources listed in the table; the rest are summed in one line
+SOURCES_SHOWN = 15
+COLORS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
-def render_summary(result, out_dir: str | None, console) -> None:
-    """Print findings per rule (with a few examples), counts, where outputs went and the verdict."""
-    from rich.table import Table
+def render_summary(result, out_dir: str | None, console, quiet: bool = False) -> None:
+    """Print the sources table, findings per rule, counts, where outputs went and the verdict.
+
+    ``quiet``: the verdict line only.
+    """
+    if not quiet:
+        _print_sources(result.report, console)
+        _print_findings(result.findings_table, console)
+        _print_counts(result, out_dir, console)
+    console.print(verdict_line(result), style="green" if result.passed else "red", highlight=False, markup=False)
+
+
+def verdict_line(result) -> str:
+    """One line: PASSED or FAILED, why, and how much was quarantined."""
+    rep = result.report
+    q = f"{rep.get('quarantined', 0):,} of {rep.get('samples', 0):,} samples quarantined " \
+        f"({result.quarantined_fraction():.1%})"
+    if result.passed:
+        return f"PASSED (fail-on {result.fail_on}): {q}."
+    why = []
+    n = result.gate_failures()
+    if n:
+        why.append(f"{n:,} finding(s) at or above {result.fail_on}")
+    if result.quarantine_exceeded():
+        why.append(result.quarantine_verdict())
+    return f"FAILED: {'; '.join(why)}; {q}."
+
+
+def _print_sources(report, console) -> None:
+    from rich.text import Text
+
+    rows = source_losses(report)
+    if not rows:
+        return
+    console.print(Text(f"Sources ({len(rows):,}, worst first)", style="bold"))
+    shown = rows[:SOURCES_SHOWN]
+    w = max(4, *(len(f"{r.seen:,}") for r in shown))
+    console.print(f"  {'seen':>{w}} {'kept':>{w}} {'quarantined':>11} {'lost':>6}  source", highlight=False)
+    for r in shown:
+        line = Text(f"  {r.seen:>{w},} {r.kept:>{w},} {r.quarantined:>11,} ")
+        line.append(f"{r.lost:>6.1%}" if r.seen else f"{'-':>6}", style="red" if r.quarantined else "")
+        line.append(f"  {r.source}")
+        console.print(line, highlight=False)
+    rest = rows[SOURCES_SHOWN:]
+    if rest:
+        q = sum(r.quarantined for r in rest)
+        console.print(f"  ... and {len(rest):,} more source(s), {q:,} sample(s) quarantined in them.",
+                      highlight=False)
+    console.print()
+
+
+def _print_findings(findings_table, console) -> None:
+    from rich.text import Text
 
     from datasan.rules import RULES
 
-    rep = result.report
-    ft = result.findings_table
-    codes = ft.column("code").to_pylist()
-    messages = ft.column("message").to_pylist()
-    samples = ft.column("sample").to_pylist()
-    sources = ft.column("source").to_pylist()
-    sevs = ft.column("severity").to_pylist()
-    by_code: dict[str, dict[str, Any]] = {}
-    for c, m, smp, src, s in zip(codes, messages, samples, sources, sevs):
-        e = by_code.setdefault(c, {"n": 0, "sev": s, "examples": []})
-        e["n"] += 1
-        if len(e["examples"]) < EXAMPLES:
-            where = smp or src or ""
-            # many messages already name their file: do not say it twice
-            e["examples"].append(f"{where}: {m}" if where and not m.startswith(where) else m)
-    if by_code:
-        table = Table(title="Findings", show_lines=False, expand=False)
-        table.add_column("code", no_wrap=True)
-        table.add_column("check", no_wrap=True)
-        table.add_column("severity", no_wrap=True)
-        table.add_column("count", justify="right")
-        table.add_column("examples", overflow="fold")
-        colors = {"error": "red", "warning": "yellow", "info": "cyan"}
-        order = {"error": 0, "warning": 1, "info": 2}
-        for code, e in sorted(by_code.items(), key=lambda kv: (order[kv[1]["sev"]], kv[0])):
-            more = e["n"] - len(e["examples"])
-            ex = "\n".join(e["examples"]) + (f"\n... and {more} more" if more > 0 else "")
-            table.add_row(code, RULES[code].name, f"[{colors[e['sev']]}]{e['sev']}[/]", f"{e['n']:,}", ex)
-        console.print(table)
-    else:
+    digests = rule_digests(findings_table)
+    if not digests:
         console.print("No findings.")
-    console.print(
-        f"{rep['samples']:,} samples in {len(rep['sources'])} source(s): "
-        f"{rep['kept']:,} kept, {rep['quarantined']:,} quarantined "
-        f"({rep['seconds']:.2f} s)."
-    )
+        return
+    total = sum(d.count for d in digests)
+    console.print(Text(f"Findings ({total:,} in {len(digests)} rule(s))", style="bold"))
+    for d in digests:
+        head = Text(f"{d.code} ", style="bold")
+        head.append(f"{RULES[d.code].name} (")
+        head.append(d.severity, style=COLORS.get(d.severity, ""))
+        head.append(f"): {d.count:,}")
+        console.print(head, highlight=False)
+        for kind in d.kinds[:EXAMPLES]:
+            _print_indented(console, Text(kind.example), 4)
+            how = spread(kind)
+            for i, line in enumerate(how):
+                _print_indented(console, Text(line, style="dim"), 6 if i == 0 else 8)
+        more = d.kinds[EXAMPLES:]
+        if more:
+            _print_indented(console, Text(f"... and {sum(k.count for k in more):,} more of {len(more):,} "
+                                          "other kind(s)", style="dim"), 4)
+    console.print()
+
+
+def _print_indented(console, text, indent: int) -> None:
+    """``text`` wrapped at the console's width, every line indented (no trailing padding,
+    which rich's Padding would add and CI logs would keep)."""
+    from rich.text import Text
+
+    for line in text.wrap(console, max(20, console.width - indent)):
+        line.rstrip()
+        console.print(Text(" " * indent) + line, highlight=False, soft_wrap=True)
+
+
+def _print_counts(result, out_dir, console) -> None:
+    rep = result.report
+    console.print(f"{rep['samples']:,} samples in {len(rep['sources'])} source(s): {rep['kept']:,} kept, "
+                  f"{rep['quarantined']:,} quarantined ({rep['seconds']:.2f} s).", highlight=False)
     probe = rep.get("probe") or {}
     if not probe.get("ran"):
-        console.print(f"Probe: not run ({probe.get('reason', 'disabled')}).")
+        console.print(f"Probe: not run ({probe.get('reason', 'disabled')}).", highlight=False)
     if out_dir:
-        console.print(f"Outputs written to {out_dir}/ (findings.parquet, quarantine.parquet/.csv, clean/, "
-                      "stats.json, report.json).")
-    if result.passed:
-        console.print(f"[green]PASSED[/] (fail-on {result.fail_on})")
-    else:
-        # the table above already lists every rule with examples: keep the verdict to one line
-        n = result.gate_failures()
-        why = [f"{n:,} finding(s) at or above {result.fail_on}"] if n else []
-        if result.quarantine_exceeded():
-            why.append(f"{result.quarantined_fraction():.1%} quarantined, more than "
-                       f"{result.max_quarantine_fraction:g}")
-        console.print(f"[red]FAILED[/]: {'; '.join(why) or 'see above'}.", highlight=False)
+        from rich.text import Text
+
+        _print_indented(console, Text(f"Outputs written to {out_dir}/ (findings.parquet has every finding; "
+                                      "quarantine.parquet/.csv, clean/, stats.json, report.json)."), 0)

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 # --------------------------------------------------------------------------- labels
 
 from datasan.sources.tables.rewrite import label_key  # noqa: E402  (one definition for both)
+from datasan.sources.regular import open_binary  # noqa: E402
 
 
 @dataclass
@@ -157,7 +158,7 @@ def _image_array(path: str, size: int):
     import numpy as np
     from PIL import Image
 
-    with Image.open(path) as img:
+    with open_binary(path) as fh, Image.open(fh) as img:
         img.load()
         mode = img.mode
         if mode == "F":

@@ -14,7 +14,9 @@ import os
 import time
 from typing import Any
 
+from datasan.discover import path_of
 from datasan.findings import Finding, FindingBuffer
+from datasan.probe.deadline import time_limit
 from datasan.sources.base import ScanContext, SourceOutcome
 
 TABLE_BATCH = 32_768
@@ -46,13 +48,7 @@ def probe_outcomes(outcomes: list[SourceOutcome], ctx: ScanContext) -> dict[str,
     if ctx.progress is not None and outcomes:
         ctx.progress.stage("probe")
     for oc in outcomes:
-        kind = oc.source.kind
-        if kind == "table":
-            rep = _probe_table(oc, ctx, device)
-        elif kind in IMAGE_KINDS:
-            rep = _probe_images(oc, ctx, device)
-        else:
-            rep = {"skipped": f"the probe does not run on {kind} sources (box labels are checked statically)"}
+        rep = _probe_source(oc, ctx, device)
         if rep.get("skipped"):
             _add_policy(oc, ctx, [Finding("DS406", f"The probe skipped {oc.source.name}: {rep['skipped']}.",
                                           source=oc.source.name)])
@@ -60,6 +56,69 @@ def probe_outcomes(outcomes: list[SourceOutcome], ctx: ScanContext) -> dict[str,
         report["sources"][oc.source.name] = rep
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report
+
+
+#: a source where at least this share of the probed samples (and at least
+#: BROKEN_MODEL_MIN of them) has finite inputs but a non-finite float32 loss is taken
+#: for a broken model, not for bad data: nothing is quarantined and DS406 says so
+BROKEN_MODEL_SHARE = 0.9
+BROKEN_MODEL_MIN = 2
+
+
+def _finite_inputs(x, flagged) -> int:
+    """How many of the flagged batch positions have an all-finite input."""
+    import numpy as np
+
+    pos = [p for p, _ in flagged]
+    if not pos:
+        return 0
+    rows = np.asarray(x)[pos].reshape(len(pos), -1)
+    return int(np.isfinite(rows).all(axis=1).sum())
+
+
+def _broken_model(suspicious: int, probed: int) -> str | None:
+    """DS406's reason when the network, not the data, makes the losses non-finite; else None."""
+    if probed and suspicious >= BROKEN_MODEL_MIN and suspicious >= BROKEN_MODEL_SHARE * probed:
+        return (f"the probe network's float32 loss is non-finite for {suspicious} of {probed} samples whose "
+                "inputs are all finite: the model is broken, not the data, so nothing was quarantined")
+    return None
+
+
+def _skipped_by_failure(exc: BaseException, ctx: ScanContext, net, probed: int) -> dict[str, Any]:
+    """The report of a source whose probe raised: user code's failures (SystemExit included)
+    and the time limit become DS406; anything else is re-raised."""
+    from datasan.errors import UsageError
+    from datasan.probe.deadline import ProbeTimeout, absorbs
+
+    if isinstance(exc, ProbeTimeout):
+        return {"skipped": f"the probe {exc}; this source was not probed", "probed": probed}
+    if isinstance(exc, UsageError) or not ctx.options.probe_model or not absorbs(exc):
+        raise exc
+    what = "could not be built" if net is None else "failed"
+    return {"skipped": f"the probe model {what}: {type(exc).__name__}: {exc}"[:300], "probed": probed}
+
+
+def _probe_source(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, Any]:
+    """The probe report of one source; a datasan bug in it is reported, not raised, so that
+    the other sources are still probed and every output is written (the scan exits 3)."""
+    from datasan.errors import UsageError
+
+    kind = oc.source.kind
+    if oc.report.get("internal_error"):
+        return {"skipped": "datasan failed on this source before the probe"}
+    try:
+        if kind == "table":
+            return _probe_table(oc, ctx, device)
+        if kind in IMAGE_KINDS:
+            return _probe_images(oc, ctx, device)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug in the probe, not in the data
+        from datasan.isolation import describe_exception
+
+        why = describe_exception(exc)
+        return {"skipped": f"the probe failed (a bug in datasan): {why}", "internal_error": why}
+    return {"skipped": f"the probe does not run on {kind} sources (box labels are checked statically)"}
 
 
 def resolve_device(requested: str) -> tuple[str, str | None]:
@@ -158,15 +217,6 @@ def _probe_table(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, 
         num_out = labels.num_classes
     else:
         num_out = 1
-    try:
-        net = _net_for(ctx, kind="table", input_shape=(len(features),), num_outputs=num_out, task=task)
-    except Exception as exc:
-        from datasan.errors import UsageError
-
-        if isinstance(exc, UsageError):
-            raise
-        return {"skipped": f"the probe model could not be built: {type(exc).__name__}: {exc}"}
-    prober = Prober(net, device)
     path = os.path.join(ctx.staging, "clean", oc.clean_files[0])
     bs = ctx.options.probe_batch_size or TABLE_BATCH
     found: list[Finding] = []
@@ -181,45 +231,48 @@ def _probe_table(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str, 
     batch_errors = {c for c in ("DS401", "DS402", "DS403", "DS404") if effective_severity(ctx.options, c) == "error"}
     rw = None
     rows_done = 0
+    net = None
+    suspicious = 0  # DS401 samples whose input is finite: many of them mean a broken model
     try:
-        for batch, x, y, rows, lo in table_batches(path, features, target, task, labels, bs):
-            left_out += lo
-            bad_here = np.zeros(0, dtype=np.int64)
-            if len(rows):
-                xt = torch.from_numpy(x)
-                yt = torch.from_numpy(y)
-                res = prober.probe_batch(xt, yt)
-                probed += len(rows)
-                bisections += res.bisections
-                if res.flags:
-                    ids = _LazyIds(name, rows)
-                    found.extend(_messages(res.flags, ids, name, rows=rows, values=x, features=features))
-                    for code, items in res.flags.items():
-                        counts[code] = counts.get(code, 0) + len(items)
-                    bad_pos = sorted({p for c, items in res.flags.items() if c in batch_errors for p, _ in items})
-                    bad_here = rows[bad_pos] if bad_pos else bad_here
-                if res.losses is not None:
-                    losses.append(res.losses)
-                    loss_rows.append(rows)
-            t_rw = time.perf_counter()
-            if rw is None and len(bad_here):
-                rw = CleanRewriter(oc, ctx, path, features, target, task)
-                _replay_prefix(rw, path, bs, rows_done)
-            if rw is not None:
-                rw.add(batch, bad_here)
-                prober.seconds["rewrite-clean-file-and-stats"] = (
-                    prober.seconds.get("rewrite-clean-file-and-stats", 0.0) + time.perf_counter() - t_rw)
-            rows_done += batch.num_rows
-    except Exception as exc:  # the user's model failed on this data: say so, do not crash the scan
+        with time_limit(ctx.options.probe_timeout):
+            net = _net_for(ctx, kind="table", input_shape=(len(features),), num_outputs=num_out, task=task)
+            prober = Prober(net, device)
+            for batch, x, y, rows, lo in table_batches(path, features, target, task, labels, bs):
+                left_out += lo
+                bad_here = np.zeros(0, dtype=np.int64)
+                if len(rows):
+                    res = prober.probe_batch(torch.from_numpy(x), torch.from_numpy(y))
+                    probed += len(rows)
+                    bisections += res.bisections
+                    if res.flags:
+                        ids = _LazyIds(name, rows)
+                        found.extend(_messages(res.flags, ids, name, rows=rows, values=x, features=features))
+                        for code, items in res.flags.items():
+                            counts[code] = counts.get(code, 0) + len(items)
+                        suspicious += _finite_inputs(x, res.flags.get("DS401", ()))
+                        bad_pos = sorted({p for c, items in res.flags.items() if c in batch_errors for p, _ in items})
+                        bad_here = rows[bad_pos] if bad_pos else bad_here
+                    if res.losses is not None:
+                        losses.append(res.losses)
+                        loss_rows.append(rows)
+                t_rw = time.perf_counter()
+                if rw is None and len(bad_here):
+                    rw = CleanRewriter(oc, ctx, path, features, target, task)
+                    _replay_prefix(rw, path, bs, rows_done)
+                if rw is not None:
+                    rw.add(batch, bad_here)
+                    prober.seconds["rewrite-clean-file-and-stats"] = (
+                        prober.seconds.get("rewrite-clean-file-and-stats", 0.0) + time.perf_counter() - t_rw)
+                rows_done += batch.num_rows
+    except BaseException as exc:  # the user's model failed on this data: say so, do not end the scan
         if rw is not None:
             rw.abort()
-        if not ctx.options.probe_model:
-            raise
-        return {"skipped": f"the probe model failed: {type(exc).__name__}: {exc}"[:300], "probed": probed}
-    except BaseException:
+        return _skipped_by_failure(exc, ctx, net, probed)
+    broken = _broken_model(suspicious, probed)
+    if broken:
         if rw is not None:
             rw.abort()
-        raise
+        return {"skipped": broken, "probed": probed, "flagged": counts}
     t_ext = time.perf_counter()
     extreme = _extreme(name, losses, loss_rows, ctx.options.thresholds.probe_outlier_k)
     prober.seconds["extreme-loss"] = time.perf_counter() - t_ext
@@ -333,46 +386,44 @@ def _probe_images(oc: SourceOutcome, ctx: ScanContext, device: str) -> dict[str,
         return {"skipped": "the images have no labels, so there is no loss to compute"}
     classes = sorted({str(labels[i]) for i in labelled})
     class_id = {c: i for i, c in enumerate(classes)}
-    try:
-        net = _net_for(ctx, kind="images", input_shape=(3, IMAGE_SIZE, IMAGE_SIZE), num_outputs=len(classes),
-                       task="classification")
-    except Exception as exc:
-        from datasan.errors import UsageError
-
-        if isinstance(exc, UsageError):
-            raise
-        return {"skipped": f"the probe model could not be built: {type(exc).__name__}: {exc}"}
-    prober = Prober(net, device)
     bs = ctx.options.probe_batch_size or IMAGE_BATCH
     chunks = [labelled[s:s + bs] for s in range(0, len(labelled), bs)]
-    tasks = [ImageBatchTask([os.path.join(ctx.root, samples[i]) for i in ch], IMAGE_SIZE) for ch in chunks]
+    tasks = [ImageBatchTask([path_of(ctx.root, samples[i]) for i in ch], IMAGE_SIZE) for ch in chunks]
     found: list[Finding] = []
     losses, loss_pos = [], []
     probed = 0
     unreadable: list[str] = []
     counts: dict[str, int] = {}
+    net = None
+    suspicious = 0
     try:
-        for ch, batch in zip(chunks, ctx.engine.map_ordered(load_image_batch, tasks)):
-            for i, why in batch.failed:
-                unreadable.append(f"{samples[ch[i]]}: {why}")
-            if not batch.ok:
-                continue
-            pos = [ch[i] for i in batch.ok]
-            y = torch.tensor([class_id[str(labels[p])] for p in pos], dtype=torch.int64)
-            res = prober.probe_batch(torch.from_numpy(batch.array), y)
-            probed += len(pos)
-            for code, items in res.flags.items():
-                counts[code] = counts.get(code, 0) + len(items)
-                for local, detail in items:
-                    s = samples[pos[local]]
-                    found.append(Finding(code, f"{s}: {detail}.", sample=s, source=s))
-            if res.losses is not None:
-                losses.append(res.losses)
-                loss_pos.append(np.asarray(pos))
-    except Exception as exc:
-        if not ctx.options.probe_model:
-            raise
-        return {"skipped": f"the probe model failed: {type(exc).__name__}: {exc}"[:300], "probed": probed}
+        with time_limit(ctx.options.probe_timeout):
+            net = _net_for(ctx, kind="images", input_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
+                           num_outputs=len(classes), task="classification")
+            prober = Prober(net, device)
+            for ch, batch in zip(chunks, ctx.engine.map_ordered(load_image_batch, tasks)):
+                for i, why in batch.failed:
+                    unreadable.append(f"{samples[ch[i]]}: {why}")
+                if not batch.ok:
+                    continue
+                pos = [ch[i] for i in batch.ok]
+                y = torch.tensor([class_id[str(labels[p])] for p in pos], dtype=torch.int64)
+                res = prober.probe_batch(torch.from_numpy(batch.array), y)
+                probed += len(pos)
+                suspicious += _finite_inputs(batch.array, res.flags.get("DS401", ()))
+                for code, items in res.flags.items():
+                    counts[code] = counts.get(code, 0) + len(items)
+                    for local, detail in items:
+                        s = samples[pos[local]]
+                        found.append(Finding(code, f"{s}: {detail}.", sample=s, source=s))
+                if res.losses is not None:
+                    losses.append(res.losses)
+                    loss_pos.append(np.asarray(pos))
+    except BaseException as exc:
+        return _skipped_by_failure(exc, ctx, net, probed)
+    broken = _broken_model(suspicious, probed)
+    if broken:
+        return {"skipped": broken, "probed": probed, "flagged": counts}
     if losses:
         from datasan.probe.stages import extreme_losses
 

@@ -74,6 +74,8 @@ class ScanContext:
     #: notes one kind leaves for the kinds that claim after it, e.g. the box-label
     #: kind records here which image folders its label files describe
     shared: dict[str, Any] = field(default_factory=dict)
+    #: the run's id: every Parquet file written for the run carries it in its metadata
+    run_id: str = ""
 
 
 class SourceKind(Protocol):

@@ -28,6 +28,7 @@ from datasan.checks import boxes as checks
 from datasan.discover import relative_to_root
 from datasan.findings import Finding, FindingBuffer
 from datasan.options import ScanOptions
+from datasan.sources.regular import open_binary
 
 REQUIRED_KEYS = ("id", "image_id", "category_id", "bbox")
 MARKERS = (b'"images"', b'"annotations"', b'"categories"')
@@ -38,7 +39,7 @@ def looks_like_coco(path: str) -> bool:
     import mmap
 
     try:
-        with open(path, "rb") as f:
+        with open_binary(path) as f:
             if os.fstat(f.fileno()).st_size == 0:
                 return False
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
@@ -95,7 +96,7 @@ def _header_size(root: str, rel: str) -> tuple[float, float] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(os.path.join(root, rel)) as im:
+            with open_binary(os.path.join(root, rel)) as fh, Image.open(fh) as im:
                 w, h = im.size
         return (float(w), float(h))
     except Exception:
@@ -120,7 +121,7 @@ def _parse(task: CocoTask, res: CocoResult) -> tuple[Any, int]:
         tokens["n"] += 1
         return float(name.replace("Infinity", "inf"))
 
-    with open(task.path, "rb") as f:
+    with open_binary(task.path) as f:
         raw = f.read()
     try:
         text = raw.decode("utf-8-sig")
@@ -130,6 +131,10 @@ def _parse(task: CocoTask, res: CocoResult) -> tuple[Any, int]:
         return None, 0
     try:
         return json.loads(text, parse_constant=constant), tokens["n"]
+    except RecursionError:
+        res.findings.add(Finding("DS014", f"{task.rel} is nested deeper than Python's JSON parser can read; "
+                                          "it was not read.", source=task.rel))
+        return None, 0
     except json.JSONDecodeError as exc:
         res.findings.add(Finding("DS320", f"{task.rel} is not valid JSON: {exc.msg} at line {exc.lineno} "
                                           f"column {exc.colno}; it was not read.", source=task.rel))
@@ -263,7 +268,7 @@ def scan_coco(task: CocoTask) -> CocoResult:
 
 
 def _has_bom(path: str) -> bool:
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         return f.read(3) == b"\xef\xbb\xbf"
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datasan.checks import boxes as checks
 from datasan.findings import Finding, FindingBuffer
 from datasan.options import ScanOptions
+from datasan.sources.regular import open_binary
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 CLASS_FILES = ("classes.txt", "data.yaml", "data.yml")
@@ -120,7 +121,7 @@ def _mapping(pairs: list) -> list[str] | None:
 
 def read_class_names(path: str) -> list[str] | None:
     """Class names from classes.txt or data.yaml; None when the file holds none."""
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         text = f.read().decode("utf-8", errors="replace")
     if path.lower().endswith(".txt"):
         return parse_classes_txt(text)
@@ -204,7 +205,7 @@ def scan_yolo_chunk(task: YoloTask) -> YoloResult:
     for lf in task.files:
         fb = FindingBuffer()
         try:
-            with open(lf.path, "rb") as f:
+            with open_binary(lf.path) as f:
                 raw = f.read()
         except OSError as exc:
             res.findings.add(Finding("DS001", f"{lf.rel} could not be read: {exc}", source=lf.rel))

@@ -194,8 +194,7 @@ def _dataset_form(st, kept: list[int]) -> str:
 def _remeasure(st, kept: list[int], ctx: ScanContext) -> None:
     """Give every kept image pixel sums in its dataset's form (gray images among RGB ones
     are replicated cheaply in place; RGB images among gray ones are decoded again as L)."""
-    import os
-
+    from datasan.discover import path_of
     from datasan.sources.images.decode import ImageTask, inspect_shard
 
     form = _dataset_form(st, kept)
@@ -212,7 +211,7 @@ def _remeasure(st, kept: list[int], ctx: ScanContext) -> None:
         return
     th = ctx.options.thresholds
     chunks = [again[k:k + 64] for k in range(0, len(again), 64)]
-    tasks = [ImageTask([(st.samples[i], os.path.join(ctx.root, st.samples[i])) for i in c], th.max_image_pixels,
+    tasks = [ImageTask([(st.samples[i], path_of(ctx.root, st.samples[i])) for i in c], th.max_image_pixels,
                        th.min_image_side, th.max_aspect, form=form, checks=False) for c in chunks]
     for c, res in zip(chunks, ctx.engine.map_ordered(inspect_shard, tasks)):
         for i, new in zip(c, res):

@@ -170,6 +170,34 @@ def _measure(im, form: str, rec: ImageRecord) -> bool:
     return bool((np.count_nonzero(hist, axis=1) <= 1).all())
 
 
+def _frames_finding(im, rel: str, max_pixels: int) -> Finding | None:
+    """Decode every frame after the first (animated GIF/PNG/WebP, multi-page TIFF): a loader
+    that plays the animation reaches a truncated later frame even when frame 0 is fine.
+    The bomb limit covers frames x pixels.  Returns the finding, or None when every frame
+    decodes; leaves ``im`` on frame 0."""
+    try:
+        n = int(getattr(im, "n_frames", 1) or 1)
+    except Exception as exc:  # counting frames walks the file: a broken one fails here
+        return Finding("DS201", f"{rel}: its frames cannot be counted: {exc}.", sample=rel, source=rel)
+    if n <= 1:
+        return None
+    w, h = im.size
+    if n * w * h > max_pixels:
+        return Finding("DS202", f"{rel} has {n} frames of {w} x {h} = {n * w * h:,} pixels, over the limit "
+                       f"of {max_pixels:,}; its later frames were not decoded.", sample=rel, source=rel)
+    try:
+        for i in range(1, n):
+            im.seek(i)
+            im.load()
+        i = 0
+        im.seek(0)
+        im.load()
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad frame data
+        return Finding("DS201", f"{rel} cannot be fully decoded: frame {i} of {n}: {exc}.",
+                       sample=rel, source=rel)
+    return None
+
+
 def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
     """Read, check and measure one image (see the module docstring)."""
     import numpy as np
@@ -215,6 +243,10 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
         except Exception as exc:  # truncated, corrupt data, unsupported codec ...
             rec.findings.append(Finding(
                 "DS201", f"{rel} cannot be fully decoded: {exc}.", sample=rel, source=rel))
+            return rec
+        bad_frames = _frames_finding(im, rel, task.max_pixels)
+        if bad_frames is not None:
+            rec.findings.append(bad_frames)
             return rec
         rec.ok = True
         if task.checks and im.mode == "F":

@@ -14,6 +14,7 @@ dataset folders, in order of precedence:
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 from datasan.discover import FileEntry, relative_to_root
 from datasan.findings import Finding
 from datasan.sources.images.decode import IMAGE_EXTENSIONS, sniff_image
+from datasan.sources.regular import open_binary, regular_file
 
 PATH_COLUMNS = ("file", "path", "filename", "image", "image_path")
 LABEL_COLUMNS = ("label", "class", "target", "y")
@@ -129,8 +131,9 @@ def table_columns(f: FileEntry) -> list[str]:
         if ext in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            return list(pq.read_schema(f.path).names)
-        with open(f.path, "rb") as fh:
+            with regular_file(f.path) as native:
+                return list(pq.read_schema(native).names)
+        with open_binary(f.path) as fh:
             first = fh.readline(1 << 16).decode("utf-8-sig", errors="replace").strip()
         if ext in (".jsonl", ".ndjson"):
             doc = json.loads(first) if first else None
@@ -168,6 +171,21 @@ def _label_text(v: Any) -> str | None:
     return None if is_missing_target_text(text) else text.strip()
 
 
+def _read_label_csv(path: str, ext: str, path_col: str, label_col: str):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(
+        path,
+        parse_options=pacsv.ParseOptions(delimiter="\t" if ext in (".tsv", ".tab") else ","),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=[path_col, label_col],
+            column_types={path_col: pa.string(), label_col: pa.string()},
+            strings_can_be_null=False,
+        ),
+    )
+
+
 def read_label_rows(root: str, f: FileEntry, path_col: str, label_col: str,
                     images: set[str] | frozenset[str] = frozenset()) -> list[LabelRow]:
     """Every data row of a labels table (raises on an unreadable table).
@@ -181,11 +199,12 @@ def read_label_rows(root: str, f: FileEntry, path_col: str, label_col: str,
     if ext in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        t = pq.read_table(f.path, columns=[path_col, label_col])
+        with regular_file(f.path) as native:
+            t = pq.read_table(native, columns=[path_col, label_col])
         paths, labels = t.column(path_col).to_pylist(), t.column(label_col).to_pylist()
     elif ext in (".jsonl", ".ndjson"):
         paths, labels = [], []
-        with open(f.path, encoding="utf-8-sig") as fh:
+        with io.TextIOWrapper(open_binary(f.path), encoding="utf-8-sig") as fh:
             for line in fh:
                 if not line.strip():
                     continue
@@ -194,18 +213,8 @@ def read_label_rows(root: str, f: FileEntry, path_col: str, label_col: str,
                 paths.append(doc.get(path_col))
                 labels.append(doc.get(label_col))
     else:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        t = pacsv.read_csv(
-            f.path,
-            parse_options=pacsv.ParseOptions(delimiter="\t" if ext in (".tsv", ".tab") else ","),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=[path_col, label_col],
-                column_types={path_col: pa.string(), label_col: pa.string()},
-                strings_can_be_null=False,
-            ),
-        )
+        with regular_file(f.path) as native:
+            t = _read_label_csv(native, ext, path_col, label_col)
         paths, labels = t.column(path_col).to_pylist(), t.column(label_col).to_pylist()
     base = _parent(f.rel)
     base = "" if base == "." else base
@@ -284,7 +293,10 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
                     s.findings.append(Finding("DS001", f"labels table {f.rel} could not be read: {exc}",
                                               source=f.rel))
             named = {r.rel for r in s.rows if r.rel in image_rels and r.rel not in taken}
-            folders = {_parent(r) for r in named} or {folder}
+            # images beside the table belong to its set even when it lists none of them
+            # (unlisted, they are DS301): a second, unlabeled set of the same folder would
+            # give two sources one name
+            folders = {_parent(r) for r in named} | {folder}
             s.images = [f for f in images if f.rel not in taken
                         and (f.rel in named or _parent(f.rel) in folders)]
             taken.update(f.rel for f in s.images)

@@ -27,6 +27,7 @@ from datasan.discover import FileEntry
 from datasan.findings import Finding, FindingBuffer
 from datasan.options import ScanOptions
 from datasan.sources.base import ScanContext, Source, SourceOutcome
+from datasan.sources.regular import NotRegularFile
 from datasan.sources.tables import convert, read
 from datasan.stats import Moments, merge_counts
 
@@ -60,6 +61,8 @@ class TableProfile:
     rows: int = 0
     row_groups: list[int] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    #: typed tables: nulls per column from the file's metadata (None: unknown)
+    nulls: dict[str, int] | None = None
 
 
 def _arrow_kind(t) -> str:
@@ -84,6 +87,27 @@ def _arrow_kind(t) -> str:
     return "nested"  # lists, structs, maps, binary, unions
 
 
+#: the longest file name most file systems take, in bytes
+NAME_MAX = 255
+
+
+def clean_name(source: str) -> str:
+    """The clean file of ``source`` relative to clean/: ``<source>.parquet``, or, when that
+    file name passes NAME_MAX bytes, the name cut to fit + '~' + 8 hex digits of its hash
+    (deterministic, so the same source always gets the same name)."""
+    import hashlib
+
+    folder, base = os.path.split(source)
+    name = f"{base}.parquet"
+    if len(name.encode("utf-8")) <= NAME_MAX:
+        return f"{source}.parquet"
+    digest = hashlib.blake2b(base.encode("utf-8"), digest_size=4).hexdigest()
+    keep = NAME_MAX - len(f"~{digest}.parquet")
+    cut = base.encode("utf-8")[:keep].decode("utf-8", "ignore")  # never half a character
+    short = f"{cut}~{digest}.parquet"
+    return f"{folder}/{short}" if folder else short
+
+
 def profile_table(task: ProfileTask) -> TableProfile:
     """Pass 1 for one file (runs in a worker)."""
     prof = TableProfile(rel=task.rel, fmt=task.fmt)
@@ -92,6 +116,9 @@ def profile_table(task: ProfileTask) -> TableProfile:
             _profile_text(task, prof)
         else:
             _profile_typed(task, prof)
+    except NotRegularFile as exc:
+        prof.ok = False
+        prof.findings.append(Finding("DS007", f"{task.rel} changed after it was listed: {exc}.", source=task.rel))
     except read.UnreadableFile as exc:
         prof.ok = False
         prof.findings.append(Finding("DS001", f"{task.rel} could not be read as {task.fmt.upper()}: "
@@ -235,7 +262,8 @@ def _profile_csv_native(task: ProfileTask, prof: TableProfile, encoding: str, na
                 c = convert.ColumnCounts(cells=n, missing=nulls, numeric=n - nulls, integer=n - nulls)
                 kinds[name] = "int64"
             elif pa.types.is_floating(t):
-                c = convert.ColumnCounts(cells=n, missing=nulls, numeric=n - nulls)
+                c = convert.ColumnCounts(cells=n, missing=nulls, numeric=n - nulls,
+                                         nan=pc.sum(pc.is_nan(arr)).as_py() or 0)
                 fin = pc.sum(pc.is_finite(arr)).as_py() or 0
                 nonfinite[name] = nonfinite.get(name, 0) + (n - nulls - fin)
                 kinds[name] = "float64"
@@ -286,6 +314,8 @@ def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
     prof.columns = names
     prof.arrow_types = {n: _arrow_kind(f.type) for n, f in zip(names, schema)}
     prof.rows, prof.row_groups = read.typed_row_groups(task.path, task.fmt)
+    if task.options.missing_policy == "drop-column":
+        prof.nulls = read.typed_null_counts(task.path, task.fmt)
     prof.target = checks.find_target(prof.columns, task.target)
     if prof.target is None:
         return
@@ -336,6 +366,33 @@ def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
 
 # --------------------------------------------------------------------------- plan
 
+def check_requested_targets(opts: ScanOptions, sources: list[Source], profiles: list[TableProfile]) -> None:
+    """UsageError (exit 2) when a target named in the options is in no table it applies to.
+
+    A typo in --target would otherwise skip every label check and let the gate pass.
+    Only tables that could be read count; nothing is checked when none could.
+    """
+    from fnmatch import fnmatchcase
+
+    from datasan.errors import UsageError
+
+    read_ok = [(s.name, set(p.columns)) for s, p in zip(sources, profiles) if p.ok and p.columns]
+    if not read_ok:
+        return
+    for glob, col in opts.targets.items():
+        hits = [(n, cols) for n, cols in read_ok if fnmatchcase(n, glob) or fnmatchcase(n, glob.rstrip("/") + "/*")]
+        if not hits:
+            raise UsageError(f"--target {glob}={col}: no table matches {glob!r} "
+                             f"(tables: {', '.join(n for n, _ in read_ok[:8])})")
+        missing = [n for n, cols in hits if col not in cols]
+        if missing:
+            raise UsageError(f"--target {glob}={col}: {missing[0]} has no column {col!r}")
+    if opts.target:
+        plain = [cols for n, cols in read_ok if opts.for_source(n).target == opts.target]
+        if plain and not any(opts.target in cols for cols in plain):
+            raise UsageError(f"target column {opts.target!r} is in none of the {len(plain)} table(s) scanned")
+
+
 @dataclass
 class TablePlan:
     """Decisions for one table that every shard needs."""
@@ -353,17 +410,21 @@ class TablePlan:
     #: CSV columns read with Arrow's own parser in the scan pass (name -> decided type):
     #: clean in the profile, so no raw text is needed for messages
     native: dict[str, str] = field(default_factory=dict)
+    #: sparse columns left out of the clean file (missing_policy = "drop-column"), with
+    #: their missing share in the profile
+    dropped: dict[str, float] = field(default_factory=dict)
+
+    def output_columns(self) -> list[str]:
+        """The columns of the clean file, in order (``_row`` aside)."""
+        return [c for c in self.columns if c not in self.dropped]
 
 
 def plan_table(entry: FileEntry, prof: TableProfile, options: ScanOptions) -> tuple[TablePlan, list[Finding]]:
-    """Decide column types, features and the target plan from a profile."""
+    """Decide column types, features, sparse columns to drop and the target plan from a profile."""
     found: list[Finding] = []
     th = options.thresholds
-    if read.is_text_format(prof.fmt):
-        types = {c: convert.decide_type(prof.counts.get(c, convert.ColumnCounts()), th.numeric_share)
-                 for c in prof.columns}
-    else:
-        types = dict(prof.arrow_types)
+    types, typing_found = _column_types(prof, options)
+    found.extend(typing_found)
     for c, t in types.items():
         if t == "nested":
             found.append(Finding("DS005", f"Column '{c}' holds nested or binary values; it was not checked.",
@@ -380,21 +441,86 @@ def plan_table(entry: FileEntry, prof: TableProfile, options: ScanOptions) -> tu
                                        if k == k and abs(k) != float("inf"))
     elif summary is not None:
         summary.numeric = False
-    if target is None and options.target:
-        found.append(Finding("DS112", f"Target column '{options.target}' is not in {prof.rel} "
-                             f"(columns: {', '.join(prof.columns[:12])}); label checks skipped.",
-                             source=prof.rel))
-    elif target is None and prof.columns:
-        found.append(Finding("DS112", f"{prof.rel} has no target column (label, target, y, class, labels); "
-                             "label checks skipped. Pass --target NAME.", source=prof.rel))
+    found.extend(_target_findings(prof, options, target))
     tplan = checks.plan_target(target, summary, options.task, options.num_classes, options.classes, th)
+    dropped = _columns_to_drop(prof, options, target) if options.missing_policy == "drop-column" else {}
     numeric = {"int64", "float64", "int", "float", "decimal"}
-    features = [c for c in prof.columns if types.get(c) in numeric and c != target]
+    features = [c for c in prof.columns if types.get(c) in numeric and c != target and c not in dropped]
     native = {c: t for c, t in prof.native.items() if types.get(c) == t and c != target}
     plan = TablePlan(rel=prof.rel, path=entry.path, fmt=prof.fmt, encoding=prof.encoding,
                      delimiter=prof.delimiter, columns=list(prof.columns), types=types,
-                     features=features, target=tplan, options=options, native=native)
+                     features=features, target=tplan, options=options, native=native, dropped=dropped)
     return plan, found
+
+
+def _column_types(prof: TableProfile, options: ScanOptions) -> tuple[dict[str, str], list[Finding]]:
+    """Each column's type: declared in the options, else decided from the profile (text
+    tables) or the file's own (typed tables); DS114 for whole numbers with codes read as text."""
+    from datasan.options import COLUMN_TYPES
+
+    found: list[Finding] = []
+    if not read.is_text_format(prof.fmt):
+        types = dict(prof.arrow_types)
+        for c, t in options.types.items():
+            if c in types and COLUMN_TYPES[t] == "string" and types[c] in ("int", "float", "decimal"):
+                types[c] = "string"  # an id stored as numbers: no numeric checks
+        return types, found
+    share = options.thresholds.numeric_share
+    types = {}
+    for c in prof.columns:
+        counts = prof.counts.get(c, convert.ColumnCounts())
+        if c in options.types:
+            types[c] = COLUMN_TYPES[options.types[c]]
+            continue
+        types[c] = convert.decide_type(counts, share)
+        if types[c] == "string" and convert.mostly_numeric(counts, share) and convert.is_coded_ids(counts):
+            codes = ", ".join(repr(e) for e in counts.examples[:3])
+            found.append(Finding(
+                "DS114", f"Column '{c}' was read as text (an identifier or category): {counts.numeric} of "
+                f"{counts.cells - counts.missing} values are whole numbers, {counts.codes} are codes such as "
+                f"{codes}. If it is a measurement, declare it in the config (types = {{ {c} = \"float\" }}) "
+                "and its codes become DS109 errors.", source=prof.rel, column=c))
+    return types, found
+
+
+def _target_findings(prof: TableProfile, options: ScanOptions, target: str | None) -> list[Finding]:
+    """DS112 (no target) or DS115 (the target by name looks like a feature)."""
+    if target is not None:
+        return []
+    if options.target:
+        return [Finding("DS112", f"Target column '{options.target}' is not in {prof.rel} "
+                        f"(columns: {', '.join(prof.columns[:12])}); label checks skipped.", source=prof.rel)]
+    if not prof.columns:
+        return []
+    by_name = checks.target_by_name(prof.columns)
+    doubt = checks.target_name_doubt(prof.columns, by_name) if by_name else None
+    if doubt:
+        return [Finding("DS115", f"{prof.rel}: column '{by_name}' is named like a target but looks like a "
+                        f"feature ({doubt}); label checks skipped. Name the target: --target "
+                        f"{prof.rel}=COLUMN.", source=prof.rel, column=by_name)]
+    return [Finding("DS112", f"{prof.rel} has no target column (label, target, labels, y, class); "
+                    "label checks skipped. Pass --target NAME.", source=prof.rel)]
+
+
+def missing_in_profile(prof: TableProfile) -> tuple[dict[str, int] | None, int]:
+    """(missing cells per column, rows) as the profile saw them: null, empty, a missing
+    token or NaN; (None, rows) when it could not tell (a typed table without null statistics)."""
+    if read.is_text_format(prof.fmt):
+        rows = max((cnt.cells for cnt in prof.counts.values()), default=0)
+        # a JSONL key first seen late is missing from every earlier record
+        return {c: cnt.missing + cnt.nan + rows - cnt.cells for c, cnt in prof.counts.items()}, rows
+    return prof.nulls, prof.rows
+
+
+def _columns_to_drop(prof: TableProfile, options: ScanOptions, target: str | None) -> dict[str, float]:
+    """Columns missing in more than thresholds.sparse_fraction of the rows (never the target)."""
+    missing, rows = missing_in_profile(prof)
+    if not missing or rows == 0:
+        return {}
+    limit = options.thresholds.sparse_fraction
+    return {c: missing[c] / rows for c in prof.columns
+            if c != target and c in missing and missing[c] / rows > limit
+            and missing[c] >= checks.SPARSE_MIN_MISSING}
 
 
 # --------------------------------------------------------------------------- pass 2: scan
@@ -406,6 +532,7 @@ class ShardTask:
     n_groups: int
     first_row: int
     part_path: str | None  # where to write kept rows
+    run_id: str = ""  # stamped into the part's Parquet metadata
 
 
 @dataclass
@@ -416,6 +543,10 @@ class ShardResult:
     moments: dict[str, Moments] = field(default_factory=dict)
     fp16: dict[str, int] = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
+    #: missing cells (null or NaN) per output column over every row read
+    missing: dict[str, int] = field(default_factory=dict)
+    #: rows that reached the checks (rows read, less ragged or malformed records)
+    checked: int = 0
     hash_rows: Any = None
     full_hash: Any = None
     feature_hash: Any = None
@@ -459,7 +590,7 @@ def _typed_batch(plan: TablePlan, batch):
     target = None
     tname = plan.target.column
     present_names = set(batch.schema.names)
-    for name in plan.columns:
+    for name in plan.output_columns():
         if name in present_names:
             raw = batch.column(name)
         else:  # a JSONL batch without this key
@@ -482,6 +613,20 @@ def _typed_batch(plan: TablePlan, batch):
             target = _target_inputs(plan, name, out, raw if has_text else None)
     typed = pa.RecordBatch.from_arrays(arrays, names=names)
     return typed, columns, non_numeric, target
+
+
+def _missing_counts(batch) -> dict[str, int]:
+    """Null cells per column of a typed batch, NaN included for float columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for name, arr in zip(batch.schema.names, batch.columns):
+        n = arr.null_count
+        if pa.types.is_floating(arr.type):
+            n += pc.sum(pc.is_nan(arr)).as_py() or 0
+        out[name] = n
+    return out
 
 
 def _target_inputs(plan: TablePlan, name: str, arr, raw):
@@ -580,11 +725,12 @@ class _PartWriter:
     checked.  The queue holds at most one row group (bounded memory).
     """
 
-    def __init__(self, path: str, group_rows: int) -> None:
+    def __init__(self, path: str, group_rows: int, run_id: str = "") -> None:
         import queue
         import threading
 
         self.path = path
+        self.run_id = run_id
         self.group_rows = group_rows
         self.buf: list = []
         self.buffered = 0
@@ -627,8 +773,8 @@ class _PartWriter:
                 if self.writer is None:
                     # dictionaries rarely pay for floats and cost a second encoding attempt
                     dict_cols = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-                    self.writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=dict_cols or False,
-                                                   compression="snappy")
+                    self.writer = pq.ParquetWriter(self.path, _stamped(table.schema, self.run_id),
+                                                   use_dictionary=dict_cols or False, compression="snappy")
                 self.writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
             except BaseException as exc:  # surfaced by close()
                 self.error = exc
@@ -657,7 +803,7 @@ def scan_shard(task: ShardTask) -> ShardResult:
     target_numeric = tcol is not None and plan.types.get(tcol) in ("int64", "float64", "int", "float", "decimal")
     if target_numeric:
         moments_cols.append(tcol)
-    writer = _PartWriter(task.part_path, opts.row_group_rows) if task.part_path else None
+    writer = _PartWriter(task.part_path, opts.row_group_rows, task.run_id) if task.part_path else None
     rows_all, full_all, feat_all = [], [], []
     if read.is_text_format(plan.fmt):
         if plan.fmt == "jsonl":
@@ -679,6 +825,8 @@ def scan_shard(task: ShardTask) -> ShardResult:
             if batch is None or batch.num_rows == 0:
                 continue
             typed, columns, non_numeric, target = _typed_batch(plan, batch)
+            merge_counts(res.missing, _missing_counts(typed))
+            res.checked += typed.num_rows
             bc = checks.check_batch(plan.rel, columns, non_numeric, target, plan.target, rows, th)
             bc.findings.apply_policy(opts)
             res.findings.merge(bc.findings)
@@ -762,20 +910,27 @@ def _concat_parts(parts: list[str], dest: str) -> None:
         os.remove(p)
 
 
-def _empty_clean(plan: TablePlan, dest: str, schema=None) -> None:
+def _stamped(schema, run_id: str):
+    """``schema`` carrying the run id (Parquet key-value metadata of the clean file)."""
+    from datasan.outputs.manifest import RUN_ID_KEY
+
+    return schema.with_metadata({**(schema.metadata or {}), RUN_ID_KEY: run_id.encode()}) if run_id else schema
+
+
+def _empty_clean(plan: TablePlan, dest: str, schema=None, run_id: str = "") -> None:
     """A clean file with the table's columns and no rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if schema is None:
         fields = []
-        for c in plan.columns:
+        for c in plan.output_columns():
             t = plan.types.get(c, "string")
             fields.append(pa.field(c, {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
                                    .get(t, pa.string())))
         schema = pa.schema(fields)
     schema = schema.append(pa.field("_row", pa.int64()))
-    pq.write_table(schema.empty_table(), dest)
+    pq.write_table(_stamped(schema, run_id).empty_table(), dest)
 
 
 class TableKind:
@@ -804,6 +959,7 @@ class TableKind:
         tasks = [ProfileTask(s.name, s.files[0].path, s.meta["format"], src_opts[s.name].target, src_opts[s.name])
                  for s in sources]
         profiles = list(ctx.engine.map_ordered(profile_table, tasks))
+        check_requested_targets(opts, sources, profiles)
         shard_tasks: list[ShardTask] = []
         plans: dict[str, tuple[Source, TablePlan | None, list[Finding], TableProfile]] = {}
         os.makedirs(os.path.join(ctx.staging, "parts"), exist_ok=True)
@@ -825,7 +981,7 @@ class TableKind:
                 continue
             if read.is_text_format(plan.fmt) or not prof.row_groups:
                 shard_tasks.append(ShardTask(plan, 0, len(prof.row_groups), 0,
-                                             os.path.join(ctx.staging, "parts", f"{i}-0.parquet")))
+                                             os.path.join(ctx.staging, "parts", f"{i}-0.parquet"), ctx.run_id))
                 continue
             # split large typed files into runs of row groups of about shard_rows rows
             start, acc, first_row, k = 0, 0, 0, 0
@@ -833,7 +989,8 @@ class TableKind:
                 acc += size
                 if acc >= opts.shard_rows or g == len(prof.row_groups) - 1:
                     shard_tasks.append(ShardTask(plan, start, g - start + 1, first_row,
-                                                 os.path.join(ctx.staging, "parts", f"{i}-{k}.parquet")))
+                                                 os.path.join(ctx.staging, "parts", f"{i}-{k}.parquet"),
+                                                 ctx.run_id))
                     first_row += acc
                     start, acc, k = g + 1, 0, k + 1
         results: dict[str, list[ShardResult]] = {}
@@ -874,6 +1031,12 @@ class TableKind:
             fb.add(Finding("DS002", f"{src.name} has no data rows.", source=src.name))
         th = opts.thresholds
         fb.extend(checks.dataset_findings(src.name, moments, plan.features, fp16, plan.target, th))
+        missing: dict[str, int] = {}
+        for r in results:
+            merge_counts(missing, r.missing)
+        missing_found, sparse = checks.missing_findings(src.name, missing, sum(r.checked for r in results),
+                                                        plan.types, plan.target.column, plan.dropped, th)
+        fb.extend(missing_found)
         hashed = [r for r in results if r.hash_rows is not None]
         if hashed:
             fb.merge(checks.duplicate_findings(
@@ -885,7 +1048,10 @@ class TableKind:
             ))
         fb.apply_policy(opts)
         # the clean file: the parts, in order
-        clean_rel = f"{src.name}.parquet"
+        clean_rel = clean_name(src.name)
+        if clean_rel != f"{src.name}.parquet":
+            fb.add(Finding("DS013", f"The clean file of {src.name} would pass the 255-byte file name limit; "
+                           f"it was written as clean/{clean_rel}.", source=src.name))
         dest = os.path.join(ctx.staging, "clean", clean_rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         parts = [r.part_path for r in results if r.part_path]
@@ -894,7 +1060,7 @@ class TableKind:
         elif parts:
             _concat_parts(parts, dest)
         else:
-            _empty_clean(plan, dest, None)
+            _empty_clean(plan, dest, None, ctx.run_id)
         stats_cols = {k: m.as_json() for k, m in moments.items()}
         stats = {"tables": {src.name: {"rows": kept, "columns": stats_cols}}}
         if plan.target.task == "classification":
@@ -909,7 +1075,10 @@ class TableKind:
                 (int(max(labels)) + 1) if labels and all(isinstance(k, int) for k in labels) else
                 (len(labels) if labels else None)),
             "features": plan.features,
+            "sparse_columns": {c: round(v, 4) for c, v in sparse.items()},
+            "dropped_columns": list(plan.dropped),
             "encoding": plan.encoding if read.is_text_format(plan.fmt) else None,
+            "clean_file": f"clean/{clean_rel}",
         }
         oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats, clean_files=[clean_rel], report=report)
         # Row findings decided over the whole table (duplicates) are warnings by

@@ -20,6 +20,14 @@ FLOAT_RE = (
 )
 INT_RE = r"^[+-]?\d{1,18}$"
 TRUE_FALSE = ["true", "false"]
+#: Non-numeric cells that are garbage in a measurement, never a category: words
+#: that mean "no value", and (by regex) cells without a letter or digit ('?',
+#: '-') or holding a control byte ('6.2\x1a').  Any other text (a code such as
+#: '136A', 'c168', 'C', '5+') is a *code*: a column of whole numbers with codes
+#: among them is a column of identifiers or categories.
+GARBAGE_WORDS = ["unknown", "missing", "undefined", "error", "n.a.", "#n/a", "#value!", "#ref!", "#div/0!",
+                 "#num!", "#null!", "not available", "-nan"]
+GARBAGE_RE = r"^[^\p{L}\p{N}]*$|[\x00-\x08\x0b\x0e-\x1f\x7f]"
 
 
 @dataclass
@@ -31,6 +39,10 @@ class ColumnCounts:
     numeric: int = 0
     integer: int = 0
     boolean: int = 0
+    #: numeric cells that are NaN ('nan' or a float NaN)
+    nan: int = 0
+    #: present non-numeric cells that are codes (see GARBAGE_RE), not garbage
+    codes: int = 0
     nested: bool = False
     examples: list[str] = field(default_factory=list)  # a few non-numeric values
 
@@ -40,6 +52,8 @@ class ColumnCounts:
         self.numeric += other.numeric
         self.integer += other.integer
         self.boolean += other.boolean
+        self.nan += other.nan
+        self.codes += other.codes
         self.nested = self.nested or other.nested
         for e in other.examples:
             if len(self.examples) < 5 and e not in self.examples:
@@ -85,8 +99,9 @@ def count_column(arr, missing_tokens=None) -> ColumnCounts:
     if n and missing_tokens is None:
         if _cast_all(arr, pa.int64()) is not None:
             return ColumnCounts(cells=n, numeric=n, integer=n)
-        if _cast_all(arr, pa.float64()) is not None:
-            return ColumnCounts(cells=n, numeric=n, integer=0)
+        as_float = _cast_all(arr, pa.float64())
+        if as_float is not None:
+            return ColumnCounts(cells=n, numeric=n, integer=0, nan=pc.sum(pc.is_nan(as_float)).as_py() or 0)
     norm = _normalized(arr.fill_null(""))
     missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
     present = pc.invert(missing)
@@ -94,12 +109,15 @@ def count_column(arr, missing_tokens=None) -> ColumnCounts:
     integer = pc.and_(present, pc.match_substring_regex(norm, INT_RE))
     boolean = pc.is_in(norm, value_set=pa.array(TRUE_FALSE))
     other = pc.and_(pc.invert(missing), pc.invert(numeric))
+    garbage = pc.or_(pc.match_substring_regex(norm, GARBAGE_RE), pc.is_in(norm, value_set=pa.array(GARBAGE_WORDS)))
     c = ColumnCounts(
         cells=len(arr),
         missing=pc.sum(missing).as_py() or 0,
         numeric=pc.sum(numeric).as_py() or 0,
         integer=pc.sum(integer).as_py() or 0,
         boolean=pc.sum(boolean).as_py() or 0,
+        nan=pc.sum(pc.and_(present, pc.is_in(norm, value_set=pa.array(NAN_TOKENS)))).as_py() or 0,
+        codes=pc.sum(pc.and_(other, pc.invert(garbage))).as_py() or 0,
     )
     if c.cells - c.missing - c.numeric:
         for v in pc.unique(arr.filter(other)).slice(0, 5).to_pylist():
@@ -112,7 +130,9 @@ def decide_type(c: ColumnCounts, numeric_share: float) -> str:
 
     A column is numeric when every present cell is a number, or when at least
     ``numeric_share`` of them are, or at least half are and the rest are at
-    most 3 distinct tokens (then the others are DS109 findings).
+    most 3 distinct tokens (then the others are DS109 findings) -- unless its
+    numbers are all whole and some of the rest are codes (:func:`is_coded_ids`):
+    then it is text.
     """
     if c.nested:
         return "nested"
@@ -121,11 +141,23 @@ def decide_type(c: ColumnCounts, numeric_share: float) -> str:
         return "string"
     if c.boolean == present:
         return "bool"
-    # e.g. '?' or 'unknown' in a numeric column; needs enough numbers to be sure
-    few_odd = len(c.examples) <= 3 and c.numeric >= 0.5 * present and c.numeric >= 8
-    if c.numeric == present or (c.numeric > 0 and (c.numeric >= numeric_share * present or few_odd)):
+    if mostly_numeric(c, numeric_share) and not is_coded_ids(c):
         return "int64" if c.integer == c.numeric else "float64"
     return "string"
+
+
+def mostly_numeric(c: ColumnCounts, numeric_share: float) -> bool:
+    """True when the column's present cells are numbers, save a few odd tokens."""
+    present = c.cells - c.missing
+    # e.g. '?' or 'unknown' in a numeric column; needs enough numbers to be sure
+    few_odd = len(c.examples) <= 3 and c.numeric >= 0.5 * present and c.numeric >= 8
+    return c.numeric == present or (c.numeric > 0 and (c.numeric >= numeric_share * present or few_odd))
+
+
+def is_coded_ids(c: ColumnCounts) -> bool:
+    """Whole numbers with some codes among them ('136A', 'c168', 'C', '5+'):
+    identifiers or categories, not a measurement with stray garbage."""
+    return c.codes > 0 and c.numeric > 0 and c.integer == c.numeric
 
 
 @dataclass
@@ -143,8 +175,15 @@ def convert_column(arr, typ: str, missing_tokens=None) -> Converted:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if typ in ("string", "nested"):
+    if typ == "nested":
         return Converted(arr)
+    if typ == "string":
+        # a missing cell stays null, as JSONL and Parquet keep it: never ''
+        norm = _normalized(arr.fill_null(""))
+        missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
+        if not pc.any(missing).as_py():
+            return Converted(arr)
+        return Converted(pc.if_else(missing, pa.scalar(None, pa.string()), arr), missing.to_numpy(zero_copy_only=False))
     if typ in ("int64", "float64") and missing_tokens is None:
         fast = _cast_all(arr, pa.int64() if typ == "int64" else pa.float64())
         if fast is not None:

@@ -1,0 +1,175 @@
+"""Findings condensed for people and CI: what each source lost, and per rule the
+distinct kinds of message with their counts.
+
+A folder of real tables can give tens of thousands of findings of one rule
+(every duplicate row) or the same advice once per file ("pass --target NAME"
+in 120 tables).  Listing them buries the few that matter, so the readable
+outputs show each *kind* of message once, with how many findings and which
+sources it covers; findings.parquet keeps every finding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasan.outputs.escape import printable
+
+EXAMPLES = 3
+SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_DIGITS = re.compile(r"\d+")
+
+
+def describe(sample: str | None, source: str | None, message: str) -> str:
+    """``where: message`` (where = sample, else source), printable; the message alone when it
+    already starts with where or there is none."""
+    where = sample or source or ""
+    text = f"{where}: {message}" if where and not message.startswith(where) else message
+    return printable(text)
+
+
+@dataclass
+class SourceLoss:
+    """One source's counts from report.json; ``lost`` is quarantined / seen."""
+
+    source: str
+    seen: int
+    kept: int
+    quarantined: int
+
+    @property
+    def lost(self) -> float:
+        return self.quarantined / self.seen if self.seen else 0.0
+
+
+def source_losses(report: dict[str, Any]) -> list[SourceLoss]:
+    """Every source of the report, the worst first (largest share lost, then most quarantined)."""
+    rows = [SourceLoss(printable(s.get("source")), int(s.get("seen") or 0), int(s.get("kept") or 0),
+                       int(s.get("quarantined") or 0)) for s in report.get("sources") or []]
+    return sorted(rows, key=lambda r: (-r.lost, -r.quarantined, r.source))
+
+
+@dataclass
+class MessageKind:
+    """Findings of one rule whose messages differ only in numbers and in their own file name."""
+
+    example: str  #: the first such finding, described (see :func:`describe`)
+    count: int = 0
+    #: findings per source, most first
+    per_source: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RuleDigest:
+    """One rule's findings: total, severity and the kinds of message, most frequent first."""
+
+    code: str
+    severity: str
+    count: int
+    kinds: list[MessageKind]
+
+
+def rule_digests(findings_table) -> list[RuleDigest]:
+    """Per rule (errors first, then by code) its kinds of message with counts per source.
+
+    Grouping runs in Arrow (one regex pass, one hash group-by): Python sees one
+    row per (rule, source, kind of message), never one object per finding
+    (``bench/outputs.py``).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ft = findings_table
+    if ft.num_rows == 0:
+        return []
+    shape = pc.replace_substring_regex(ft.column("message"), pattern=r"\d+", replacement="#")
+    source = pc.fill_null(ft.column("source"), "")
+    keyed = pa.table({"code": ft.column("code"), "source": source, "shape": shape,
+                      "i": pa.array(range(ft.num_rows), type=pa.int64())})
+    groups = keyed.group_by(["code", "source", "shape"]).aggregate([("i", "min"), ("i", "count")])
+    groups = groups.sort_by("i_min")
+    first = ft.take(groups.column("i_min")).to_pydict()
+    rules: dict[str, dict[str, MessageKind]] = {}
+    sev: dict[str, str] = {}
+    for j, (code, src, shp, n) in enumerate(zip(groups.column("code").to_pylist(),
+                                                 groups.column("source").to_pylist(),
+                                                 groups.column("shape").to_pylist(),
+                                                 groups.column("i_count").to_pylist())):
+        # a message that names its own file differs from file to file only there
+        key = shp.replace(_DIGITS.sub("#", src), "\0") if src else shp
+        kinds = rules.setdefault(code, {})
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = MessageKind(describe(first["sample"][j], first["source"][j], first["message"][j]))
+            sev.setdefault(code, first["severity"][j])
+        kind.count += n
+        name = printable(src) if src else "(dataset)"
+        kind.per_source[name] = kind.per_source.get(name, 0) + n
+    out = []
+    for code, kinds in rules.items():
+        ordered = sorted(kinds.values(), key=lambda k: -k.count)  # stable: first seen first among equals
+        for k in ordered:
+            k.per_source = dict(sorted(k.per_source.items(), key=lambda kv: -kv[1]))
+        out.append(RuleDigest(code, sev[code], sum(k.count for k in ordered), ordered))
+    return sorted(out, key=lambda r: (SEVERITY_ORDER.get(r.severity, 3), r.code))
+
+
+def spread(kind: MessageKind, sources_shown: int = 5) -> list[str]:
+    """How a kind of message spreads over sources, as lines: ``['x120 like this, one in each of
+    120 sources']``, or ``['x37,634 like this:', '30,000 in a.csv', '7,634 in b.csv']`` (one line
+    per source, most first); [] for a single finding."""
+    if kind.count == 1:
+        return []
+    n_src = len(kind.per_source)
+    if n_src == 1:
+        return [f"x{kind.count:,} like this in {next(iter(kind.per_source))}"]
+    if all(c == 1 for c in kind.per_source.values()):
+        return [f"x{kind.count:,} like this, one in each of {n_src:,} sources"]
+    lines = [f"x{kind.count:,} like this:"]
+    lines += [f"{c:,} in {s}" for s, c in list(kind.per_source.items())[:sources_shown]]
+    if n_src > sources_shown:
+        rest = sum(list(kind.per_source.values())[sources_shown:])
+        lines.append(f"{rest:,} in {n_src - sources_shown:,} more sources")
+    return lines
+
+
+@dataclass
+class Case:
+    """The findings of one rule in one source, as CI reports them (a JUnit testcase, an annotation)."""
+
+    code: str
+    check: str
+    severity: str
+    source: str | None
+    count: int = 0
+    failing: int = 0
+    new: int = 0
+    #: 0-based row of the first finding (to point at a line), None when it has none
+    first_row: int | None = None
+    #: the first findings that fail the gate, then the first that do not
+    failing_examples: list[str] = field(default_factory=list)
+    other_examples: list[str] = field(default_factory=list)
+
+
+def cases(result, examples: int = EXAMPLES) -> list[Case]:
+    """One :class:`Case` per (rule, source) in finding order; only ``examples`` messages kept each."""
+    ft = result.findings_table
+    cols = {c: ft.column(c).to_pylist() for c in ("code", "check", "severity", "sample", "source", "row",
+                                                    "message")}
+    out: dict[tuple[str, str | None], Case] = {}
+    for i, (gating, new) in enumerate(zip(result.gating_mask(), result.new_mask())):
+        code, src = cols["code"][i], cols["source"][i]
+        case = out.get((code, src))
+        if case is None:
+            case = out[(code, src)] = Case(code, cols["check"][i], cols["severity"][i], src, first_row=cols["row"][i])
+        case.count += 1
+        case.failing += gating
+        case.new += new
+        bucket = case.failing_examples if gating else case.other_examples
+        if len(bucket) < examples:
+            text = describe(cols["sample"][i], src, cols["message"][i])
+            if not new:
+                text += " (in baseline)"
+            bucket.append(text)
+    return list(out.values())
