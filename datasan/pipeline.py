@@ -82,18 +82,14 @@ def build_quarantine(outcomes: list[SourceOutcome]) -> tuple[dict[str, int], Any
     per_source: dict[str, int] = {}
     for oc in outcomes:
         groups: dict[Any, list] = {}
-        fb = oc.findings
-        codes, samples, sources = fb.column("code"), fb.column("sample"), fb.column("source")
-        rows, messages, sev = fb.column("row"), fb.column("message"), fb.column("severity")
-        for i in range(len(fb)):
-            if sev[i] != "error" or samples[i] is None:
-                continue
-            key = samples[i] if oc.quarantine_key == "sample" else (samples[i], sources[i], rows[i])
+        # only error findings quarantine: warnings (millions of duplicate rows) are never built here
+        for code, sample, source, row, message in oc.findings.errors():
+            key = sample if oc.quarantine_key == "sample" else (sample, source, row)
             g = groups.get(key)
             if g is None:
-                groups[key] = [samples[i], sources[i], rows[i], [codes[i]], messages[i]]
-            elif codes[i] not in g[3]:
-                g[3].append(codes[i])
+                groups[key] = [sample, source, row, [code], message]
+            elif code not in g[3]:
+                g[3].append(code)
         for sample, source, row, cs, reason in groups.values():
             cols["sample"].append(sample)
             cols["source"].append(source)

@@ -125,12 +125,21 @@ class ScanResult:
         n = self.findings_table.num_rows
         if self.fail_on == "never":
             return [False] * n
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # vectorized: a Python string per finding would cost ~100 B x millions of duplicate rows
         limit = SEVERITY_RANK[self.fail_on]
-        sevs = self.findings_table.column("severity").to_pylist()
-        samples = self.findings_table.column("sample").to_pylist()
-        excuse = self.max_quarantine_fraction is not None or self.max_total_quarantine_fraction is not None
-        return [new and SEVERITY_RANK[s] >= limit and not (excuse and s == "error" and smp is not None)
-                for new, s, smp in zip(self.new_mask(), sevs, samples)]
+        ft = self.findings_table
+        sev = ft.column("severity")
+        at_or_above = pa.array([s for s, r in SEVERITY_RANK.items() if r >= limit], type=pa.string())
+        gating = pc.is_in(sev, value_set=at_or_above)
+        if self.max_quarantine_fraction is not None or self.max_total_quarantine_fraction is not None:
+            excused = pc.and_(pc.equal(sev, "error"), pc.is_valid(ft.column("sample")))
+            gating = pc.and_(gating, pc.invert(excused))
+        if self.baseline is not None:
+            gating = pc.and_(gating, pa.array(self.new_mask(), type=pa.bool_()))
+        return gating.fill_null(False).to_pylist()
 
     def gate_failures(self) -> int:
         """Number of findings that fail the gate (see :meth:`gating_mask`)."""
@@ -223,14 +232,16 @@ class ScanResult:
 
     def counts(self) -> dict[str, Any]:
         """Findings per code and per severity."""
-        by_code: dict[str, int] = {}
+        import pyarrow.compute as pc
+
+        def tally(name: str) -> dict[str, int]:
+            vc = pc.value_counts(self.findings_table.column(name))
+            return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+
         by_sev = {"error": 0, "warning": 0, "info": 0}
-        codes = self.findings_table.column("code").to_pylist()
-        sevs = self.findings_table.column("severity").to_pylist()
-        for c, s in zip(codes, sevs):
-            by_code[c] = by_code.get(c, 0) + 1
-            by_sev[s] += 1
-        return {"total": len(codes), "by_severity": by_sev, "by_code": dict(sorted(by_code.items()))}
+        by_sev.update(tally("severity"))
+        return {"total": self.findings_table.num_rows, "by_severity": by_sev,
+                "by_code": dict(sorted(tally("code").items()))}
 
     @classmethod
     def load(cls, out_dir: str | os.PathLike) -> "ScanResult":

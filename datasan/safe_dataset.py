@@ -12,13 +12,16 @@ This module imports torch; ``import datasan`` does not import it.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import os
 import tempfile
 import uuid
 import weakref
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, IterableDataset
@@ -30,6 +33,11 @@ ON_ERROR = ("skip", "raise", "replace")
 
 
 # --------------------------------------------------------------------------- failures
+#: repeats of already-logged failures a process counts in memory before appending them in one line
+FLUSH_REPEATS = 4096
+FAILURE_COLUMNS = ["index", "sample", "reason", "worker", "count"]
+
+
 def _remove(path: str, owner: int) -> None:
     if os.getpid() == owner:  # a forked worker must not remove the parent's log
         try:
@@ -38,8 +46,22 @@ def _remove(path: str, owner: int) -> None:
             pass
 
 
+def _key(index, reason: str) -> str:
+    """A stable key of one failure (the same in every process, under fork and spawn)."""
+    return hashlib.blake2b(f"{index}\0{reason}".encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
 class FailureLog:
     """Failures seen by every process that holds a copy: a JSON-lines file in the temp folder.
+
+    The log deduplicates on write: a failure (same index and reason) gets its
+    line (index, sample, reason, worker) once, from the first process that
+    logs it; later occurrences are counted in memory and appended as one
+    ``{"repeats": {key: n}}`` line every FLUSH_REPEATS occurrences, when the
+    process exits and when :meth:`read` runs.  So the file grows with the
+    distinct failures, not with epochs, and a process keeps one short key per
+    distinct failure.  A worker killed outright loses at most its unflushed
+    repeat counts, never a failure.
 
     Created empty-handed (no file until the first failure); the file is removed
     when the object that created it is garbage-collected, in the process that
@@ -50,6 +72,13 @@ class FailureLog:
         self.path = os.path.join(tempfile.gettempdir(), f"datasan-failures-{os.getpid()}-{uuid.uuid4().hex}.jsonl")
         self._owner = os.getpid()
         self._finalizer = weakref.finalize(self, _remove, self.path, self._owner)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._known: set[str] | None = None  # keys already in the file (loaded at the first failure)
+        self._repeats: dict[str, int] = {}
+        self._pending = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "_owner": self._owner}
@@ -58,42 +87,92 @@ class FailureLog:
         self.path = state["path"]
         self._owner = state["_owner"]
         self._finalizer = None  # copies never remove the file
+        self._reset()
+
+    def _append(self, line: str) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))  # one write with O_APPEND: lines of processes never mix
+        finally:
+            os.close(fd)
+
+    def _known_keys(self) -> set[str]:
+        if self._pid != os.getpid():  # a forked copy: what its parent knew may be stale
+            self._reset()
+        if self._known is None:
+            self._known = {_key(r["index"], r["reason"]) for r in self._records() if "repeats" not in r}
+            if self._pid != self._owner:
+                # a DataLoader worker ends after each epoch: its counts are appended then
+                # (the owner's counts are read in-process; at its exit the file goes away)
+                from multiprocessing import util
+
+                util.Finalize(self, FailureLog.flush, args=(self,), exitpriority=10)
+        return self._known
 
     def record(self, index, sample, reason: str) -> None:
-        """Append one failure (index, sample id, reason, process id)."""
+        """Log one failure (index, sample id, reason) of this process."""
+        known = self._known_keys()
+        key = _key(index, reason)
+        if key in known:
+            self._repeats[key] = self._repeats.get(key, 0) + 1
+            self._pending += 1
+            if self._pending >= FLUSH_REPEATS:
+                self.flush()
+            return
+        known.add(key)
         try:
             worker = torch.utils.data.get_worker_info()
         except Exception:  # pragma: no cover
             worker = None
-        line = json.dumps({"index": index, "sample": sample, "reason": reason,
-                           "worker": worker.id if worker is not None else None}, default=str) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+        self._append(json.dumps({"index": index, "sample": sample, "reason": reason,
+                                 "worker": worker.id if worker is not None else None}, default=str) + "\n")
 
-    def read(self) -> list[dict[str, Any]]:
-        """Every distinct failure (index, sample, reason), in the order first seen."""
+    def flush(self) -> None:
+        """Append the repeats this process counted, in one line."""
+        if self._pid != os.getpid() or not self._repeats:
+            return
+        line = json.dumps({"repeats": self._repeats}) + "\n"
+        self._repeats, self._pending = {}, 0
+        self._append(line)
+
+    def _records(self) -> Iterator[dict[str, Any]]:
         try:
-            with open(self.path, encoding="utf-8") as f:
-                lines = f.readlines()
+            f = open(self.path, encoding="utf-8")
         except FileNotFoundError:
-            return []
-        seen: set = set()
-        out = []
-        for line in lines:
-            if not line.endswith("\n"):
-                continue  # a line still being written
-            rec = json.loads(line)
-            key = (rec["index"], rec["sample"], rec["reason"])
-            if key not in seen:
-                seen.add(key)
-                out.append(rec)
-        return out
+            return
+        with f:
+            for line in f:  # streamed: never the whole file in memory
+                if line.endswith("\n"):  # else a line still being written
+                    yield json.loads(line)
+
+    def read(self) -> dict[str, list]:
+        """Every distinct failure, in the order first seen, as columns: index, sample, reason,
+        worker (of the first process that logged it) and count (occurrences, all processes)."""
+        self.flush()
+        cols: dict[str, list] = {c: [] for c in FAILURE_COLUMNS}
+        at: dict[str, int] = {}  # key -> position: columns, not a dict per failure, keep this small
+        repeats: dict[str, int] = {}
+        for rec in self._records():
+            if "repeats" in rec:
+                for k, n in rec["repeats"].items():
+                    repeats[k] = repeats.get(k, 0) + n
+                continue
+            key = _key(rec["index"], rec["reason"])
+            if key in at:  # two processes logged it at the same moment
+                cols["count"][at[key]] += 1
+                continue
+            at[key] = len(at)
+            for c in FAILURE_COLUMNS[:-1]:
+                cols[c].append(rec[c])
+            cols["count"].append(1)
+        for key, n in repeats.items():
+            if key in at:
+                cols["count"][at[key]] += n
+        return cols
 
     def clear(self) -> None:
         """Forget every failure recorded so far."""
+        self._reset()
         try:
             os.remove(self.path)
         except FileNotFoundError:
@@ -101,46 +180,98 @@ class FailureLog:
 
 
 # --------------------------------------------------------------------------- checks
-def nonfinite_reason(obj: Any, path: str = "item") -> str | None:
-    """A sentence naming the first tensor / ndarray / float in ``obj`` that holds NaN or Inf, else None.
+#: nesting deeper than this is a bad sample: collating it would overflow Python's stack
+MAX_DEPTH = 100
 
-    Walks tuples, lists and dicts; integer and bool data cannot be non-finite.
-    """
-    if isinstance(obj, torch.Tensor):
-        if obj.is_floating_point() or obj.is_complex():
-            finite = torch.isfinite(obj)
-            if not bool(finite.all()):
-                n_nan = int(torch.isnan(obj).sum())
-                n_inf = int((~finite).sum()) - n_nan
-                return f"{path} holds {n_nan} NaN and {n_inf} Inf value(s)"
-        return None
-    if isinstance(obj, float):
-        return None if math.isfinite(obj) else f"{path} is {obj}"
-    if isinstance(obj, (str, bytes, int)) or obj is None:
-        return None
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            r = nonfinite_reason(v, f"{path}[{k!r}]")
-            if r:
-                return r
-        return None
+
+def _children(obj: Any, path: str) -> list[tuple[Any, str]] | None:
+    """The parts of a container with their paths, or None when ``obj`` is not one."""
+    if isinstance(obj, Mapping):
+        return [(v, f"{path}[{k!r}]") for k, v in obj.items()]
     if isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            r = nonfinite_reason(v, f"{path}[{i}]")
-            if r:
-                return r
-        return None
-    if type(obj).__module__ == "numpy":
-        import numpy as np
-
-        arr = np.asarray(obj)
-        if arr.dtype.kind in "fc":
-            finite = np.isfinite(arr)
-            if not finite.all():
-                n_nan = int(np.isnan(arr).sum())
-                n_inf = int((~finite).sum()) - n_nan
-                return f"{path} holds {n_nan} NaN and {n_inf} Inf value(s)"
+        return [(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [(getattr(obj, f.name), f"{path}.{f.name}") for f in dataclasses.fields(obj)]
     return None
+
+
+def _array_reason(arr, path: str) -> str | None:
+    import numpy as np
+
+    if arr.dtype.kind in "fc":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            n_nan = int(np.isnan(arr).sum())
+            n_inf = int((~finite).sum()) - n_nan
+            return f"{path} holds {n_nan} NaN and {n_inf} Inf value(s)"
+    return None
+
+
+def _tensor_reason(t: torch.Tensor, path: str) -> str | None:
+    if t.is_floating_point() or t.is_complex():
+        finite = torch.isfinite(t)
+        if not bool(finite.all()):
+            n_nan = int(torch.isnan(t).sum())
+            n_inf = int((~finite).sum()) - n_nan
+            return f"{path} holds {n_nan} NaN and {n_inf} Inf value(s)"
+    return None
+
+
+def nonfinite_reason(obj: Any, path: str = "item") -> str | None:
+    """A sentence naming the first NaN or Inf in ``obj`` (or why ``obj`` cannot be used), else None.
+
+    Walks tuples, lists, mappings, dataclasses, pandas Series/DataFrames and
+    object ndarrays with an explicit stack, not recursion: a self-referencing
+    or 5,000-deep sample gets a reason (a reference cycle, nesting deeper
+    than MAX_DEPTH, which no collate function could take) instead of raising
+    RecursionError.  Integer and bool data cannot be non-finite.
+    """
+    import numpy as np
+
+    stack: list[tuple[Any, str, int, frozenset]] = [(obj, path, 0, frozenset())]
+    while stack:
+        item, where, depth, ancestors = stack.pop()
+        if isinstance(item, torch.Tensor):
+            reason = _tensor_reason(item, where)
+        elif isinstance(item, float):
+            reason = None if math.isfinite(item) else f"{where} is {item}"
+        elif isinstance(item, (str, bytes, int)) or item is None:
+            reason = None
+        else:
+            if type(item).__module__.split(".")[0] == "pandas" and hasattr(item, "to_numpy"):
+                item = item.to_numpy()
+            kids = None
+            if isinstance(item, np.ndarray) or type(item).__module__ == "numpy":
+                arr = np.asarray(item)
+                if arr.dtype != object:
+                    reason = _array_reason(arr, where)
+                    if reason:
+                        return reason
+                    continue
+                kids = [(v, f"{where}[{', '.join(map(str, i))}]") for i, v in np.ndenumerate(arr)]
+            else:
+                kids = _children(item, where)
+            if kids is None:
+                continue
+            if id(item) in ancestors:
+                return f"{where} contains itself (a reference cycle)"
+            if depth >= MAX_DEPTH:
+                return f"{where} is nested more than {MAX_DEPTH} levels deep"
+            inner = ancestors | {id(item)}
+            stack.extend((v, p, depth + 1, inner) for v, p in reversed(kids))
+            continue
+        if reason:
+            return reason
+    return None
+
+
+def _checked(item: Any) -> str | None:
+    """nonfinite_reason, with a sample whose own methods raise while being walked (a
+    Mapping whose items() fails, an array-like that cannot convert) as the reason."""
+    try:
+        return nonfinite_reason(item)
+    except Exception as exc:
+        return f"item could not be checked: {_describe(exc)}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -239,18 +370,23 @@ class SafeDataset(Dataset):
 
     @classmethod
     def from_scan(cls, out_dir, transform=None, normalize: bool = False, *, source: str | None = None,
-                  **kwargs) -> "SafeDataset":
+                  size: int | tuple[int, int] | None = None, **kwargs) -> "SafeDataset":
         """A SafeDataset over the kept samples of the scan written to ``out_dir``.
 
-        Images (index.parquet) give ``(CHW float tensor in 0..1, label)``,
+        Every item is ``(x, y)``. Images (index.parquet) give a CHW float
+        tensor in 0..1, resized to ``size`` ((height, width) or an int for a
+        square; default: the most common size of the selected images) and
         normalized with stats.json's per-folder mean/std when ``normalize``;
-        table rows (clean/<source>.parquet) give ``(float32 feature tensor,
-        label)``.  ``transform`` is applied to the tensor; ``source`` (a glob)
-        keeps only matching sources.  Other keywords go to SafeDataset.
+        table rows (clean/<source>.parquet) give a float32 feature tensor.
+        ``y`` is the label (int class id, float regression target) or -1 when
+        missing or when the source has none.  ``transform`` is applied to
+        ``x``.  ``source`` (a name or glob) chooses the source and is needed
+        when the folder holds several (UsageError lists them).  Other keywords
+        go to SafeDataset.
         """
         from datasan.scan_dataset import ScanDataset
 
-        ds = ScanDataset(out_dir, transform=transform, normalize=normalize, source=source)
+        ds = ScanDataset(out_dir, transform=transform, normalize=normalize, source=source, size=size)
         return cls(ds, ids=ds.sample_ids, **kwargs)
 
     def __len__(self) -> int:
@@ -269,10 +405,10 @@ class SafeDataset(Dataset):
         bi = self.base_index(i)
         try:
             item = self.base[bi]
-        except Exception as exc:  # a corrupt file, a decode error: the sample, not the program
+        except Exception as exc:  # a corrupt file, a decode error, a RecursionError: the sample
             return None, _describe(exc)
         if self.check_finite:
-            reason = nonfinite_reason(item)
+            reason = _checked(item)
             if reason:
                 return None, reason
         return item, None
@@ -305,12 +441,12 @@ class SafeDataset(Dataset):
                                       f"{self.max_replace_tries} tries")
 
     def failures(self):
-        """Every distinct failure so far (in this process and in DataLoader workers):
-        a pandas DataFrame with columns index, sample, reason, worker."""
+        """Every distinct failure so far (in this process and in DataLoader workers), one row per
+        (index, reason): a pandas DataFrame with columns index, sample, reason, worker (the first
+        to log it) and count (how often it happened, over every epoch and worker)."""
         import pandas as pd
 
-        recs = self._log.read()
-        return pd.DataFrame(recs, columns=["index", "sample", "reason", "worker"])
+        return pd.DataFrame(self._log.read(), columns=FAILURE_COLUMNS)
 
     def clear_failures(self) -> None:
         """Forget the failures recorded so far."""
@@ -377,17 +513,18 @@ class SafeIterableDataset(IterableDataset):
                     self._fail(pos, sid, _describe(exc))
                     continue
             if self.check_finite:
-                reason = nonfinite_reason(item)
+                reason = _checked(item)
                 if reason:
                     self._fail(pos, sid, reason)
                     continue
             yield item
 
     def failures(self):
-        """Every distinct failure so far, from every worker: a DataFrame (index, sample, reason, worker)."""
+        """Every distinct failure so far, from every worker: a DataFrame (index, sample, reason,
+        worker, count), as :meth:`SafeDataset.failures`."""
         import pandas as pd
 
-        return pd.DataFrame(self._log.read(), columns=["index", "sample", "reason", "worker"])
+        return pd.DataFrame(self._log.read(), columns=FAILURE_COLUMNS)
 
     def clear_failures(self) -> None:
         """Forget the failures recorded so far."""

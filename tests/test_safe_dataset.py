@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
+import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
@@ -349,3 +352,152 @@ def test_iterable_exclude_and_failing_iterator():
         list(SafeIterableDataset(Dead(), max_consecutive_errors=3))
     with pytest.raises(ValueError, match="callable"):
         SafeIterableDataset(Stream(3), ids=["a", "b", "c"])
+
+
+# ---------------------------------------------------------------- failure log: deduplicated, counted
+@pytest.mark.parametrize("workers", [0, 2])
+def test_failures_are_logged_once_and_counted_over_epochs(workers):
+    ds = SafeDataset(Rows(ROWS))
+    for _ in range(3):
+        drain(loader(ds, workers))
+    f = ds.failures()
+    assert f["index"].tolist() == [1, 6]
+    assert f["count"].tolist() == [3, 3]
+    with open(ds._log.path, encoding="utf-8") as fh:
+        lines = [json.loads(line) for line in fh]
+    assert sum("index" in rec for rec in lines) == 2  # one line per distinct failure, not per epoch
+
+
+def test_failure_log_file_grows_with_distinct_failures_only():
+    from datasan.safe_dataset import FLUSH_REPEATS, FailureLog
+
+    log = FailureLog()
+    for _epoch in range(3):
+        for i in range(10_000):
+            log.record(i, f"s{i}", f"ValueError: bad record {i}")
+    cols = log.read()
+    assert cols["index"] == list(range(10_000)) and set(cols["count"]) == {3}
+    with open(log.path, encoding="utf-8") as fh:
+        n_lines = sum(1 for _ in fh)
+    assert n_lines == 10_000 + -(-20_000 // FLUSH_REPEATS)  # the distinct failures + the repeat counts
+
+
+# ---------------------------------------------------------------- odd samples: recursion, containers
+class Fixed(Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        item = self.items[i]
+        return item() if callable(item) else item
+
+
+def endless(depth=0):
+    return endless(depth + 1)
+
+
+def test_self_referencing_deep_and_recursing_samples_are_skipped():
+    cyclic = [1.0]
+    cyclic.append(cyclic)
+    deep: list = [1.0]
+    for _ in range(5000):
+        deep = [deep]
+    ds = SafeDataset(Fixed([cyclic, deep, endless, torch.ones(1)]), on_error="skip")
+    got = [ds[i] for i in range(4)]
+    assert [type(g) is BadSample for g in got] == [True, True, True, False]
+    assert got[0].reason == "item[1] contains itself (a reference cycle)"
+    assert got[1].reason == "item" + "[0]" * 100 + " is nested more than 100 levels deep"
+    assert got[2].reason.split(":")[0] == "RecursionError"
+    assert ds.failures()["index"].tolist() == [0, 1, 2]
+
+
+@dataclasses.dataclass
+class Pair:
+    x: np.ndarray
+    y: float
+
+
+def test_nan_inside_dataclass_series_and_object_arrays():
+    import pandas as pd
+
+    assert nonfinite_reason(Pair(np.array([1.0, np.nan]), 0.0)) == "item.x holds 1 NaN and 0 Inf value(s)"
+    assert nonfinite_reason(Pair(np.ones(2), math.inf)) == "item.y is inf"
+    assert nonfinite_reason(pd.Series([1.0, np.nan, 2.0])) == "item holds 1 NaN and 0 Inf value(s)"
+    assert nonfinite_reason(pd.DataFrame({"a": ["x", "y"], "b": [1.0, np.nan]})) == "item[1, 1] is nan"
+    assert nonfinite_reason(np.array([1.0, float("nan")], dtype=object)) == "item[1] is nan"
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = np.ones(3), np.array([np.inf])
+    assert nonfinite_reason(ragged) == "item[1] holds 0 NaN and 1 Inf value(s)"
+    assert nonfinite_reason((Pair(np.ones(2), 1.0), pd.Series([1, 2]), np.array(["a", 3], dtype=object))) is None
+
+
+class DiesAt(Dataset):
+    """Row 1 is NaN; reading row 5 kills the worker process (as the OOM killer or a decoder crash would)."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        if i == 5 and get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return torch.tensor([math.nan if i == 1 else float(i)])
+
+
+def test_a_killed_worker_stops_the_loader_but_keeps_the_failures_logged_before():
+    ds = SafeDataset(DiesAt())
+    with pytest.raises(RuntimeError, match="DataLoader worker"):
+        drain(loader(ds, 2))
+    assert ds.failures()["index"].tolist() == [1]
+
+
+# ---------------------------------------------------------------- from_scan: one source, one shape, (x, y)
+@pytest.fixture
+def mixed_out(tmp_path):
+    """A scan of one image folder (5 images of 8x6, one of 5x7) and two tables (one without target)."""
+    data = tmp_path / "mix"
+    for cls in ("cat", "dog"):
+        (data / "imgs" / cls).mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 6), (40 * i, 10, 10)).save(data / "imgs" / "cat" / f"{i}.png")
+        Image.new("RGB", (5, 7) if i == 0 else (8, 6), (10, 40 * i, 10)).save(data / "imgs" / "dog" / f"{i}.png")
+    (data / "a.csv").write_text("f1,f2\n1,2\n3,4\n5,6\n")
+    (data / "b.csv").write_text("g,label\n1,0\n2,1\n")
+    out = tmp_path / "out"
+    datasan.scan(data, out_dir=out, probe=False, workers=1).write(out)
+    return out
+
+
+def test_from_scan_several_sources_need_source_and_unknown_source_names_them(mixed_out):
+    with pytest.raises(datasan.UsageError) as exc:
+        SafeDataset.from_scan(mixed_out)
+    assert all(f"'{n}'" in str(exc.value) for n in ("imgs", "a.csv", "b.csv"))
+    with pytest.raises(datasan.UsageError) as exc:
+        SafeDataset.from_scan(mixed_out, source="c.csv")
+    assert all(f"'{n}'" in str(exc.value) for n in ("imgs", "a.csv", "b.csv"))
+    with pytest.raises(datasan.UsageError):
+        SafeDataset.from_scan(mixed_out, source="*.csv")  # two widths cannot share a batch
+    assert len(SafeDataset.from_scan(mixed_out, source="b.csv")) == 2
+
+
+def test_from_scan_tables_without_target_give_x_and_no_label(mixed_out):
+    ds = SafeDataset.from_scan(mixed_out, source="a.csv")
+    x, y = next(iter(DataLoader(ds, batch_size=8, collate_fn=safe_collate)))
+    assert x.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    assert y.tolist() == [-1, -1, -1]
+    labelled = SafeDataset.from_scan(mixed_out, source="b.csv")
+    assert [labelled[i][1] for i in range(2)] == [0, 1]
+
+
+def test_from_scan_images_batch_at_one_size(mixed_out):
+    ds = SafeDataset.from_scan(mixed_out, source="imgs")
+    assert ds.base.size == (6, 8)  # the most common (height, width)
+    x, y = next(iter(DataLoader(ds, batch_size=6, collate_fn=safe_collate)))
+    assert tuple(x.shape) == (6, 3, 6, 8)
+    assert y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert tuple(SafeDataset.from_scan(mixed_out, source="imgs", size=4)[3][0].shape) == (3, 4, 4)
+    assert tuple(SafeDataset.from_scan(mixed_out, source="imgs/", size=(5, 9))[0][0].shape) == (3, 5, 9)
+    with pytest.raises(datasan.UsageError):
+        SafeDataset.from_scan(mixed_out, source="imgs", size=(0, 3))

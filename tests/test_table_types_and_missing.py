@@ -250,3 +250,14 @@ def test_sklearn_csv_with_a_metadata_first_line_is_ragged(scan_to, tmp_path):
     s = scan_to(d)
     assert s.rows("DS004") == list(range(178))
     assert s.source("wine_data.csv")["seen"] == 178 and s.source("wine_data.csv")["kept"] == 0
+
+
+def test_non_numeric_cell_in_a_numeric_target_is_ds109_not_an_internal_error(tmp_path, scan_to):
+    # found by the fuzz harness: the target's raw text was looked up among the feature columns
+    rows = "".join("0.0,0.0\n" for _ in range(8))
+    write(tmp_path / "data" / "t.csv", "f0,label\n" + rows + "0.0,0x1F\n")
+    s = scan_to(tmp_path / "data")
+    assert "DS011" not in s.codes()
+    assert s.rows("DS109") == [8]
+    assert s.findings[s.findings["code"] == "DS109"]["column"].tolist() == ["label"]
+    assert s.source("t.csv")["kept"] == 8

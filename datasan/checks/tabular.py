@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from datasan.findings import Finding, FindingBuffer
+from datasan.findings import Finding, FindingBuffer, quote
+from datasan.findings import format_number as _fmt
 from datasan.options import Thresholds
 
 #: names that make a column the target, strongest first: 'y' and 'class' are
@@ -287,16 +288,6 @@ class BatchChecks:
     findings: FindingBuffer
 
 
-def _fmt(v: float) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return f"{v:.6g}"
-    return repr(v)
-
-
 def check_batch(
     source: str,
     columns: dict,  # name -> (numpy values, numpy null mask or None, raw string array or None)
@@ -319,11 +310,12 @@ def check_batch(
     for name, mask in non_numeric.items():
         idx = np.flatnonzero(mask)
         if idx.size:
-            raw = columns[name][2]
+            # the target is not among the feature columns: its raw strings come with it
+            raw = columns[name][2] if name in columns else (target[3] if target and target[0] == name else None)
             texts = raw_text(raw, idx)
-            out.add_rows("DS109", source, rows[idx],
-                         [f"Column '{name}' holds {t!r}, which is not a number." for t in texts],
-                         column=name)
+            out.add_rows("DS109", source, rows[idx], column=name,
+                         template="Column '{0}' holds {1}, which is not a number.",
+                         params=(name, [quote(t) for t in texts]))
             error[idx] = True
 
     for name, (values, nulls, raw) in columns.items():
@@ -332,20 +324,23 @@ def check_batch(
             miss = nulls if bad_num is None else (nulls & ~bad_num)
             idx = np.flatnonzero(miss)
             if idx.size:
-                texts = raw_text(raw, idx)
-                out.add_rows("DS101", source, rows[idx], [
-                    f"Feature '{name}' is missing ({'empty cell' if not (t or '').strip() else repr(t)})."
-                    if raw is not None else f"Feature '{name}' is null."
-                    for t in texts], column=name)
+                if raw is None:
+                    out.add_rows("DS101", source, rows[idx], column=name,
+                                 template="Feature '{0}' is null.", params=(name,))
+                else:
+                    out.add_rows("DS101", source, rows[idx], column=name,
+                                 template="Feature '{0}' is missing ({1}).",
+                                 params=(name, ["empty cell" if not (t or "").strip() else quote(t)
+                                                for t in raw_text(raw, idx)]))
                 error[idx] = True
         if values.dtype.kind != "f":
             if values.dtype.kind in "iu" and values.size:
                 big = np.abs(values.astype(np.float64)) > th.overflow_abs
                 idx = np.flatnonzero(big)
                 if idx.size:
-                    out.add_rows("DS105", source, rows[idx], [
-                        f"Feature '{name}' is {values[i]}: its square overflows float32." for i in idx],
-                        column=name)
+                    out.add_rows("DS105", source, rows[idx], column=name,
+                                 template="Feature '{0}' is {1}: its square overflows float32.",
+                                 params=(name, values[idx]))
             continue
         if values.size == 0:
             continue
@@ -358,29 +353,30 @@ def check_batch(
             nonfin &= ~nulls
         idx = np.flatnonzero(nonfin)
         if idx.size:
-            texts = raw_text(raw, idx)
-            msgs = []
-            for i, t in zip(idx, texts):
-                v = _fmt(float(values[i]))
-                if t is not None and t.strip().lower() not in ("nan", "inf", "-inf", "+inf"):
-                    msgs.append(f"Feature '{name}' is {t.strip()!r}, which parses to {v}.")
-                else:
-                    msgs.append(f"Feature '{name}' is {v}.")
-            out.add_rows("DS101", source, rows[idx], msgs, column=name)
+            if raw is None:
+                what = values[idx]
+            else:
+                what = []
+                for i, t in zip(idx, raw_text(raw, idx)):
+                    v = _fmt(float(values[i]))
+                    spelled = t is not None and t.strip().lower() not in ("nan", "inf", "-inf", "+inf")
+                    what.append(f"{quote(t.strip())}, which parses to {v}" if spelled else v)
+            out.add_rows("DS101", source, rows[idx], column=name,
+                         template="Feature '{0}' is {1}.", params=(name, what))
             error[idx] = True
         with np.errstate(invalid="ignore"):
             mag = np.abs(np.where(finite, values, 0.0))
         idx = np.flatnonzero(mag > FLOAT32_MAX)
         if idx.size:
-            out.add_rows("DS113", source, rows[idx], [
-                f"Feature '{name}' is {_fmt(float(values[i]))}, beyond float32 range: it becomes inf "
-                "as float32." for i in idx], column=name)
+            out.add_rows("DS113", source, rows[idx], column=name,
+                         template="Feature '{0}' is {1}, beyond float32 range: it becomes inf as float32.",
+                         params=(name, values[idx].astype(np.float64)))
             error[idx] = True
         idx = np.flatnonzero((mag > th.overflow_abs) & (mag <= FLOAT32_MAX))
         if idx.size:
-            out.add_rows("DS105", source, rows[idx], [
-                f"Feature '{name}' is {_fmt(float(values[i]))}: its square overflows float32."
-                for i in idx], column=name)
+            out.add_rows("DS105", source, rows[idx], column=name,
+                         template="Feature '{0}' is {1}: its square overflows float32.",
+                         params=(name, values[idx].astype(np.float64)))
 
     if target is not None and plan.column is not None:
         error |= _check_target(source, target, plan, rows, out)
@@ -396,9 +392,9 @@ def _check_target(source, target, plan: TargetPlan, rows, out: FindingBuffer):
     idx = np.flatnonzero(missing)
     if idx.size:
         texts = [raw[i].as_py() for i in idx] if raw is not None else [None] * idx.size
-        out.add_rows("DS102", source, rows[idx], [
-            f"Target '{name}' is missing ({'empty' if t is not None and not t.strip() else repr(t) if t is not None else 'null'})."
-            for t in texts], column=name)
+        out.add_rows("DS102", source, rows[idx], column=name, template="Target '{0}' is missing ({1}).",
+                     params=(name, ["null" if t is None else "empty" if not t.strip() else quote(t)
+                                    for t in texts]))
         error[idx] = True
     present = ~missing
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
@@ -408,15 +404,16 @@ def _check_target(source, target, plan: TargetPlan, rows, out: FindingBuffer):
                 nonfin = present & ~np.isfinite(v)
                 idx = np.flatnonzero(nonfin)
                 if idx.size:
-                    out.add_rows("DS101", source, rows[idx], [
-                        f"Target '{name}' is {_fmt(float(v[i]))}." for i in idx], column=name)
+                    out.add_rows("DS101", source, rows[idx], column=name,
+                                 template="Target '{0}' is {1}.", params=(name, v[idx]))
                     error[idx] = True
                 far = present & np.isfinite(v) & ((v < plan.low) | (v > plan.high))
             idx = np.flatnonzero(far)
             if idx.size:
-                out.add_rows("DS104", source, rows[idx], [
-                    f"Target '{name}' is {_fmt(float(v[i]))}, far outside the bulk of the targets "
-                    f"(expected within {_fmt(plan.low)}..{_fmt(plan.high)})." for i in idx], column=name)
+                out.add_rows("DS104", source, rows[idx], column=name,
+                             template="Target '{0}' is {1}, far outside the bulk of the targets "
+                             "(expected within {2}..{3}).",
+                             params=(name, v[idx], _fmt(plan.low), _fmt(plan.high)))
                 error[idx] = True
         elif plan.task == "classification":
             with np.errstate(invalid="ignore"):
@@ -429,26 +426,26 @@ def _check_target(source, target, plan: TargetPlan, rows, out: FindingBuffer):
                               (over, f"is not below the number of classes ({plan.num_classes})")):
                 idx = np.flatnonzero(mask)
                 if idx.size:
-                    out.add_rows("DS103", source, rows[idx], [
-                        f"Class id {_fmt(float(v[i])) if not float(v[i]).is_integer() else int(v[i])} {why}."
-                        for i in idx], column=name)
+                    # integral ids print as integers, the rest (1.5, NaN, inf) as floats
+                    ids = v[idx] if mask is nonint else v[idx].astype(np.int64)
+                    out.add_rows("DS103", source, rows[idx], column=name,
+                                 template="Class id {0} {1}.", params=(ids, why))
                     error[idx] = True
             if plan.distant:
                 far = present & ~(nonint | neg | over) & np.isin(v, np.asarray(sorted(plan.distant), dtype=np.float64))
                 idx = np.flatnonzero(far)
                 if idx.size:
-                    below = "the other class ids"
-                    out.add_rows("DS104", source, rows[idx], [
-                        f"Class id {int(v[i])} is far above {below} and rare: a typo or sentinel value?"
-                        for i in idx], column=name)
+                    out.add_rows("DS104", source, rows[idx], column=name,
+                                 template="Class id {0} is far above the other class ids and rare: "
+                                 "a typo or sentinel value?", params=(v[idx].astype(np.int64),))
                     error[idx] = True
     elif plan.classes is not None:
         allowed = set(plan.classes)
         idx = [i for i in range(n) if present[i] and values[i] not in allowed]
         if idx:
-            out.add_rows("DS103", source, rows[np.asarray(idx)], [
-                f"Class {values[i]!r} is not among the {len(allowed)} given class names." for i in idx],
-                column=name)
+            out.add_rows("DS103", source, rows[np.asarray(idx)], column=name,
+                         template="Class {0} is not among the {1} given class names.",
+                         params=([quote(values[i]) for i in idx], len(allowed)))
             error[np.asarray(idx)] = True
     return error
 
@@ -570,8 +567,9 @@ def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: b
 
     ``rows`` are data-row indices with one 64-bit hash of the whole row and one
     of its features only (see the table source's row hashing).  Exact
-    duplicates have equal features too, so one pass over the rows whose
-    feature hash repeats finds both kinds.
+    duplicates have equal features too, so the rows whose feature hash repeats
+    hold both kinds.  Everything is numpy over those rows: a row equal to an
+    earlier one costs two int64 (its row and the first row) in the findings.
     """
     import numpy as np
 
@@ -581,26 +579,52 @@ def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: b
     if np.any(rows[1:] < rows[:-1]):
         order = np.argsort(rows, kind="stable")
         rows, full_hash, feature_hash = rows[order], full_hash[order], feature_hash[order]
-    first_full: dict[int, int] = {}  # full hash -> first row
-    first_feat: dict[int, tuple[int, int]] = {}  # feature hash -> (first row, its full hash)
-    dup_rows, dup_of, c_rows, c_of = [], [], [], []
-    for i in _repeated(feature_hash if has_target else full_hash).tolist():
-        r, full, fh = int(rows[i]), int(full_hash[i]), int(feature_hash[i])
-        if full in first_full:
-            dup_rows.append(r)
-            dup_of.append(first_full[full])
-            continue
-        first_full[full] = r
-        if not has_target:
-            continue
-        if fh not in first_feat:
-            first_feat[fh] = (r, full)
-        elif first_feat[fh][1] != full:
-            c_rows.append(r)
-            c_of.append(first_feat[fh][0])
-    out.add_rows("DS110", source, dup_rows,
-                 [f"Row {r} is an exact duplicate of row {f}." for r, f in zip(dup_rows, dup_of)])
-    out.add_rows("DS111", source, c_rows,
-                 [f"Rows {f} and {r} have identical features but different labels."
-                  for r, f in zip(c_rows, c_of)])
+    pos = _repeated(feature_hash if has_target else full_hash)  # ascending, so rows ascend too
+    if pos.size == 0:
+        return out
+    if pos.size == rows.size:  # every row repeats (a table of copies): no copies of the arrays
+        r, full, feat = rows, full_hash, feature_hash if has_target else full_hash
+    else:
+        r, full = rows[pos], full_hash[pos]
+        feat = feature_hash[pos] if has_target else full
+    del pos
+    # one stable sort by (features, whole row): equal rows form runs, earliest row first
+    order = np.lexsort((full, feat)) if has_target else np.argsort(full, kind="stable")
+    n = order.size
+    feat_start = np.ones(n, dtype=bool)
+    sorted_key = feat[order]
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=feat_start[1:])
+    full_start = feat_start.copy()
+    if has_target:
+        sorted_key = full[order]
+        full_start[1:] |= sorted_key[1:] != sorted_key[:-1]
+    del sorted_key
+    dup = ~full_start
+    run_of = np.cumsum(full_start) - 1  # the run each entry belongs to
+    dup_rows = r[order[dup]]
+    dup_of = r[order[np.flatnonzero(full_start)[run_of[dup]]]]
+    del run_of
+    _add_in_row_order(out, "DS110", source, dup_rows, "Row {0} is an exact duplicate of row {1}.",
+                      dup_rows, dup_of)
+    del dup_rows, dup_of, dup
+    if has_target:
+        starts = np.flatnonzero(feat_start)
+        earliest_of_group = np.minimum.reduceat(order, starts)  # a group's earliest row
+        firsts = order[full_start]
+        earliest = earliest_of_group[(np.cumsum(feat_start) - 1)[full_start]]
+        conflict = firsts != earliest
+        c_rows = r[firsts[conflict]]
+        _add_in_row_order(out, "DS111", source, c_rows,
+                          "Rows {0} and {1} have identical features but different labels.",
+                          r[earliest[conflict]], c_rows)
     return out
+
+
+def _add_in_row_order(out: FindingBuffer, code: str, source: str, rows, template: str, *params) -> None:
+    """Add a run of findings sorted by row (the order a reader expects)."""
+    import numpy as np
+
+    if rows.size and np.any(rows[1:] < rows[:-1]):
+        k = np.argsort(rows, kind="stable")
+        rows, params = rows[k], tuple(p[k] for p in params)
+    out.add_rows(code, source, rows, template=template, params=params)

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
+from datasan.findings import quote
 from datasan.sources.regular import NotRegularFile, open_binary, regular_file
 
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -239,10 +240,9 @@ def iter_csv_batches(
     def on_invalid(row) -> str:
         # number is the 1-based physical line; the header is line 1
         data_row = (row.number - 2) if row.number is not None else -1
-        text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
         bad.append(BadRow(data_row, "DS004",
                           f"Line {row.number} has {row.actual_columns} fields, expected "
-                          f"{row.expected_columns}: {text!r}."))
+                          f"{row.expected_columns}: {quote(row.text)}."))
         return "skip"
 
     reader = pacsv.open_csv(
