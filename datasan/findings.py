@@ -17,7 +17,13 @@ import string
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from datasan.rules import RULES
+
+def _rules():
+    # the rule table imports the check families, which import this module: look it up lazily
+    from datasan.rules import RULES
+
+    return RULES
+
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -68,14 +74,14 @@ class Finding:
     severity: str = ""
 
     def __post_init__(self) -> None:
-        rule = RULES[self.code]  # KeyError: a check used an unregistered code (a bug)
+        rule = _rules()[self.code]  # KeyError: a check used an unregistered code (a bug)
         if not self.severity:
             object.__setattr__(self, "severity", rule.severity)
 
     @property
     def check(self) -> str:
         """The rule's kebab-case name."""
-        return RULES[self.code].name
+        return _rules()[self.code].name
 
     def as_dict(self) -> dict[str, Any]:
         """The finding as a dict with the contract's columns, in order."""
@@ -128,7 +134,8 @@ class _Listed:
 
     def column(self, name: str) -> list:
         if name == "severity":
-            return [s or RULES[c].severity for s, c in zip(self.severity, self.cols["code"])]
+            rules = _rules()
+            return [s or rules[c].severity for s, c in zip(self.severity, self.cols["code"])]
         return list(self.cols[name])
 
     def arrow(self) -> dict[str, Any]:
@@ -136,7 +143,8 @@ class _Listed:
 
         d = {c: pa.array(v, type=pa.int64() if c == "row" else pa.string()) for c, v in self.cols.items()}
         d["severity"] = pa.array(self.column("severity"), type=pa.string())
-        d["check"] = pa.array([RULES[c].name for c in self.cols["code"]], type=pa.string())
+        rules = _rules()
+        d["check"] = pa.array([rules[c].name for c in self.cols["code"]], type=pa.string())
         return d
 
 
@@ -164,7 +172,7 @@ class _Run:
         return int(self.rows.size)
 
     def sev(self) -> str:
-        return self.severity or RULES[self.code].severity
+        return self.severity or _rules()[self.code].severity
 
     def sample_array(self, lo: int, hi: int):
         import pyarrow as pa
@@ -203,7 +211,7 @@ class _Run:
 
         return {
             "code": same(self.code),
-            "check": same(RULES[self.code].name),
+            "check": same(_rules()[self.code].name),
             "message": self.message_array(lo, hi),
             "sample": self.sample_array(lo, hi),
             "source": same(self.source),
@@ -311,7 +319,7 @@ class FindingBuffer:
         import numpy as np
         import pyarrow as pa
 
-        RULES[code]
+        _rules()[code]
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         n = int(rows.size)
         if n == 0:

@@ -7,11 +7,178 @@ Each function looks at small per-image facts gathered from every shard
 
 from __future__ import annotations
 
+from datasan.checks.rule import Rule
+
 from collections import Counter
 from typing import Iterable, Iterator
 
 from datasan.findings import Finding
 from datasan.options import ScanOptions
+
+
+# ------------------------------------------------------------------ rules of this family
+UNDECODABLE_IMAGE = Rule(
+    "DS201", "undecodable-image", "error",
+    "An image file cannot be fully decoded.",
+    what="Every image is opened and fully decoded (not just `verify()`ed): zero-byte "
+    "files, text or garbage with an image extension, truncated files, corrupt "
+    "compressed data and formats Pillow cannot decode.",
+    why="The DataLoader worker that reaches the file raises (or, with "
+    "LOAD_TRUNCATED_IMAGES, silently trains on grey padding) hours into a run.",
+    fix="Re-export or re-download the image, or remove it.",
+    example="cats/0007.jpg: 'image file is truncated (12 bytes not processed)'",
+)
+DECOMPRESSION_BOMB = Rule(
+    "DS202", "decompression-bomb", "error",
+    "An image declares more pixels than the limit (Pillow's MAX_IMAGE_PIXELS by default).",
+    what="The width x height in the image header, read without decoding the pixels, "
+    "compared with thresholds.max_image_pixels (default 89,478,485, Pillow's).",
+    why="Decoding it allocates gigabytes: the worker is OOM-killed, or Pillow raises "
+    "DecompressionBombError in the middle of training.",
+    fix="Remove the file or resize it offline; raise the limit only for data you trust.",
+    example="huge.png: 100000 x 100000 pixels",
+)
+NON_FINITE_PIXEL = Rule(
+    "DS203", "non-finite-pixel", "error",
+    "A float image holds NaN or infinite pixels.",
+    what="Float images (TIFF mode F): every pixel is checked for NaN, +Inf and -Inf.",
+    why="One NaN pixel makes the forward pass, the loss and then every weight NaN.",
+    fix="Fix the export (masked or no-data values) or drop the image.",
+    example="depth/0003.tif: 12 NaN pixels",
+)
+CONSTANT_IMAGE = Rule(
+    "DS204", "constant-image", "warning",
+    "Every pixel of an image has the same value.",
+    what="Images whose every pixel is equal (blank, all-black, a single colour).",
+    why="Per-image standardization divides by a zero std (NaN); blank frames are "
+    "usually capture or export failures that teach the model nothing.",
+    fix="Check the capture/export; drop the image if it is a failure.",
+    example="frames/0100.png: every pixel is (0, 0, 0)",
+)
+TINY_IMAGE = Rule(
+    "DS205", "tiny-image", "warning",
+    "An image is smaller than thresholds.min_image_side pixels on a side (8 by default).",
+    what="Width or height below the minimum side.",
+    why="Random crops and resizes fail or upsample noise; often a thumbnail or icon "
+    "saved by mistake.",
+    fix="Remove it or replace it with the full-size image.",
+    example="cats/0001.png: 1 x 1 pixels",
+)
+EXTREME_ASPECT_RATIO = Rule(
+    "DS206", "extreme-aspect-ratio", "warning",
+    "An image's longer side is more than thresholds.max_aspect (10) times its shorter side.",
+    what="The ratio of the longer to the shorter side.",
+    why="Resizing to a square squashes it beyond recognition; usually a banner, a "
+    "strip of frames or a wrongly reshaped export.",
+    fix="Check the image; crop or drop it.",
+    example="cats/banner.png: 400 x 20 pixels (aspect 20.0)",
+)
+INCONSISTENT_IMAGE_MODE = Rule(
+    "DS207", "inconsistent-image-mode", "warning",
+    "An image's mode or channel count differs from most images of its dataset.",
+    what="The Pillow mode (L, RGB, RGBA, CMYK, I;16, F, ...) of each image, compared "
+    "with the most common mode of its dataset folder.",
+    why="A grayscale or RGBA image among RGB ones breaks batching (tensor shapes differ) "
+    "unless every loader converts; 16-bit images scale differently.",
+    fix="Convert the image to the dataset's mode, or convert in the loader "
+    "(`Image.convert('RGB')`).",
+    example="cats/0004.png is L (1 channel) among RGB images",
+)
+DUPLICATE_IMAGE = Rule(
+    "DS208", "duplicate-image", "warning",
+    "Two image files have byte-identical content.",
+    what="A content hash (BLAKE2b) of every file's bytes, within each dataset folder.",
+    why="Duplicates weight some samples twice and, across train/val/test splits, leak "
+    "test data into training and inflate the scores.",
+    fix="Keep one copy (and only in one split).",
+    example="train/cat/1.png is identical to val/cat/9.png",
+)
+CONFLICTING_DUPLICATE_IMAGE = Rule(
+    "DS209", "conflicting-duplicate-image", "warning",
+    "Identical image files carry different labels.",
+    what="Byte-identical images (see DS208) whose labels differ; the message names both.",
+    why="The model is asked to predict two classes for the same input: label noise "
+    "that caps accuracy and confuses evaluation.",
+    fix="Decide the right label and drop the other copy.",
+    example="cat/1.png and dog/7.png are identical",
+)
+IMAGE_EXTENSION_MISMATCH = Rule(
+    "DS210", "image-extension-mismatch", "warning",
+    "An image's file extension disagrees with its real format.",
+    what="The format Pillow detects from the file's bytes, compared with its "
+    "extension (a PNG named .jpg, a JPEG without an extension).",
+    why="Loaders that choose a decoder by extension fail, and tools that filter by "
+    "extension (ImageFolder) skip the file silently.",
+    fix="Rename the file to match its format, or re-encode it.",
+    example="cats/0005.jpg is a PNG file",
+)
+MISSING_IMAGE_LABEL = Rule(
+    "DS301", "missing-image-label", "error",
+    "An image has no label.",
+    what="In a labelled image set: an image with no row in the labels table, an "
+    "empty or NaN label, or a file outside any class folder of an ImageFolder tree.",
+    why="The loader raises a KeyError for it, or a NaN/empty label becomes a class "
+    "of its own.",
+    fix="Label the image, or move it out of the labelled set.",
+    example="cats_and_dogs/stray.jpg sits beside the class folders",
+)
+LABEL_NAMES_MISSING_FILE = Rule(
+    "DS302", "label-names-missing-file", "error",
+    "A label row names an image that does not exist.",
+    what="Every path in a labels table, resolved against the table's folder: a file "
+    "that does not exist, or is not an image of the set. Reported with source = the "
+    "table and row = its 0-based data row.",
+    why="The Dataset's __getitem__ raises FileNotFoundError when it reaches the row.",
+    fix="Restore the image or drop the row.",
+    example="labels.csv row 12: img_999.png does not exist",
+)
+LABEL_PATH_OUTSIDE_ROOT = Rule(
+    "DS303", "label-path-outside-root", "error",
+    "A label row names a path outside the scanned folder (absolute or with ..).",
+    what="Paths in a labels table that are absolute or leave PATH; datasan never opens them.",
+    why="The dataset silently depends on files elsewhere (or reads /etc/passwd as an "
+    "image): it is not reproducible and may be unsafe.",
+    fix="Copy the image into the dataset and use a relative path.",
+    example="labels.csv row 3: ../../secret.png",
+)
+IMAGE_LABEL_OUT_OF_RANGE = Rule(
+    "DS304", "image-label-out-of-range", "error",
+    "A numeric class id is negative or not below --num-classes.",
+    what="Integer labels (from a labels table or numeric class folders) below 0 or at "
+    "or above num_classes when it is given.",
+    why="cross_entropy raises a device-side assert on CUDA, an IndexError elsewhere.",
+    fix="Map the label into 0..num_classes-1, or fix --num-classes.",
+    example="label = -1",
+)
+DISTANT_IMAGE_LABEL = Rule(
+    "DS305", "distant-image-label", "error",
+    "A numeric class id lies far above all the others.",
+    what="Integer labels past a large gap above the bulk and rare (8000 among 0..9), "
+    "same rule as DS104.",
+    why="The output head is sized by the largest id (or crashes); usually a sentinel value.",
+    fix="Fix the label (a typo or sentinel) or drop the image.",
+    example="label = 8000 among 0..9",
+)
+UNKNOWN_IMAGE_CLASS = Rule(
+    "DS306", "unknown-image-class", "error",
+    "A label is not among the class names given in the options.",
+    what="With `classes` set in the options, every label (table value or class folder "
+    "name) must be one of them.",
+    why="A misspelt class folder ('dgo') becomes a class of its own and shifts every "
+    "class index after it.",
+    fix="Rename the folder / fix the label, or add the class to the list.",
+    example="dgo/0001.jpg with classes [cat, dog]",
+)
+CONFLICTING_IMAGE_LABELS = Rule(
+    "DS307", "conflicting-image-labels", "error",
+    "A labels table gives the same image two different labels.",
+    what="Two or more rows of the labels tables that resolve to the same image with "
+    "different labels.",
+    why="Which label the loader uses depends on row order: label noise at best.",
+    fix="Keep one row per image.",
+    example="labels.csv rows 3 and 9 both name a.png, as cat and dog",
+)
+
 
 
 def mode_outliers(modes: dict[str, str]) -> Iterator[Finding]:

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from datasan.checks.rule import Rule
+
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,188 @@ from typing import Any
 from datasan.findings import Finding, FindingBuffer, quote
 from datasan.findings import format_number as _fmt
 from datasan.options import Thresholds
+
+
+# ------------------------------------------------------------------ rules of this family
+NON_FINITE_VALUE = Rule(
+    "DS101", "non-finite-value", "error",
+    "A numeric feature is NaN, +Inf, -Inf or missing (empty cell / null).",
+    what="Every numeric feature value of every row: NaN, infinities, nulls, empty "
+    "CSV cells, and strings such as 'nan', 'inf' or '1e400' (which parses to inf).",
+    why="One NaN input makes the forward pass NaN, the loss NaN and, after one "
+    "optimizer step, every weight NaN: the run is lost.",
+    fix="Impute or drop the row; find the join or division that produced it.",
+    example="f3 = 'nan' in row 17",
+)
+MISSING_LABEL = Rule(
+    "DS102", "missing-label", "error",
+    "The target of a row is missing (null, empty, 'nan', 'None').",
+    what="Null or empty targets, and the strings 'nan', 'NaN', 'None', 'null', 'NA'.",
+    why="A NaN target makes the loss NaN; a string 'nan' becomes its own class.",
+    fix="Label the row or drop it.",
+    example="label = '' in row 3",
+)
+LABEL_OUT_OF_RANGE = Rule(
+    "DS103", "label-out-of-range", "error",
+    "A class id is negative or not below the number of classes.",
+    what="Classification targets below 0, at or above --num-classes, or not among "
+    "the given class names.",
+    why="cross_entropy with such a target raises a device-side assert on CUDA and "
+    "an IndexError (or silent garbage) elsewhere.",
+    fix="Map the label into 0..num_classes-1 or drop the row; check --num-classes.",
+    example="label = -1 with 10 classes",
+)
+DISTANT_LABEL = Rule(
+    "DS104", "distant-label", "error",
+    "A target lies far outside the bulk of the targets.",
+    what="Class ids far above every other id and rare (8000 among 0..9), and "
+    "regression targets that are extreme robust outliers (both in value and in "
+    "log-magnitude, with a conservative limit) or beyond float32 range.",
+    why="A class id of 8000 sizes the output head wrong or crashes it; one target of "
+    "1e30 dominates MSE, explodes gradients and turns the weights to Inf/NaN.",
+    fix="Check the row's source: usually a sentinel value (-999, 9999) or a unit error.",
+    example="label = 8000 among labels 0..9",
+)
+FLOAT32_OVERFLOW_RISK = Rule(
+    "DS105", "float32-overflow-risk", "warning",
+    "A value is so large (|x| > 1e18) that its square or a sum overflows float32.",
+    what="Feature values with magnitude above 1e18.",
+    why="float32 tops out at 3.4e38: squaring 1e19 (MSE, variance, L2 norms) gives inf.",
+    fix="Rescale the column (log, standardize) or check the value for a unit error.",
+    example="f0 = 1e20",
+)
+FLOAT16_OVERFLOW = Rule(
+    "DS106", "float16-overflow", "warning",
+    "A column has values beyond float16 range (|x| > 65504).",
+    what="Per column, the count of values with magnitude above 65504.",
+    why="Under mixed precision (AMP, fp16) these values become inf in the first layer.",
+    fix="Standardize the column, or train in bfloat16 / float32.",
+    example="price with values up to 3e6",
+)
+UNNORMALIZED_SCALE = Rule(
+    "DS107", "unnormalized-scale", "warning",
+    "A column's scale is far from unit, or orders of magnitude unlike the others.",
+    what="Numeric features whose standard deviation or magnitude is far from 1, or "
+    "differs from the median feature scale by over 1000x.",
+    why="Unscaled inputs saturate activations and make one feature dominate the "
+    "gradient; pixels left at 0..255 are the classic case.",
+    fix="Standardize with the mean/std in stats.json (computed on the clean rows).",
+    example="pixel columns ranging 0..255",
+)
+CONSTANT_COLUMN = Rule(
+    "DS108", "constant-column", "warning",
+    "A numeric column has a single value (std 0).",
+    what="Numeric features whose kept values are all equal.",
+    why="Standardizing divides by std = 0, giving NaN or Inf for the whole column.",
+    fix="Drop the column, or guard the division (std + eps).",
+    example="version = 1 in every row",
+)
+NON_NUMERIC_VALUE = Rule(
+    "DS109", "non-numeric-value", "error",
+    "A value in a numeric column is not a number (mixed types).",
+    what="In a column where nearly every value is numeric, the values that are not "
+    "(e.g. '?', 'n/a', 'abc').",
+    why="`astype(float)` raises on them; `to_numeric(errors='coerce')` turns them into "
+    "NaN that reach the loss.",
+    fix="Fix or drop the row; if the token means 'missing', impute it.",
+    example="age = '?' in row 12",
+)
+DUPLICATE_ROW = Rule(
+    "DS110", "duplicate-row", "warning",
+    "A row is an exact duplicate of an earlier row.",
+    what="Rows whose values (features and target) equal an earlier row's.",
+    why="Duplicates weight some samples twice and leak between train and test splits.",
+    fix="Deduplicate, or split by group so copies land in the same split.",
+    example="row 40 equals row 3",
+)
+CONFLICTING_DUPLICATE = Rule(
+    "DS111", "conflicting-duplicate", "warning",
+    "Two rows have identical features but different labels.",
+    what="Rows whose features equal an earlier row's while the target differs.",
+    why="The model is asked to predict two answers for one input: label noise that "
+    "no model can fit.",
+    fix="Decide which label is right, or drop both rows.",
+    example="rows 5 and 91: same features, labels 2 and 7",
+)
+NO_TARGET = Rule(
+    "DS112", "no-target", "info",
+    "No target column was found; label checks were skipped.",
+    what="A table with none of the columns label, target, y, class, labels and no "
+    "--target option.",
+    why="Without a target, missing or distant labels cannot be checked.",
+    fix="Pass --target NAME (or set it in the config).",
+    example="a table with columns a, b, c",
+)
+FLOAT32_OVERFLOW = Rule(
+    "DS113", "float32-overflow", "error",
+    "A finite value exceeds float32 range (|x| > 3.4e38) and becomes inf as float32.",
+    what="Feature values larger in magnitude than the largest float32.",
+    why="`torch.tensor(x, dtype=torch.float32)` turns them into inf: a non-finite "
+    "input as sure as a NaN.",
+    fix="Fix the value (usually a unit or parsing error) or drop the row.",
+    example="f1 = 1e300",
+)
+CODED_NUMERIC_COLUMN = Rule(
+    "DS114", "coded-numeric-column", "warning",
+    "A column of whole numbers with some codes ('136A', 'c168', 'C', '5+') was read as text.",
+    what="A CSV/TSV/JSONL column whose values are mostly whole numbers but also hold codes: "
+    "text with a letter or digit that is not a word for 'missing' (identifiers such as '207a', "
+    "ordinal bins such as '5+' or '<1'). Such a column is a column of identifiers or categories, "
+    "so it is kept as text and its rows are not quarantined. Numbers with stray garbage ('6.2\\x1a', "
+    "'?', 'unknown') or codes among decimal numbers stay DS109 errors on their rows.",
+    why="Reading an identifier column as numbers turns '136A' into a non-number and every such row "
+    "into a false error; treating ids as a numeric feature gives the model a meaningless order.",
+    fix="Nothing if it is an id or category. If it is a measurement, declare its type in the config "
+    "(types = { family = \"float\" }, or per source under [sources.\"<glob>\"]): its codes then "
+    "become DS109 errors on their rows.",
+    example="family = 1, 2, ..., 136, '136A', 137 (Galton's heights)",
+)
+TARGET_LOOKS_LIKE_FEATURE = Rule(
+    "DS115", "target-looks-like-feature", "warning",
+    "The column named like a target ('y', 'class') looks like a feature; it was not used as the target.",
+    what="A target picked by the weak names 'y' or 'class' (no column is named label, target or "
+    "labels) when 'y' sits beside both 'x' and 'z' (a coordinate) or another column names an outcome "
+    "(survived, outcome, response, diagnosis, churn, died, death, dead, default).",
+    why="Label checks on a feature quarantine genuine rows (a width in mm read as a regression target "
+    "with distant values, a passenger class read as class ids) while the real label goes unchecked.",
+    fix="Name the target: --target FILE=COLUMN (repeatable), --target COLUMN for every table, or "
+    "target under [sources.\"<glob>\"] in the config.",
+    example="titanic.csv: class, age, sex, survived",
+)
+MISSING_TEXT_VALUE = Rule(
+    "DS116", "missing-text-value", "warning",
+    "A text (categorical) column has missing values.",
+    what="Per text column, the number of null, empty or NA/None/null cells. The clean file keeps "
+    "them as nulls (never as ''); the rows are kept.",
+    why="Encoders treat a missing category differently: pandas get_dummies drops it, sklearn's "
+    "OneHotEncoder raises on None, a vocabulary lookup maps '' to a real token.",
+    fix="Impute a category (\"unknown\") or drop the rows, knowingly; see the count per column.",
+    example="sex missing in 11 of 344 penguins",
+)
+EMPTY_COLUMN = Rule(
+    "DS117", "empty-column", "warning",
+    "A column has no value in any row.",
+    what="A column whose every cell is null, empty or a missing token. The clean file keeps it as "
+    "a column of nulls.",
+    why="An all-missing feature carries no information and makes every row incomplete: dropping "
+    "incomplete rows then drops the whole table.",
+    fix="Drop the column, or find why the export left it empty.",
+    example="a column 'notes' with an empty cell in every row",
+)
+SPARSE_COLUMN = Rule(
+    "DS118", "sparse-column", "warning",
+    "A column is missing in more than thresholds.sparse_fraction (20 %) of the rows.",
+    what="Per column, the share of rows where it is null, empty, a missing token or NaN. With "
+    "missing_policy = \"quarantine\" (the default) the rows with a missing numeric value are "
+    "quarantined (DS101) and the finding says how many; with missing_policy = \"drop-column\" "
+    "the column leaves the clean file and no row is quarantined for it.",
+    why="Dropping every row with a NaN can remove most of a table because of one column; imputing "
+    "a mostly-missing column invents most of its values.",
+    fix="Drop the column (missing_policy = \"drop-column\" in the config, per source if needed), or "
+    "impute it with a missing-indicator column.",
+    example="repub vote share missing in 62 % of the rows",
+)
+
 
 #: names that make a column the target, strongest first: 'y' and 'class' are
 #: also common feature names (a coordinate, a passenger class), so they come last

@@ -1,0 +1,20 @@
+"""What each rule means: one module per family of rules.
+
+Every module listed in :data:`FAMILIES` defines its rules as module-level
+:class:`~datasan.checks.rule.Rule` constants (named after the rule, e.g.
+``NON_FINITE_VALUE`` for ``non-finite-value``) beside the functions that emit
+them.  :mod:`datasan.rules` collects them into the one table of codes that
+``datasan rules``, ``datasan rule CODE`` and the README read.  Adding a rule
+family = one module here + one line in :data:`FAMILIES`.
+
+These modules import nothing heavy at load time: ``datasan rules`` and
+``datasan --help`` stay instant.
+"""
+
+FAMILIES: tuple[str, ...] = (
+    "datasan.checks.files",  # DS0xx: files that cannot be read, names, folders, internal errors
+    "datasan.checks.tabular",  # DS1xx: table values, labels, scales, duplicates
+    "datasan.checks.images",  # DS2xx images, DS301-DS307 image labels
+    "datasan.checks.boxes",  # DS320-DS339: COCO and YOLO boxes
+    "datasan.checks.probe",  # DS4xx: the probe network
+)

@@ -1,0 +1,159 @@
+"""File-level rules (DS0xx): files that cannot be read or parsed, odd names and folders,
+special files, and datasan's own internal errors.
+
+The code that finds these lives in discovery and the source readers; the
+rules are here so that the one table of codes is assembled from ``checks/``.
+"""
+
+from __future__ import annotations
+
+from datasan.checks.rule import Rule
+
+
+# ------------------------------------------------------------------ rules of this family
+UNREADABLE_FILE = Rule(
+    "DS001", "unreadable-file", "error",
+    "A file could not be read or parsed at all.",
+    what="The file exists but cannot be opened, or its format cannot be parsed "
+    "(a Parquet file with a bad footer, a CSV whose header cannot be read).",
+    why="A loader that hits this file raises in the middle of an epoch, often hours "
+    "into a run; with several DataLoader workers the traceback hides which file it was.",
+    fix="Re-export or re-download the file, or remove it from the dataset.",
+    example="tables/broken.parquet: 'Parquet magic bytes not found in footer'",
+)
+EMPTY_FILE = Rule(
+    "DS002", "empty-file", "warning",
+    "A file holds no samples (zero bytes, or a header and no rows).",
+    what="A data file that is empty or has no data rows.",
+    why="Empty shards make some loaders yield empty batches, and `mean()` over them is NaN.",
+    fix="Remove the file or fill it; check the job that produced it.",
+    example="tables/empty.csv: 0 bytes",
+)
+TEXT_ENCODING = Rule(
+    "DS003", "text-encoding", "warning",
+    "A text file is not UTF-8; datasan decoded it with another encoding.",
+    what="The file is not valid UTF-8. datasan tries utf-8, utf-8 with BOM, utf-16 "
+    "with BOM, then latin-1, and says which one it used.",
+    why="pandas and pyarrow assume UTF-8: the same file crashes one loader and "
+    "silently garbles category names (and so labels) in another.",
+    fix="Re-encode the file as UTF-8 (`iconv -f latin1 -t utf-8`).",
+    example="tables/latin1.csv: byte 0xe9 in 'caf\\xe9'",
+)
+RAGGED_ROW = Rule(
+    "DS004", "ragged-row", "error",
+    "A CSV/TSV line has a different number of fields than the header.",
+    what="A data line whose field count differs from the header's.",
+    why="Most readers either crash on it or shift every later field into the wrong "
+    "column, so features and labels no longer match.",
+    fix="Fix the line (often an unquoted delimiter inside a text field) or drop it.",
+    example="a,b,label\\n1,2\\n -> line 2 has 2 fields, expected 3",
+)
+UNSUPPORTED_COLUMN = Rule(
+    "DS005", "unsupported-column", "warning",
+    "A column has a nested or unsupported type; its values were not checked.",
+    what="List, struct, map, binary or nested JSON values in a table column.",
+    why="datasan cannot check what it cannot interpret; the column passes through to "
+    "the clean output unchecked, and a tensor conversion of it will fail.",
+    fix="Flatten the column, or drop it before training.",
+    example="a JSONL column holding {'x': 1} objects",
+)
+UNSAFE_PATH = Rule(
+    "DS006", "unsafe-path", "warning",
+    "A symlink pointing outside PATH, or forming a loop, was not followed.",
+    what="Symbolic links that leave the scanned folder or point back into an "
+    "ancestor folder.",
+    why="Following them reads data that is not part of the dataset, or loops forever.",
+    fix="Copy the data into the dataset folder, or scan the folder the link points to.",
+    example="data/link -> /etc",
+)
+SPECIAL_FILE = Rule(
+    "DS007", "special-file", "warning",
+    "A FIFO, socket or device file was skipped.",
+    what="Files that are not regular files or folders.",
+    why="Opening a FIFO blocks a loader forever.",
+    fix="Remove the special file from the dataset folder.",
+    example="data/pipe (a FIFO)",
+)
+UNRECOGNIZED_FILE = Rule(
+    "DS008", "unrecognized-file", "info",
+    "A file of a type datasan does not read was ignored.",
+    what="Files whose extension or content matches no known source kind.",
+    why="Worth knowing when a dataset file has a typo in its extension and is silently "
+    "left out of training.",
+    fix="Rename the file with the right extension, or ignore this note.",
+    example="data/notes.docx",
+)
+MALFORMED_RECORD = Rule(
+    "DS009", "malformed-record", "error",
+    "A JSONL line is not valid JSON (or not a JSON object).",
+    what="A line of a JSON-lines file that does not parse, or parses to something "
+    "other than an object.",
+    why="`pandas.read_json(lines=True)` and `datasets` raise on the first such line.",
+    fix="Repair or drop the line.",
+    example='{"x": 1, "label": 0',
+)
+DUPLICATE_COLUMN_NAME = Rule(
+    "DS010", "duplicate-column-name", "warning",
+    "Two or more columns of a table have the same name.",
+    what="Repeated names in a CSV header or a Parquet/Arrow schema. datasan reads the "
+    "repeats as 'name.1', 'name.2', ... (as pandas does) and checks them all.",
+    why="Selecting the column by name returns one of them or fails, so features silently "
+    "go missing or a loader crashes.",
+    fix="Rename the columns in the producing job.",
+    example="a,a,label",
+)
+INTERNAL_ERROR = Rule(
+    "DS011", "internal-error", "error",
+    "datasan failed on a source (a bug in datasan); all its samples were quarantined.",
+    what="A source whose reader or checks raised, or whose counts broke kept + quarantined "
+    "== seen. Every file of the source is quarantined (sample = the file, row empty); the "
+    "message names the exception and where it was raised. The scan still writes every "
+    "output and exits 3. Config and --ignore cannot turn this rule off.",
+    why="Nothing about the source was checked: training on it would take unchecked data "
+    "for checked data.",
+    fix="Report the message (exception and place) to datasan's maintainers; until then "
+    "check the source by hand or remove it from PATH.",
+    example="tables/x.csv: ZeroDivisionError: division by zero (at datasan/checks/tabular.py:120 in _scale)",
+)
+UNDECODABLE_FILE_NAME = Rule(
+    "DS012", "undecodable-file-name", "warning",
+    "A file or folder name is not valid UTF-8; its sample ids show the bad bytes as \\xNN.",
+    what="Names whose bytes do not decode as UTF-8 (a Latin-1 name copied from an old "
+    "machine). Sample ids are strings, so the undecodable bytes are written as the four "
+    "characters \\xNN (bad\\xffname.csv); the file itself is read under its real name.",
+    why="Python and most loaders decode names with surrogate escapes that cannot be written "
+    "to Parquet, JSON or CSV: a training script that lists the folder may crash on it, and "
+    "the id in findings is not the literal name.",
+    fix="Rename the file to a UTF-8 name (`convmv -f latin1 -t utf-8`).",
+    example="tables/bad\\xffname.csv",
+)
+SHORTENED_CLEAN_NAME = Rule(
+    "DS013", "shortened-clean-name", "info",
+    "A source's clean file name would be too long; it was written under a shortened name.",
+    what="clean/<source>.parquet adds 8 bytes to the source's file name; when that passes "
+    "the file system's 255-byte limit the clean file is written as the name cut to fit, "
+    "'~' and 8 hex digits of the name's hash, recorded as clean_file in report.json.",
+    why="A reader that builds clean/<source>.parquet by hand will not find the file.",
+    fix="Shorten the source's file name, or read clean_file from report.json.",
+    example="clean/aaaa...aaa~1f2e3d4c.parquet for a 251-byte name",
+)
+RECORD_TOO_DEEP = Rule(
+    "DS014", "record-too-deep", "error",
+    "A record is nested deeper than datasan reads (JSON arrays/objects in arrays ...).",
+    what="A JSONL record (or a COCO file) whose nesting passes what Python's json parser "
+    "can take (about 1,000 levels); the record is quarantined without being parsed.",
+    why="json.loads and most loaders raise RecursionError on it, killing the DataLoader "
+    "worker that reaches it.",
+    fix="Fix the job that wrote the record; real features are never nested that deep.",
+    example='{"x": [[[[...3,000 levels...]]]]}',
+)
+FOLDER_TOO_DEEP = Rule(
+    "DS015", "folder-too-deep", "warning",
+    "Folders nested more than 256 levels deep were not walked.",
+    what="A folder at depth 256 below PATH that holds further folders; nothing below it is "
+    "read (its files are not part of the scan).",
+    why="Such trees come from a runaway copy or a symlink-free loop; their path names "
+    "approach the OS limits and many tools fail on them.",
+    fix="Flatten the tree, or scan the deep folder itself.",
+    example="a/a/a/... 1,500 levels",
+)

@@ -1,0 +1,59 @@
+"""One positive and one negative case per rule code, like ruff's fixtures.
+
+Each ``tests/rule_cases_*.py`` module defines ``CASES``: rule code -> :class:`Case`.
+A case's builders write a minimal dataset under a folder and return the PATH to
+scan; the positive must give at least one finding of the code, the negative
+(the smallest change that removes the defect) none.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from rule_case import Case
+
+HERE = Path(__file__).resolve().parent
+
+
+def collect_cases() -> dict[str, Case]:
+    """Every case of every ``rule_cases_*.py`` module; a code defined twice is an error."""
+    cases: dict[str, Case] = {}
+    for path in sorted(HERE.glob("rule_cases_*.py")):
+        module = importlib.import_module(path.stem)
+        for code, case in module.CASES.items():
+            assert code not in cases, f"{code} has cases in two modules"
+            cases[code] = case
+    return cases
+
+
+CASES = collect_cases()
+
+
+def codes_of(path: Path, out: Path, options: dict) -> list[str]:
+    """The rule codes a scan of ``path`` finds (every finding, whatever its severity)."""
+    import datasan
+
+    opts = {"probe": False, "workers": 1, "config": False, **options}
+    result = datasan.scan(path, out_dir=str(out), **opts)
+    return result.findings_table.column("code").to_pylist()
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_positive_case_finds_the_rule(code, tmp_path):
+    case = CASES[code]
+    root = tmp_path / "positive"
+    root.mkdir()
+    found = codes_of(case.positive(root), tmp_path / "out", case.options)
+    assert code in found, found
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_negative_case_does_not(code, tmp_path):
+    case = CASES[code]
+    root = tmp_path / "negative"
+    root.mkdir()
+    found = codes_of(case.negative(root), tmp_path / "out", case.options)
+    assert code not in found, found
