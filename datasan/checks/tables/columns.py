@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datasan.checks.rule import Rule
 from datasan.checks.tables.target import TargetPlan
-from datasan.checks.tables.values import FLOAT16_MAX
 from datasan.findings import Finding
 from datasan.findings import format_number as _fmt
 from datasan.options import Thresholds

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from datasan.checks.tables.values import FLOAT16_MAX
 from datasan.stats import Moments, merge_counts
 
 #: the longest file name most file systems take, in bytes
 NAME_MAX = 255
 #: the row index column every clean file ends with
 ROW = "_row"
-#: |x| above this becomes inf in float16 (DS106 counts such values per column)
-_FLOAT16_MAX = 65504.0
 
 
 def clean_name(source: str) -> str:
@@ -148,9 +147,9 @@ class KeptStats:
         m = Moments.of(values, nulls=knull)
         self.moments.setdefault(name, Moments()).merge(m)
         if is_feature and values.dtype.kind in "fiu" and values.size and (
-                m.max > _FLOAT16_MAX or m.min < -_FLOAT16_MAX):
+                m.max > FLOAT16_MAX or m.min < -FLOAT16_MAX):
             with np.errstate(invalid="ignore"):
-                big = int((np.abs(values.astype(np.float64, copy=False)) > _FLOAT16_MAX).sum())
+                big = int((np.abs(values.astype(np.float64, copy=False)) > FLOAT16_MAX).sum())
             self.fp16[name] = self.fp16.get(name, 0) + big
 
     def merge(self, other: "KeptStats") -> "KeptStats":
