@@ -118,7 +118,7 @@ INTERNAL_ERROR = Rule(
     "for checked data.",
     fix="Report the message (exception and place) to datasan's maintainers; until then "
     "check the source by hand or remove it from PATH.",
-    example="tables/x.csv: ZeroDivisionError: division by zero (at datasan/checks/tabular.py:120 in _scale)",
+    example="tables/x.csv: ZeroDivisionError: division by zero (at datasan/checks/tables/columns.py:120 in dataset_findings)",
 )
 UNDECODABLE_FILE_NAME = Rule(
     "DS012", "undecodable-file-name", "warning",
