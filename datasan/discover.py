@@ -12,6 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from datasan.checks import files as file_rules
 from datasan.findings import Finding
 
 
@@ -80,7 +81,7 @@ def discover(path: str | os.PathLike) -> Discovery:
     if not os.path.isdir(root):
         st = os.stat(root)
         if not stat.S_ISREG(st.st_mode):
-            findings.append(Finding("DS007", f"{root} is not a regular file; it was not read."))
+            findings.append(file_rules.special_root(root))
             return Discovery(os.path.dirname(root), [], findings)
         rel = display_name(os.path.basename(root))
         return Discovery(os.path.dirname(root), [FileEntry(rel, root, st.st_size)], findings)
@@ -95,10 +96,7 @@ def discover(path: str | os.PathLike) -> Discovery:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            findings.append(
-                Finding("DS001", f"Folder could not be listed: {exc.strerror or exc}.",
-                        source=rel_folder or ".")
-            )
+            findings.append(file_rules.unlistable_folder(rel_folder or ".", exc.strerror or str(exc)))
             continue
         subfolders: list[tuple[str, str, frozenset[str]]] = []
         for entry in entries:
@@ -106,44 +104,32 @@ def discover(path: str | os.PathLike) -> Discovery:
                 continue  # hidden files and folders (.git, .DS_Store, .ipynb_checkpoints) are not data
             name = display_name(entry.name)
             if name != entry.name:
-                findings.append(Finding(
-                    "DS012", f"The name '{name}' is not valid UTF-8; datasan shows its bytes as \\xNN "
-                    "in sample ids.", source=f"{rel_folder}/{name}" if rel_folder else name))
+                findings.append(file_rules.undecodable_name(f"{rel_folder}/{name}" if rel_folder else name, name))
             rel = f"{rel_folder}/{name}" if rel_folder else name
             try:
                 is_link = entry.is_symlink()
                 if is_link:
                     target = os.path.realpath(entry.path)
                     if not _inside(target, real_root):
-                        findings.append(Finding(
-                            "DS006", f"Symlink {rel} points outside PATH (to {target}); not followed.",
-                            source=rel))
+                        findings.append(file_rules.symlink_outside(rel, target))
                         continue
                     if not os.path.exists(target):
-                        findings.append(Finding(
-                            "DS006", f"Symlink {rel} is broken (points to {os.readlink(entry.path)}).",
-                            source=rel))
+                        findings.append(file_rules.broken_symlink(rel, os.readlink(entry.path)))
                         continue
                     if os.path.isdir(target) and (target in ancestors):
-                        findings.append(Finding(
-                            "DS006", f"Symlink {rel} loops back to {os.path.relpath(target, real_root)}; not followed.",
-                            source=rel))
+                        findings.append(file_rules.symlink_loop(rel, os.path.relpath(target, real_root)))
                         continue
                 st = os.stat(entry.path)
             except OSError as exc:
-                findings.append(Finding("DS001", f"{rel} could not be read: {exc.strerror or exc}.", source=rel))
+                findings.append(file_rules.unreadable_entry(rel, exc.strerror or str(exc)))
                 continue
             if stat.S_ISDIR(st.st_mode):
                 real = os.path.realpath(entry.path)
                 if real in ancestors:
-                    findings.append(Finding(
-                        "DS006", f"Folder {rel} loops back into one of its parents; not followed.",
-                        source=rel))
+                    findings.append(file_rules.folder_loop(rel))
                     continue
                 if len(ancestors) > MAX_DEPTH:
-                    findings.append(Finding(
-                        "DS015", f"Folder {rel} lies more than {MAX_DEPTH} folders below PATH; it was not "
-                        "walked.", source=rel))
+                    findings.append(file_rules.folder_too_deep(rel, MAX_DEPTH))
                     continue
                 subfolders.append((entry.path, rel, ancestors | {real}))
             elif stat.S_ISREG(st.st_mode):
@@ -151,7 +137,7 @@ def discover(path: str | os.PathLike) -> Discovery:
             else:
                 kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
                         else "device file")
-                findings.append(Finding("DS007", f"{rel} is a {kind}; it was not opened.", source=rel))
+                findings.append(file_rules.special_file(rel, kind))
 
         stack.extend(reversed(subfolders))  # depth-first, in name order
     files.sort(key=lambda f: f.rel)

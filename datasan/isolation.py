@@ -14,8 +14,9 @@ import re
 import traceback
 from typing import Any
 
+from datasan.checks import files as file_rules
 from datasan.errors import UsageError
-from datasan.findings import Finding, FindingBuffer
+from datasan.findings import FindingBuffer
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -55,11 +56,7 @@ def failed_outcome(source: Source, reason: str) -> SourceOutcome:
     the file's path, row empty); kept is 0 and seen the number of files.
     """
     fb = FindingBuffer()
-    msg = f"datasan failed on source {source.name} ({reason}); the file was quarantined unchecked."
-    for f in source.files:
-        fb.add(Finding("DS011", msg, sample=f.rel, source=f.rel))
-    if not source.files:
-        fb.add(Finding("DS011", msg, source=source.name))
+    fb.extend(file_rules.internal_error(source.name, [f.rel for f in source.files], reason))
     return SourceOutcome(source=source, unit="files", seen=len(source.files), kept=0, findings=fb,
                          report={"internal_error": reason})
 

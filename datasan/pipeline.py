@@ -18,6 +18,7 @@ from datasan import __version__
 from datasan.discover import discover
 from datasan.engine import LocalEngine
 from datasan.errors import UsageError
+from datasan.checks import files as file_rules
 from datasan.findings import Finding, FindingBuffer
 from datasan.isolation import broken_counts, failed_outcome, invariant_reason, run_kind
 from datasan.options import FAIL_ON, TASKS, ScanOptions
@@ -300,9 +301,8 @@ def _unclaimed(f) -> Finding:
     except OSError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
-        return Finding("DS007", f"{f.rel} changed after it was listed: it is no longer a regular file; "
-                       "it was not read.", source=f.rel)
-    return Finding("DS008", f"{f.rel} is not a file type datasan reads; it was ignored.", source=f.rel)
+        return file_rules.changed_after_listing(f.rel, "it is no longer a regular file; it was not read")
+    return file_rules.unrecognized_file(f.rel)
 
 
 def _merge_index(outcomes: list[SourceOutcome]):

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datasan.checks.tabular import duplicate_findings
+from datasan.checks.tables.duplicates import duplicate_findings
 from datasan.findings import Finding, FindingBuffer, quote
 
 

@@ -149,16 +149,16 @@ def _two_tables(tmp_path: Path) -> Path:
 
 
 def _break_table_checks(monkeypatch, name: str) -> None:
-    import datasan.sources.tables as tables
+    from datasan.checks.tables import columns
 
-    real = tables.checks.dataset_findings
+    real = columns.dataset_findings
 
     def broken(source, *args, **kwargs):
         if source == name:
             raise ZeroDivisionError("planted bug")
         return real(source, *args, **kwargs)
 
-    monkeypatch.setattr(tables.checks, "dataset_findings", broken)
+    monkeypatch.setattr(columns, "dataset_findings", broken)
 
 
 def test_a_source_that_raises_is_quarantined_as_internal_error_and_the_rest_is_written(
@@ -169,7 +169,7 @@ def test_a_source_that_raises_is_quarantined_as_internal_error_and_the_rest_is_w
     assert s.codes() == ["DS011"]
     f = s.findings.iloc[0]
     assert (f["sample"], f["source"], f["severity"]) == ("b.csv", "b.csv", "error")
-    assert "ZeroDivisionError: planted bug" in f["message"] and "(at datasan/sources/tables/__init__.py:" in f["message"]
+    assert "ZeroDivisionError: planted bug" in f["message"] and "(at datasan/sources/tables/kind.py:" in f["message"]
     assert s.quarantine[["sample", "codes"]].values.tolist() == [["b.csv", "DS011"]]
     b = s.source("b.csv")
     assert (b["unit"], b["seen"], b["kept"], b["quarantined"]) == ("files", 1, 0, 1)

@@ -13,7 +13,11 @@ These modules import nothing heavy at load time: ``datasan rules`` and
 
 FAMILIES: tuple[str, ...] = (
     "datasan.checks.files",  # DS0xx: files that cannot be read, names, folders, internal errors
-    "datasan.checks.tabular",  # DS1xx: table values, labels, scales, duplicates
+    "datasan.checks.tables.target",  # DS112, DS115: which column is the target
+    "datasan.checks.tables.values",  # DS101, DS105, DS109, DS113: feature values
+    "datasan.checks.tables.labels",  # DS102-DS104: targets
+    "datasan.checks.tables.columns",  # DS106-DS108, DS114, DS116-DS118: whole columns
+    "datasan.checks.tables.duplicates",  # DS110, DS111: repeated rows
     "datasan.checks.images",  # DS2xx images, DS301-DS307 image labels
     "datasan.checks.boxes",  # DS320-DS339: COCO and YOLO boxes
     "datasan.checks.probe",  # DS4xx: the probe network

@@ -1,13 +1,18 @@
 """File-level rules (DS0xx): files that cannot be read or parsed, odd names and folders,
 special files, and datasan's own internal errors.
 
-The code that finds these lives in discovery and the source readers; the
-rules are here so that the one table of codes is assembled from ``checks/``.
+Discovery and the source readers find these problems (they are facts about
+the file system and the parsers); the functions at the end of this module turn
+each fact into its finding, so every message of the family is written here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Iterable
+
 from datasan.checks.rule import Rule
+from datasan.findings import Finding
 
 
 # ------------------------------------------------------------------ rules of this family
@@ -113,7 +118,7 @@ INTERNAL_ERROR = Rule(
     "for checked data.",
     fix="Report the message (exception and place) to datasan's maintainers; until then "
     "check the source by hand or remove it from PATH.",
-    example="tables/x.csv: ZeroDivisionError: division by zero (at datasan/checks/tabular.py:120 in _scale)",
+    example="tables/x.csv: ZeroDivisionError: division by zero (at datasan/checks/tables/columns.py:120 in dataset_findings)",
 )
 UNDECODABLE_FILE_NAME = Rule(
     "DS012", "undecodable-file-name", "warning",
@@ -157,3 +162,149 @@ FOLDER_TOO_DEEP = Rule(
     fix="Flatten the tree, or scan the deep folder itself.",
     example="a/a/a/... 1,500 levels",
 )
+
+
+# ------------------------------------------------------------------ findings of this family
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record of a text table that could not be read: its 0-based data row, the rule it
+    breaks (:data:`RAGGED_ROW`, :data:`MALFORMED_RECORD` or :data:`RECORD_TOO_DEEP`) and
+    a sentence saying what was wrong."""
+
+    row: int
+    rule: Rule
+    message: str
+
+
+def bad_record(source: str, bad: BadRecord) -> Finding:
+    """The finding of one record that could not be read (its row is quarantined)."""
+    return Finding(bad.rule.code, bad.message, sample=f"{source}#{bad.row}", source=source, row=bad.row)
+
+
+def unreadable_file(source: str, reason: str, *, as_format: str | None = None,
+                    past_row: int | None = None) -> Finding:
+    """DS001: ``source`` could not be read (as ``as_format``, or after ``past_row`` rows)."""
+    if past_row is not None:
+        what = f"{source} could not be read past row {past_row}: {reason}"
+    elif as_format is not None:
+        what = f"{source} could not be read as {as_format.upper()}: {reason}"
+    else:
+        what = f"{source} could not be read: {reason}"
+    return Finding(UNREADABLE_FILE.code, what, source=source)
+
+
+def unreadable_entry(rel: str, reason: str) -> Finding:
+    """DS001: a folder entry that could not even be looked at (stat failed)."""
+    return Finding(UNREADABLE_FILE.code, f"{rel} could not be read: {reason}.", source=rel)
+
+
+def unlistable_folder(rel: str, reason: str) -> Finding:
+    """DS001: a folder whose entries could not be listed (``rel`` is "." for PATH itself)."""
+    return Finding(UNREADABLE_FILE.code, f"Folder could not be listed: {reason}.", source=rel)
+
+
+def is_unreadable(findings: Iterable[Finding]) -> bool:
+    """True when one of ``findings`` says a file could not be read at all."""
+    return any(f.code == UNREADABLE_FILE.code for f in findings)
+
+
+def empty_file(source: str, *, zero_bytes: bool = False, no_header: bool = False) -> Finding:
+    """DS002: a file of 0 bytes, without header and rows, or with a header and no rows."""
+    if zero_bytes:
+        return Finding(EMPTY_FILE.code, f"{source} is empty (0 bytes).", source=source)
+    if no_header:
+        return Finding(EMPTY_FILE.code, f"{source} has no header and no data rows.", source=source)
+    return Finding(EMPTY_FILE.code, f"{source} has no data rows.", source=source)
+
+
+def text_encoding(source: str, note: str | None = None) -> Finding:
+    """DS003: the file was decoded as latin-1 (``note`` None), or as the encoding ``note`` names."""
+    if note is None:
+        return Finding(TEXT_ENCODING.code, f"{source} is not valid UTF-8; it was decoded as latin-1 (check "
+                       "accented characters in category names).", source=source)
+    return Finding(TEXT_ENCODING.code, f"{source} is not UTF-8: {note}.", source=source)
+
+
+def unsupported_column(source: str, column: str) -> Finding:
+    """DS005: a column of nested or binary values, passed through unchecked."""
+    return Finding(UNSUPPORTED_COLUMN.code, f"Column '{column}' holds nested or binary values; it was not "
+                   "checked.", source=source, column=column)
+
+
+def symlink_outside(rel: str, target: str) -> Finding:
+    """DS006: a symlink that leaves PATH."""
+    return Finding(UNSAFE_PATH.code, f"Symlink {rel} points outside PATH (to {target}); not followed.", source=rel)
+
+
+def broken_symlink(rel: str, points_to: str) -> Finding:
+    """DS006: a symlink to nothing."""
+    return Finding(UNSAFE_PATH.code, f"Symlink {rel} is broken (points to {points_to}).", source=rel)
+
+
+def symlink_loop(rel: str, to: str) -> Finding:
+    """DS006: a symlink back to one of its parent folders."""
+    return Finding(UNSAFE_PATH.code, f"Symlink {rel} loops back to {to}; not followed.", source=rel)
+
+
+def folder_loop(rel: str) -> Finding:
+    """DS006: a folder (a bind mount, a junction) that is one of its own parents."""
+    return Finding(UNSAFE_PATH.code, f"Folder {rel} loops back into one of its parents; not followed.", source=rel)
+
+
+def special_file(rel: str, kind: str) -> Finding:
+    """DS007: a FIFO, socket or device file (``kind``) that was not opened."""
+    return Finding(SPECIAL_FILE.code, f"{rel} is a {kind}; it was not opened.", source=rel)
+
+
+def special_root(path: str) -> Finding:
+    """DS007: PATH itself is neither a folder nor a regular file."""
+    return Finding(SPECIAL_FILE.code, f"{path} is not a regular file; it was not read.")
+
+
+def changed_after_listing(rel: str, detail: str) -> Finding:
+    """DS007: a file that stopped being a regular file between listing and reading."""
+    return Finding(SPECIAL_FILE.code, f"{rel} changed after it was listed: {detail}.", source=rel)
+
+
+def unrecognized_file(rel: str) -> Finding:
+    """DS008: a file no source kind reads."""
+    return Finding(UNRECOGNIZED_FILE.code, f"{rel} is not a file type datasan reads; it was ignored.", source=rel)
+
+
+def duplicate_column_name(source: str, name: str) -> Finding:
+    """DS010: a repeated column name (or the reserved '_row'), read under a new name."""
+    if name == "_row":
+        msg = (f"{source} has a column named '_row', which datasan's clean files reserve for the "
+               "row index; it is read as '_row.1'.")
+    else:
+        msg = (f"Column name '{name}' appears more than once in {source}; the repeats are read as "
+               f"'{name}.1', '{name}.2', ...")
+    return Finding(DUPLICATE_COLUMN_NAME.code, msg, source=source, column=name)
+
+
+def internal_error(source: str, files: list[str], reason: str) -> list[Finding]:
+    """DS011 for each file of a source datasan failed on (one finding for the source when it
+    has no files): each file is quarantined as one sample."""
+    msg = f"datasan failed on source {source} ({reason}); the file was quarantined unchecked."
+    if not files:
+        return [Finding(INTERNAL_ERROR.code, msg, source=source)]
+    return [Finding(INTERNAL_ERROR.code, msg, sample=rel, source=rel) for rel in files]
+
+
+def undecodable_name(rel: str, name: str) -> Finding:
+    """DS012: a file or folder name that is not valid UTF-8 (``name`` shows its bytes as \\xNN)."""
+    return Finding(UNDECODABLE_FILE_NAME.code, f"The name '{name}' is not valid UTF-8; datasan shows its bytes "
+                   "as \\xNN in sample ids.", source=rel)
+
+
+def shortened_clean_name(source: str, clean_rel: str) -> Finding:
+    """DS013: the clean file was written under a shortened name."""
+    return Finding(SHORTENED_CLEAN_NAME.code, f"The clean file of {source} would pass the 255-byte file name "
+                   f"limit; it was written as clean/{clean_rel}.", source=source)
+
+
+def folder_too_deep(rel: str, max_depth: int) -> Finding:
+    """DS015: a folder below the depth datasan walks."""
+    return Finding(FOLDER_TOO_DEEP.code, f"Folder {rel} lies more than {max_depth} folders below PATH; it was "
+                   "not walked.", source=rel)

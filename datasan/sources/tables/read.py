@@ -6,11 +6,11 @@ Two families:
   stray "abc" in a numeric column is a finding instead of a parse error; the
   profile pass decides each column's type and :mod:`.convert` applies it.
 * *typed tables* (Parquet, Feather / Arrow IPC) are read with their own types,
-  row group by row group (a shard is a range of row groups).
+  row group by row group (a shard is a range of row groups), in :mod:`.typed`.
 
 Every reader yields ``(batch, rows, bad_rows)``: ``rows`` the 0-based data-row
 index of each row of ``batch`` (int64 numpy array) and ``bad_rows`` a list of
-:class:`BadRow` for records that could not be read (ragged CSV lines,
+:class:`~datasan.checks.files.BadRecord` for records that could not be read (ragged CSV lines,
 malformed JSON lines), so that rows read = rows yielded + bad rows, always.
 """
 
@@ -20,11 +20,11 @@ import codecs
 import csv
 import json
 import os
-from dataclasses import dataclass
 from typing import Iterator
 
+from datasan.checks.files import MALFORMED_RECORD, RAGGED_ROW, RECORD_TOO_DEEP, BadRecord
 from datasan.findings import quote
-from datasan.sources.regular import NotRegularFile, open_binary, regular_file
+from datasan.sources.regular import open_binary, regular_file
 
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TYPED_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".feather": "arrow", ".arrow": "arrow", ".ipc": "arrow"}
@@ -45,15 +45,6 @@ def table_format(rel: str) -> str | None:
 
 def is_text_format(fmt: str) -> bool:
     return fmt in ("csv", "tsv", "jsonl")
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A record that could not be read: its data row, a short reason and the rule code."""
-
-    row: int
-    code: str
-    message: str
 
 
 class UnreadableFile(Exception):
@@ -235,12 +226,12 @@ def iter_csv_batches(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    bad: list[BadRow] = []
+    bad: list[BadRecord] = []
 
     def on_invalid(row) -> str:
         # number is the 1-based physical line; the header is line 1
         data_row = (row.number - 2) if row.number is not None else -1
-        bad.append(BadRow(data_row, "DS004",
+        bad.append(BadRecord(data_row, RAGGED_ROW,
                           f"Line {row.number} has {row.actual_columns} fields, expected "
                           f"{row.expected_columns}: {quote(row.text)}."))
         return "skip"
@@ -333,7 +324,7 @@ def iter_jsonl_batches(path: str, encoding: str, batch_rows: int = 65536) -> Ite
     order: list[str] = []
     nested: set[str] = set()
     rows: list[int] = []
-    bad: list[BadRow] = []
+    bad: list[BadRecord] = []
     record = 0
 
     def flush():
@@ -360,16 +351,16 @@ def iter_jsonl_batches(path: str, encoding: str, batch_rows: int = 65536) -> Ite
             try:
                 obj = json.loads(line)
             except RecursionError:
-                bad.append(BadRow(record, "DS014", "Record is nested deeper than Python's JSON parser can "
+                bad.append(BadRecord(record, RECORD_TOO_DEEP, "Record is nested deeper than Python's JSON parser can "
                                   f"read ({_depth(line)} levels of brackets); it was not parsed."))
                 record += 1
                 continue
             except ValueError as exc:
-                bad.append(BadRow(record, "DS009", f"Line is not valid JSON ({exc.msg} at column {exc.colno})."))
+                bad.append(BadRecord(record, MALFORMED_RECORD, f"Line is not valid JSON ({exc.msg} at column {exc.colno})."))
                 record += 1
                 continue
             if not isinstance(obj, dict):
-                bad.append(BadRow(record, "DS009", f"Line is a JSON {type(obj).__name__}, not an object."))
+                bad.append(BadRecord(record, MALFORMED_RECORD, f"Line is a JSON {type(obj).__name__}, not an object."))
                 record += 1
                 continue
             i = len(rows)
@@ -390,146 +381,3 @@ def iter_jsonl_batches(path: str, encoding: str, batch_rows: int = 65536) -> Ite
                 yield flush()
     if rows or bad:
         yield flush()
-
-
-# --------------------------------------------------------------------------- typed
-
-def typed_row_groups(path: str, fmt: str) -> tuple[int, list[int]]:
-    """(total rows, rows of each row group / record batch) of a Parquet or Arrow file."""
-    import pyarrow as pa
-
-    try:
-        with regular_file(path) as native:
-            sizes = _group_sizes(native, fmt)
-    except NotRegularFile:
-        raise
-    except (pa.ArrowException, OSError) as exc:
-        raise UnreadableFile(str(exc)) from exc
-    return sum(sizes), sizes
-
-
-def _group_sizes(path: str, fmt: str) -> list[int]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if fmt == "parquet":
-        md = pq.ParquetFile(path).metadata
-        return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
-    with pa.memory_map(path) as src:
-        try:
-            r = pa.ipc.open_file(src)
-            return [r.get_batch(i).num_rows for i in range(r.num_record_batches)]
-        except pa.ArrowInvalid:
-            src.seek(0)
-            return [b.num_rows for b in pa.ipc.open_stream(src)]
-
-
-def typed_schema(path: str, fmt: str):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        with regular_file(path) as native:
-            if fmt == "parquet":
-                return pq.ParquetFile(native).schema_arrow
-            with pa.memory_map(native) as src:
-                try:
-                    return pa.ipc.open_file(src).schema
-                except pa.ArrowInvalid:
-                    src.seek(0)
-                    return pa.ipc.open_stream(src).schema
-    except NotRegularFile:
-        raise
-    except (pa.ArrowException, OSError) as exc:
-        raise UnreadableFile(str(exc)) from exc
-
-
-def iter_typed_batches(
-    path: str, fmt: str, first_group: int, n_groups: int, first_row: int,
-    batch_rows: int, columns: list[str] | None = None,
-) -> Iterator[tuple]:
-    """Yield (batch, rows, []) for row groups [first_group, first_group + n_groups)."""
-    with regular_file(path) as native:
-        yield from _typed_batches(native, fmt, first_group, n_groups, first_row, batch_rows, columns)
-
-
-def _typed_batches(path, fmt, first_group, n_groups, first_row, batch_rows, columns) -> Iterator[tuple]:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    row = first_row
-    if fmt == "parquet":
-        # pre_buffer reads whole row groups ahead: 4x the memory for no speed here
-        pf = pq.ParquetFile(path, pre_buffer=False)
-        groups = list(range(first_group, first_group + n_groups))
-        names = dedupe_names(pf.schema_arrow.names)[0]
-        if columns is not None:  # select by position: names may repeat in the file
-            positions = [names.index(c) for c in columns]
-            columns = [pf.schema_arrow.names[i] for i in positions]
-        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
-                                     use_threads=True):
-            if columns is None:
-                batch = batch.rename_columns(names)
-            n = batch.num_rows
-            yield batch, np.arange(row, row + n, dtype=np.int64), []
-            row += n
-        return
-    with pa.memory_map(path) as src:
-        try:
-            r = pa.ipc.open_file(src)
-            batches = (r.get_batch(i) for i in range(first_group, first_group + n_groups))
-        except pa.ArrowInvalid:
-            src.seek(0)
-            stream = pa.ipc.open_stream(src)
-            batches = (b for i, b in enumerate(stream) if first_group <= i < first_group + n_groups)
-        for batch in batches:
-            names = dedupe_names(batch.schema.names)[0]
-            batch = batch.rename_columns(names)
-            if columns is not None:
-                batch = batch.select(columns)
-            n = batch.num_rows
-            yield batch, np.arange(row, row + n, dtype=np.int64), []
-            row += n
-
-
-def typed_null_counts(path: str, fmt: str) -> dict[str, int] | None:
-    """Nulls per column of a Parquet or Arrow file from its metadata, without reading
-    values (Parquet row-group statistics, Arrow batch headers); None when a Parquet
-    row group has no statistics.  NaN floats are not nulls and are not counted."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    counts: dict[str, int] = {}
-    try:
-        if fmt == "parquet":
-            pf = pq.ParquetFile(path)
-            md = pf.metadata
-            names = dedupe_names(pf.schema_arrow.names)[0]
-            leaves = {md.schema.column(i).path: i for i in range(md.num_columns)}
-            for name, orig in zip(names, pf.schema_arrow.names):
-                i = leaves.get(orig)
-                if i is None:  # nested: not a column datasan checks
-                    continue
-                total = 0
-                for g in range(md.num_row_groups):
-                    st = md.row_group(g).column(i).statistics
-                    if st is None or not st.has_null_count:
-                        return None
-                    total += st.null_count
-                counts[name] = total
-            return counts
-        with pa.memory_map(path) as src:
-            try:
-                r = pa.ipc.open_file(src)
-                batches = (r.get_batch(i) for i in range(r.num_record_batches))
-            except pa.ArrowInvalid:
-                src.seek(0)
-                batches = iter(pa.ipc.open_stream(src))
-            for batch in batches:  # memory-mapped: null counts come from the headers
-                names = dedupe_names(batch.schema.names)[0]
-                for name, col in zip(names, batch.columns):
-                    counts[name] = counts.get(name, 0) + col.null_count
-        return counts
-    except (pa.ArrowException, OSError):
-        return None

@@ -1,0 +1,311 @@
+"""The clean Parquet file of a table, and the statistics of the rows it keeps.
+
+One writer for every path that writes kept rows: the shard scan (a part per
+shard), the rewrite that drops rows quarantined late (the probe, duplicates a
+config makes errors) and the merge of parts.  Whoever writes the rows computes
+their statistics here, in :class:`KeptStats`, so stats.json always describes
+exactly the rows of the clean file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from datasan.checks.tables.values import FLOAT16_MAX
+from datasan.stats import Moments, merge_counts
+
+#: the longest file name most file systems take, in bytes
+NAME_MAX = 255
+#: the row index column every clean file ends with
+ROW = "_row"
+
+
+def clean_name(source: str) -> str:
+    """The clean file of ``source`` relative to clean/: ``<source>.parquet``, or, when that
+    file name passes NAME_MAX bytes, the name cut to fit + '~' + 8 hex digits of its hash
+    (deterministic, so the same source always gets the same name)."""
+    import hashlib
+
+    folder, base = os.path.split(source)
+    name = f"{base}.parquet"
+    if len(name.encode("utf-8")) <= NAME_MAX:
+        return f"{source}.parquet"
+    digest = hashlib.blake2b(base.encode("utf-8"), digest_size=4).hexdigest()
+    keep = NAME_MAX - len(f"~{digest}.parquet")
+    cut = base.encode("utf-8")[:keep].decode("utf-8", "ignore")  # never half a character
+    short = f"{cut}~{digest}.parquet"
+    return f"{folder}/{short}" if folder else short
+
+
+# --------------------------------------------------------------------------- statistics
+
+def float_values(arr):
+    """(values as numpy, null mask or None) of a numeric Arrow array; nulls are filled with 0."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_decimal(arr.type):
+        arr = pc.cast(arr, pa.float64())
+    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    if nulls is not None:
+        if pa.types.is_floating(arr.type):
+            values = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False))
+        else:
+            values = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False))
+    else:
+        values = np.asarray(arr.to_numpy(zero_copy_only=False))
+    return values, nulls
+
+
+def target_floats(arr):
+    """(float64 values, missing mask) of a numeric target: missing is null or NaN."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    missing = np.isnan(values)
+    if arr.null_count:
+        missing |= arr.is_null().to_numpy(zero_copy_only=False)
+    return values, missing
+
+
+def label_key(value) -> Any:
+    """The key a target value has in stats.json ``labels``."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return int(f) if f.is_integer() else f
+    return value
+
+
+def label_counts(arr) -> dict:
+    """Class counts of a target column, keyed by :func:`label_key`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type) \
+            or pa.types.is_decimal(arr.type):
+        values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        u, c = np.unique(values, return_counts=True)
+        return {(int(a) if float(a).is_integer() else float(a)): int(b) for a, b in zip(u.tolist(), c.tolist())}
+    out: dict = {}
+    for v in arr.to_pylist():
+        k = label_key(v) if v is not None else None
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+class KeptStats:
+    """Mergeable statistics of kept rows: :class:`~datasan.stats.Moments` of each numeric
+    feature (and of a numeric target), values beyond float16 per feature, class counts.
+
+    A column gets its entry with the first batch added, even an empty one, so a table
+    whose rows were all quarantined still lists its columns (with count 0).
+    """
+
+    def __init__(self, features: list[str], target: str | None, target_numeric: bool, classify: bool) -> None:
+        self.features = list(features)
+        self.target = target
+        self.target_numeric = target is not None and target_numeric
+        self.classify = target is not None and classify
+        self.moments: dict[str, Moments] = {}
+        self.fp16: dict[str, int] = {}
+        self.labels: dict = {}
+
+    def add(self, batch) -> None:
+        """Add the rows of one batch (a RecordBatch or Table holding the columns)."""
+        for name in self.features:
+            values, nulls = float_values(batch.column(name))
+            self._add_moments(name, values, nulls, is_feature=True)
+        if self.target_numeric:
+            values, missing = target_floats(_single_array(batch.column(self.target)))
+            self._add_moments(self.target, values, missing, is_feature=False)
+        if self.classify:
+            merge_counts(self.labels, label_counts(_single_array(batch.column(self.target))))
+
+    def _add_moments(self, name: str, values, nulls, is_feature: bool) -> None:
+        import numpy as np
+
+        knull = int(nulls.sum()) if nulls is not None else 0
+        if knull:
+            values = values[~nulls]
+        m = Moments.of(values, nulls=knull)
+        self.moments.setdefault(name, Moments()).merge(m)
+        if is_feature and values.dtype.kind in "fiu" and values.size and (
+                m.max > FLOAT16_MAX or m.min < -FLOAT16_MAX):
+            with np.errstate(invalid="ignore"):
+                big = int((np.abs(values.astype(np.float64, copy=False)) > FLOAT16_MAX).sum())
+            self.fp16[name] = self.fp16.get(name, 0) + big
+
+    def merge(self, other: "KeptStats") -> "KeptStats":
+        """Add ``other`` (another shard's statistics) into this one and return self."""
+        for k, m in other.moments.items():
+            self.moments.setdefault(k, Moments()).merge(m)
+        merge_counts(self.fp16, other.fp16)
+        merge_counts(self.labels, other.labels)
+        return self
+
+    def stats_json(self, source: str, rows: int) -> dict[str, Any]:
+        """The source's fragment of stats.json: ``tables`` (and ``labels`` for classification)."""
+        out: dict[str, Any] = {"tables": {source: {
+            "rows": rows, "columns": {k: m.as_json() for k, m in self.moments.items()}}}}
+        if self.classify:
+            out["labels"] = {source: {str(k): v for k, v in sorted(self.labels.items(), key=lambda kv: str(kv[0]))}}
+        return out
+
+
+def _single_array(col):
+    import pyarrow as pa
+
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+# --------------------------------------------------------------------------- Parquet
+
+def stamped(schema, run_id: str):
+    """``schema`` carrying the run id (Parquet key-value metadata of the clean file)."""
+    from datasan.outputs.manifest import RUN_ID_KEY
+
+    return schema.with_metadata({**(schema.metadata or {}), RUN_ID_KEY: run_id.encode()}) if run_id else schema
+
+
+def open_parquet(path: str, schema, run_id: str):
+    """A ParquetWriter with the clean files' settings: snappy, dictionaries for every column
+    but floats (they rarely pay and cost a second encoding attempt) and ``_row`` (it never
+    repeats), the run id in the metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type) and f.name != ROW]
+    return pq.ParquetWriter(path, stamped(schema, run_id), use_dictionary=dict_cols or False, compression="snappy")
+
+
+class CleanWriter:
+    """Writes kept rows to one Parquet file in row groups of ``group_rows`` and adds them to
+    ``stats`` (when given).
+
+    Encoding and compressing Parquet is the most expensive step of a table
+    scan and pyarrow releases the GIL while doing it, so row groups are
+    written on a background thread while the next batches are read and
+    checked.  The queue holds at most one row group (bounded memory).  With
+    ``schema`` the file is created at once (a file with no rows still has its
+    columns); without, with the first batch.
+    """
+
+    def __init__(self, path: str, group_rows: int, run_id: str = "", stats: KeptStats | None = None,
+                 schema=None) -> None:
+        import queue
+        import threading
+
+        self.path = path
+        self.run_id = run_id
+        self.group_rows = group_rows
+        self.stats = stats
+        self.buf: list = []
+        self.buffered = 0
+        self.writer = open_parquet(path, schema, run_id) if schema is not None else None
+        self.rows = 0
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="datasan-clean-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, batch) -> None:
+        """Write the rows of ``batch`` (a RecordBatch ending with ``_row``)."""
+        if self.stats is not None:
+            self.stats.add(batch)
+        if batch.num_rows == 0 and (self.writer is not None or self.buf):
+            return
+        self.buf.append(batch)
+        self.buffered += batch.num_rows
+        if self.buffered >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if not self.buf:
+            return
+        table = pa.Table.from_batches(self.buf)
+        self.buf, self.buffered = [], 0
+        self.rows += table.num_rows
+        self._q.put(table)
+
+    def _run(self) -> None:
+        while True:
+            table = self._q.get()
+            if table is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                if self.writer is None:
+                    self.writer = open_parquet(self.path, table.schema, self.run_id)
+                self.writer.write_table(table, row_group_size=max(self.group_rows, table.num_rows))
+            except BaseException as exc:  # surfaced by close()
+                self.error = exc
+
+    def close(self) -> None:
+        """Write what is buffered and close the file; re-raise a failure of the writer thread."""
+        self._flush()
+        self._q.put(None)
+        self._thread.join()
+        if self.writer is not None:
+            self.writer.close()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        """Close and remove the file, whatever state it is in."""
+        try:
+            self.close()
+        except BaseException:  # noqa: BLE001 - the file is removed either way
+            pass
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def concat_parts(parts: list[str], dest: str, run_id: str) -> None:
+    """Stream several Parquet parts into one file (only for files split into shards)."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for p in parts:
+            pf = pq.ParquetFile(p)
+            for i in range(pf.num_row_groups):
+                t = pf.read_row_group(i)
+                if writer is None:
+                    writer = open_parquet(dest, t.schema, run_id)
+                writer.write_table(t)
+    finally:
+        if writer is not None:
+            writer.close()
+    for p in parts:
+        os.remove(p)
+
+
+def empty_clean(columns: list[str], types: dict[str, str], dest: str, run_id: str = "") -> None:
+    """A clean file with ``columns`` (typed as the plan decided; text otherwise) and no rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
+    fields = [pa.field(c, arrow.get(types.get(c, "string"), pa.string())) for c in columns]
+    schema = pa.schema(fields).append(pa.field(ROW, pa.int64()))
+    pq.write_table(stamped(schema, run_id).empty_table(), dest)
