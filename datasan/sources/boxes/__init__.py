@@ -29,6 +29,9 @@ class BoxKind:
     """The box-label source kind (see the module docstring)."""
 
     name = "boxes"
+    source_kinds = ("coco", "yolo")
+    #: why the probe skips its sources (it has no probe capability)
+    not_probed_because = "box labels are checked statically"
 
     def claim(self, files: list[FileEntry], ctx: ScanContext) -> tuple[list[Source], list[FileEntry]]:
         from datasan.sources.boxes import coco, yolo

@@ -36,6 +36,7 @@ class ImageKind:
     """The image source kind (see the module docstring)."""
 
     name = "images"
+    source_kinds = ("images",)
 
     def claim(self, files: list[FileEntry], ctx: ScanContext) -> tuple[list[Source], list[FileEntry]]:
         from datasan.sources.images.layout import group_images
@@ -91,6 +92,24 @@ class ImageKind:
                 ctx.progress.advance(len(recs))
         outcomes = [_finish(src, st, fb, ctx) for src, st, fb in zip(sources, stores, found)]
         return outcomes, FindingBuffer()
+
+    def probe_feed(self, outcome: SourceOutcome, ctx: ScanContext):
+        """Batches of the kept, labelled images for the probe (see ``probe_feed.py``)."""
+        from datasan.sources.images.probe_feed import image_feed
+
+        return image_feed(outcome, ctx)
+
+    def drop_samples(self, outcome: SourceOutcome, ctx: ScanContext, samples: list[str]) -> dict[str, Any]:
+        """Take ``samples`` out of index.parquet and recompute the statistics without them."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        index = outcome.index
+        gone = pc.is_in(index.column("sample"), value_set=pa.array(samples, type=pa.string()))
+        outcome.index = index.filter(pc.invert(gone))
+        outcome.kept -= index.num_rows - outcome.index.num_rows
+        recompute_stats(outcome, ctx)
+        return {"stats_recomputed": True}
 
 
 def _warm_imports() -> None:

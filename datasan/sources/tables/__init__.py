@@ -933,8 +933,12 @@ def _empty_clean(plan: TablePlan, dest: str, schema=None, run_id: str = "") -> N
     pq.write_table(_stamped(schema, run_id).empty_table(), dest)
 
 
-class TableKind:
-    """The table source kind (see the module docstring)."""
+from datasan.sources.tables.capabilities import TableCapabilities  # noqa: E402
+
+
+class TableKind(TableCapabilities):
+    """The table source kind (see the module docstring); its probe and late-quarantine
+    capabilities are in :mod:`datasan.sources.tables.capabilities`."""
 
     name = "tables"
 
