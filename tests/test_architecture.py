@@ -9,10 +9,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "datasan"
 CODE = re.compile(r"DS\d{3}")
 
-#: areas still moving their rules into checks/ in another branch; emptied when it merges
-PENDING_H2 = {"sources/images", "sources/boxes", "probe"}
-
-
 def _docstrings(tree: ast.AST) -> set[int]:
     """ids of the string constants that are docstrings (of modules, classes, functions)."""
     out = set()
@@ -33,15 +29,11 @@ def rule_code_literals(path: Path) -> list[tuple[int, str]]:
             and id(node) not in docs and CODE.fullmatch(node.value)]
 
 
-def _pending(rel: str) -> bool:
-    return any(rel == area or rel.startswith(area.rstrip("/") + "/") for area in PENDING_H2)
-
-
 def test_no_rule_code_literal_outside_checks():
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel.startswith("checks/") or _pending(rel):
+        if rel.startswith("checks/"):
             continue
         hits = rule_code_literals(path)
         if hits:

@@ -292,16 +292,13 @@ def _ctx(root: Path, tmp_path: Path, **opts):
 
 
 def test_image_probe_quarantines_a_finite_but_huge_float_image(tmp_path, monkeypatch):
-    import types
-
     from datasan.pipeline import build_quarantine
     from datasan.probe.run import probe_outcomes
 
-    # the image kind's recompute_stats, stubbed: this outcome is built by hand
+    # the image kind's recompute_stats, stubbed: this outcome is built by hand, without pixel sums
     calls = []
-    stub = types.ModuleType("datasan.sources.images")
-    stub.recompute_stats = lambda outcome, ctx: calls.append(outcome.index.num_rows)
-    monkeypatch.setitem(sys.modules, "datasan.sources.images", stub)
+    monkeypatch.setattr("datasan.sources.images.recompute_stats",
+                        lambda outcome, ctx: calls.append(outcome.index.num_rows))
     root, oc = _image_outcome(tmp_path, labels=True)
     rep = probe_outcomes([oc], _ctx(root, tmp_path))
     assert calls == [6] and rep["sources"]["set"]["stats_recomputed"] is True
@@ -313,12 +310,39 @@ def test_image_probe_quarantines_a_finite_but_huge_float_image(tmp_path, monkeyp
     assert q.column("sample").to_pylist() == ["set/cat/huge.tif"]
     assert q.column("codes").to_pylist() == ["DS401"]
     assert oc.kept + per_source["set"] == oc.seen
-    # without the image kind's recompute_stats the report says the stats were not recomputed
-    monkeypatch.setitem(sys.modules, "datasan.sources.images", types.ModuleType("datasan.sources.images"))
-    root2, oc2 = _image_outcome(tmp_path / "again", labels=True)
-    src2 = probe_outcomes([oc2], _ctx(root2, tmp_path / "again"))["sources"]["set"]
-    assert src2["stats_recomputed"] is False and "still include them" in src2["stats_note"]
-    assert oc2.kept == 6
+
+
+def test_a_kind_that_cannot_drop_samples_is_skipped_with_DS406(tmp_path):
+    from datasan.probe.run import probe_outcomes
+    from datasan.sources.images import ImageKind
+
+    class FeedOnly:
+        """Gives the probe batches but cannot take samples out of its outputs."""
+
+        name = "images"
+        probe_feed = ImageKind.probe_feed
+
+    root, oc = _image_outcome(tmp_path, labels=True)
+    rep = probe_outcomes([oc], _ctx(root, tmp_path), kinds=[FeedOnly()])
+    src = rep["sources"]["set"]
+    assert src == {"skipped": "the probe cannot take samples out of images sources, so it could not "
+                              "quarantine what it finds"}
+    assert rep["samples_probed"] == 0 and oc.kept == 7
+    assert oc.findings.column("code") == ["DS406"]
+
+
+def test_a_kind_without_the_probe_capability_is_skipped_with_DS406(tmp_path):
+    from datasan.probe.run import probe_outcomes
+
+    class Audio:
+        name = "audio"
+
+    root, oc = _image_outcome(tmp_path, labels=True)
+    oc.source.kind = "audio"
+    rep = probe_outcomes([oc], _ctx(root, tmp_path), kinds=[Audio()])
+    assert rep["sources"]["set"] == {
+        "skipped": "the probe does not run on audio sources (its kind gives the probe no batches)"}
+    assert oc.findings.column("code") == ["DS406"] and oc.kept == 7
 
 
 def test_unlabeled_images_are_skipped_with_a_reason(tmp_path):

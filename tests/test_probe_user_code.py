@@ -144,14 +144,14 @@ def test_a_bug_in_the_probe_of_one_source_is_reported_and_the_scan_finishes(tmp_
 
     data = _table(tmp_path)
     (data / "u.csv").write_text("a,label\n1.0,0\n2.0,1\n")
-    real = run._probe_table
+    real = run._probe_feed
 
-    def buggy(oc, ctx, device):
+    def buggy(oc, ctx, device, kind, feed):
         if oc.source.name == "t.csv":
             raise IndexError("planted probe bug")
-        return real(oc, ctx, device)
+        return real(oc, ctx, device, kind, feed)
 
-    monkeypatch.setattr(run, "_probe_table", buggy)
+    monkeypatch.setattr(run, "_probe_feed", buggy)
     out = tmp_path / "out"
     res = runner.invoke(app, ["scan", str(data), "--out", str(out), "--workers", "1"])
     assert res.exit_code == 3, res.output

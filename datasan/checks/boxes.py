@@ -244,7 +244,7 @@ def nonfinite_problems(values: list[float], names: tuple[str, ...]) -> list[Prob
         return []
     bad = [f"{n}={_fmt(v)}" for n, v in zip(names, values) if not math.isfinite(v)]
     if bad:
-        return [("DS324", f"non-finite coordinate {', '.join(bad)}")]
+        return [(NON_FINITE_BOX.code, f"non-finite coordinate {', '.join(bad)}")]
     return []
 
 
@@ -256,15 +256,16 @@ def coco_box_problems(bbox: list[float], size: tuple[float, float] | None, toler
         return found
     x, y, w, h = bbox
     if w <= 0 or h <= 0:
-        found.append(("DS323", f"degenerate box: width {_fmt(w)}, height {_fmt(h)} (must be > 0)"))
+        found.append((DEGENERATE_BOX.code, f"degenerate box: width {_fmt(w)}, height {_fmt(h)} (must be > 0)"))
     elif w < min_px or h < min_px:
-        found.append(("DS335", f"tiny box: {_fmt(w)} x {_fmt(h)} px (under {_fmt(min_px)} px)"))
+        found.append((TINY_BOX.code, f"tiny box: {_fmt(w)} x {_fmt(h)} px (under {_fmt(min_px)} px)"))
     if size is not None:
         iw, ih = size
         tx, ty = max(1.0, tolerance * iw), max(1.0, tolerance * ih)
         if x < -tx or y < -ty or x + w > iw + tx or y + h > ih + ty:
-            found.append(("DS325", f"box [{_fmt(x)}, {_fmt(y)}, {_fmt(w)}, {_fmt(h)}] lies outside the "
-                                   f"{_fmt(iw)}x{_fmt(ih)} image (tolerance {tx:g} x {ty:g} px)"))
+            found.append((BOX_OUTSIDE_IMAGE.code,
+                          f"box [{_fmt(x)}, {_fmt(y)}, {_fmt(w)}, {_fmt(h)}] lies outside the "
+                          f"{_fmt(iw)}x{_fmt(ih)} image (tolerance {tx:g} x {ty:g} px)"))
     return found
 
 
@@ -275,16 +276,17 @@ def yolo_box_problems(xc: float, yc: float, w: float, h: float, tolerance: float
     if found:
         return found
     if w <= 0 or h <= 0:
-        found.append(("DS323", f"degenerate box: width {_fmt(w)}, height {_fmt(h)} (must be > 0)"))
+        found.append((DEGENERATE_BOX.code, f"degenerate box: width {_fmt(w)}, height {_fmt(h)} (must be > 0)"))
     out = [f"{n}={_fmt(v)}" for n, v in zip(("x_center", "y_center", "width", "height"), vals)
            if v < 0 or v > 1]
     if out:
-        found.append(("DS325", f"normalized coordinate outside [0, 1]: {', '.join(out)}"))
+        found.append((BOX_OUTSIDE_IMAGE.code, f"normalized coordinate outside [0, 1]: {', '.join(out)}"))
     elif w > 0 and h > 0:
         x0, x1, y0, y1 = xc - w / 2, xc + w / 2, yc - h / 2, yc + h / 2
         if x0 < -tolerance or y0 < -tolerance or x1 > 1 + tolerance or y1 > 1 + tolerance:
-            found.append(("DS325", f"box edges x {x0:.4g}..{x1:.4g}, y {y0:.4g}..{y1:.4g} leave the image "
-                                   f"(tolerance {tolerance:g})"))
+            found.append((BOX_OUTSIDE_IMAGE.code,
+                          f"box edges x {x0:.4g}..{x1:.4g}, y {y0:.4g}..{y1:.4g} leave the image "
+                          f"(tolerance {tolerance:g})"))
     return found
 
 

@@ -1,19 +1,24 @@
-"""What the dataset-level image checks mean (the per-image ones run in
-``datasan/sources/images/decode.py``, where the pixels are).
+"""What the image checks mean (DS2xx) and the image-label checks (DS301-DS307).
 
-Each function looks at small per-image facts gathered from every shard
-(mode, content hash, label) and yields findings; none of them touches a file.
+Each function looks at small facts and returns or yields findings; none of
+them touches a file.  The per-image ones are called in the workers by
+``datasan/sources/images/decode.py``, where the pixels are (facts: a decode
+failure, the header, the pixel shape); the dataset-level ones by the image
+kind over facts gathered from every shard (mode, content hash, label rows).
 """
 
 from __future__ import annotations
 
-from datasan.checks.rule import Rule
-
 from collections import Counter
-from typing import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
+from datasan.checks.rule import Rule
 from datasan.findings import Finding
-from datasan.options import ScanOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasan.options import ScanOptions
+    from datasan.sources.images.layout import LabelRow
 
 
 # ------------------------------------------------------------------ rules of this family
@@ -181,6 +186,174 @@ CONFLICTING_IMAGE_LABELS = Rule(
 
 
 
+# ------------------------------------------------------------------ one image (in the workers)
+
+#: messages of DS201 by the stage where the image failed
+_UNDECODABLE = {
+    "read": "{s} could not be read: {why}.",
+    "empty": "{s} is empty (0 bytes).",
+    "identify": "{s} cannot be decoded: {why}.",
+    "decode": "{s} cannot be fully decoded: {why}.",
+    "frames": "{s}: its frames cannot be counted: {why}.",
+    "frame": "{s} cannot be fully decoded: frame {frame} of {frames}: {why}.",
+}
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    """Why an image file could not be used.  ``stage``: "read" (the file), "empty",
+    "identify" (no header Pillow can open), "decode" (the pixel data), "frames"
+    (counting its frames) or "frame" (frame ``frame`` of ``frames``)."""
+
+    sample: str
+    stage: str
+    why: str = ""
+    frame: int = 0
+    frames: int = 0
+
+
+def undecodable_image(failure: DecodeFailure) -> Finding:
+    """DS201 for an image that cannot be read or fully decoded."""
+    f = failure
+    message = _UNDECODABLE[f.stage].format(s=f.sample, why=f.why, frame=f.frame, frames=f.frames)
+    return Finding(UNDECODABLE_IMAGE.code, message, sample=f.sample, source=f.sample)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, before its pixels are decoded."""
+
+    sample: str
+    format: str
+    extension: str  # lower case, with the dot; "" when the name has none
+    width: int
+    height: int
+
+
+def extension_mismatch(header: ImageHeader, formats_of_extension: tuple[str, ...]) -> Finding | None:
+    """DS210 when the detected format is not one the file's extension may hold."""
+    h = header
+    if not h.format or h.format in formats_of_extension:
+        return None
+    return Finding(IMAGE_EXTENSION_MISMATCH.code,
+                   f"{h.sample} is a {h.format} file but its extension is {h.extension or '(none)'}.",
+                   sample=h.sample, source=h.sample)
+
+
+def decompression_bomb(header: ImageHeader, max_pixels: int, frames: int = 1) -> Finding | None:
+    """DS202 when the image's pixels over all its ``frames`` pass ``max_pixels``."""
+    s, w, h = header.sample, header.width, header.height
+    if frames * w * h <= max_pixels:
+        return None
+    if frames > 1:
+        message = (f"{s} has {frames} frames of {w} x {h} = {frames * w * h:,} pixels, over the limit "
+                   f"of {max_pixels:,}; its later frames were not decoded.")
+    else:
+        message = f"{s} declares {w} x {h} = {w * h:,} pixels, over the limit of {max_pixels:,}; it was not decoded."
+    return Finding(DECOMPRESSION_BOMB.code, message, sample=s, source=s)
+
+
+def non_finite_pixels(sample: str, nan: int, inf: int) -> Finding | None:
+    """DS203 when a float image holds ``nan`` NaN or ``inf`` infinite pixels."""
+    if not nan and not inf:
+        return None
+    return Finding(NON_FINITE_PIXEL.code, f"{sample} has {nan} NaN and {inf} infinite pixels.",
+                   sample=sample, source=sample)
+
+
+@dataclass(frozen=True)
+class PixelFacts:
+    """The size of a decoded image and whether every pixel has the same value."""
+
+    sample: str
+    width: int
+    height: int
+    constant: bool
+
+
+def pixel_findings(facts: PixelFacts, min_side: int, max_aspect: float) -> list[Finding]:
+    """DS204 (constant image), DS205 (tiny) or else DS206 (extreme aspect ratio)."""
+    s, w, h = facts.sample, facts.width, facts.height
+    found = []
+    if facts.constant:
+        found.append(Finding(CONSTANT_IMAGE.code, f"{s}: every pixel has the same value.", sample=s, source=s))
+    if min(w, h) < min_side:
+        found.append(Finding(TINY_IMAGE.code, f"{s} is {w} x {h} pixels, below the minimum side of {min_side}.",
+                             sample=s, source=s))
+    elif max(w, h) / max(1, min(w, h)) > max_aspect:
+        found.append(Finding(EXTREME_ASPECT_RATIO.code, f"{s} is {w} x {h} pixels (aspect "
+                             f"{max(w, h) / min(w, h):.1f}, over {max_aspect:g}).", sample=s, source=s))
+    return found
+
+
+# ------------------------------------------------------------------ labels of a set
+
+@dataclass
+class ImageLabels:
+    """The label of every image of a set (None: unlabelled), the (table, row) each label
+    was read from, and the findings about the labels."""
+
+    labels: dict[str, str | None] = field(default_factory=dict)
+    where: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def folder_labels(names: list[str], label_of: Callable[[str], str | None], tree: str) -> ImageLabels:
+    """Labels of an ImageFolder tree: each image's class folder (``label_of``); DS301 for
+    an image outside every class folder."""
+    out = ImageLabels()
+    for smp in names:
+        lab = out.labels[smp] = label_of(smp)
+        if lab is None:
+            out.findings.append(Finding(MISSING_IMAGE_LABEL.code, f"{smp} lies outside every class folder of "
+                                        f"the ImageFolder tree {tree}.", sample=smp, source=smp))
+    return out
+
+
+def table_labels(rows: Iterable["LabelRow"], names: list[str], tables: list[str]) -> ImageLabels:
+    """Labels from the rows of labels tables: DS302 for a row naming no image of the set,
+    DS303 for a path outside PATH, DS307 for an image labelled twice differently and
+    DS301 for an image with an empty label or no row."""
+    out = ImageLabels()
+    labels, add = out.labels, out.findings.append
+    samples = set(names)
+    first: dict[str, tuple[str, int]] = {}
+    for row in rows:
+        where = f"{row.table} row {row.row}"
+        if row.rel is None:
+            if not row.raw:
+                add(Finding(LABEL_NAMES_MISSING_FILE.code, f"{where} has an empty path.",
+                            source=row.table, row=row.row))
+            else:
+                add(Finding(LABEL_PATH_OUTSIDE_ROOT.code, f"{where} names {row.raw!r}, a path outside PATH "
+                            "(absolute or through '..'); it was not opened.", source=row.table, row=row.row))
+            continue
+        if row.rel not in samples:
+            add(Finding(LABEL_NAMES_MISSING_FILE.code, f"{where} names {row.raw!r}, which is not an image file "
+                        "of this dataset (it does not exist or is no image).", source=row.table, row=row.row))
+            continue
+        if row.rel in first:
+            if row.label != labels[row.rel]:
+                t0, r0 = first[row.rel]
+                add(Finding(CONFLICTING_IMAGE_LABELS.code, f"{row.rel} is labelled {labels[row.rel]!r} in {t0} "
+                            f"row {r0} and {row.label!r} in {where}.", sample=row.rel, source=row.table,
+                            row=row.row))
+            continue
+        first[row.rel] = out.where[row.rel] = (row.table, row.row)
+        labels[row.rel] = row.label
+        if row.label is None:
+            add(Finding(MISSING_IMAGE_LABEL.code, f"{row.rel} has an empty label in {where}.",
+                        sample=row.rel, source=row.table, row=row.row))
+    for smp in names:
+        if smp not in first:
+            labels[smp] = None
+            add(Finding(MISSING_IMAGE_LABEL.code, f"{smp} has no row in {', '.join(tables)}.",
+                        sample=smp, source=tables[0] if tables else smp))
+    return out
+
+
+# ------------------------------------------------------------------ the whole set
+
 def mode_outliers(modes: dict[str, str]) -> Iterator[Finding]:
     """DS207 for every image whose mode differs from the most common mode of its set."""
     if len(modes) < 2:
@@ -191,7 +364,8 @@ def mode_outliers(modes: dict[str, str]) -> Iterator[Finding]:
         return
     for sample, mode in modes.items():
         if mode != common:
-            yield Finding("DS207", f"{sample} is {mode} ({_channels(mode)} channel(s)) among {n} of "
+            yield Finding(INCONSISTENT_IMAGE_MODE.code,
+                          f"{sample} is {mode} ({_channels(mode)} channel(s)) among {n} of "
                           f"{len(modes)} images that are {common}.", sample=sample, source=sample)
 
 
@@ -215,10 +389,11 @@ def duplicates(digests: Iterable[tuple[str, bytes, str | None]]) -> Iterator[Fin
             continue
         other, other_label = seen
         if label != other_label and label is not None and other_label is not None:
-            yield Finding("DS209", f"{sample} (label {label!r}) is identical to {other} (label {other_label!r}).",
+            yield Finding(CONFLICTING_DUPLICATE_IMAGE.code,
+                          f"{sample} (label {label!r}) is identical to {other} (label {other_label!r}).",
                           sample=sample, source=sample)
         else:
-            yield Finding("DS208", f"{sample} is byte-identical to {other}.", sample=sample, source=sample)
+            yield Finding(DUPLICATE_IMAGE.code, f"{sample} is byte-identical to {other}.", sample=sample, source=sample)
 
 
 def _as_int(label: str) -> int | None:
@@ -235,7 +410,7 @@ def label_value_findings(labels: dict[str, str], options: ScanOptions, source_of
     ``labels`` maps each labelled sample to its label; ``source_of`` gives the
     (source, row) a label was read from.
     """
-    from datasan.checks.tabular import distant_class_ids
+    from datasan.checks.tables.target import distant_class_ids
 
     if not labels:
         return
@@ -252,7 +427,8 @@ def label_value_findings(labels: dict[str, str], options: ScanOptions, source_of
         if classes:
             if label in classes or (k is not None and 0 <= k < len(classes)):
                 continue
-            yield Finding("DS306", f"{sample}: label {label!r} is not one of the {len(classes)} given classes.",
+            yield Finding(UNKNOWN_IMAGE_CLASS.code,
+                          f"{sample}: label {label!r} is not one of the {len(classes)} given classes.",
                           sample=sample, source=src, row=row)
             continue
         if not numeric:
@@ -260,8 +436,9 @@ def label_value_findings(labels: dict[str, str], options: ScanOptions, source_of
         nc = options.num_classes
         if k < 0 or (nc is not None and k >= nc):
             limit = f"0..{nc - 1}" if nc is not None else "0 or more"
-            yield Finding("DS304", f"{sample}: class id {k} is outside {limit}.", sample=sample, source=src, row=row)
+            yield Finding(IMAGE_LABEL_OUT_OF_RANGE.code,
+                          f"{sample}: class id {k} is outside {limit}.", sample=sample, source=src, row=row)
         elif k in distant:
             bulk = sorted(x for x in set(ints.values()) if x not in distant and x >= 0)
-            yield Finding("DS305", f"{sample}: class id {k} lies far above the other ids "
+            yield Finding(DISTANT_IMAGE_LABEL.code, f"{sample}: class id {k} lies far above the other ids "
                           f"({bulk[0]}..{bulk[-1]}).", sample=sample, source=src, row=row)

@@ -1,11 +1,15 @@
 """The probe's rules (DS4xx): samples whose loss or gradient is non-finite under a small network.
 
-The stages that emit them live in :mod:`datasan.probe`.
+The stages that decide which samples fail live in :mod:`datasan.probe.stages`;
+the functions here turn what they found into findings.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from datasan.checks.rule import Rule
+from datasan.findings import Finding
 
 
 # ------------------------------------------------------------------ rules of this family
@@ -76,3 +80,43 @@ PROBE_SKIPPED = Rule(
     fix="Pass --target, label the images, or bring your own model with --probe-model.",
     example="tables/ids.csv: no numeric feature columns",
 )
+
+
+#: the codes whose finding names the flagged row's largest input value: the input may be the cause
+NAMES_LARGEST_INPUT = frozenset({NON_FINITE_LOSS.code, FLOAT16_NON_FINITE.code, BFLOAT16_NON_FINITE.code})
+
+
+@dataclass(frozen=True)
+class ProbedSample:
+    """Where a probed sample comes from: its id, the file it was read from and its 0-based
+    row there (None when the file is the sample, an image)."""
+
+    sample: str
+    source: str
+    row: int | None = None
+
+    @property
+    def where(self) -> str:
+        """How a message names the sample."""
+        return f"{self.source} row {self.row}" if self.row is not None else self.sample
+
+
+def flagged(code: str, at: ProbedSample, detail: str, largest: tuple[str, float] | None = None) -> Finding:
+    """The finding for a sample a probe stage flagged (DS401-DS404) with ``detail``;
+    ``largest`` is its largest input feature (name, value) when inputs are named."""
+    extra = f"; its largest feature is {largest[0]} = {largest[1]:.6g}" if largest is not None else ""
+    column = largest[0] if largest is not None and code in NAMES_LARGEST_INPUT else None
+    return Finding(code, f"{at.where}: {detail}{extra}.", sample=at.sample, source=at.source, row=at.row,
+                   column=column)
+
+
+def extreme_loss(at: ProbedSample, loss: float, median: float, limit: float) -> Finding:
+    """DS405 for a sample whose finite float32 loss lies past the outlier limit."""
+    return Finding(EXTREME_LOSS.code, f"{at.where}: the float32 loss {loss:.4g} is an extreme outlier "
+                                      f"(median loss {median:.4g}, limit {limit:.4g}).",
+                   sample=at.sample, source=at.source, row=at.row)
+
+
+def probe_skipped(source: str, reason: str) -> Finding:
+    """DS406: the probe did not run on ``source``, for ``reason``."""
+    return Finding(PROBE_SKIPPED.code, f"The probe skipped {source}: {reason}.", source=source)

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from datasan.checks.probe import EXTREME_LOSS
 from datasan.findings import Finding
 
 DEFAULT_BATCH = 4096
@@ -123,8 +124,9 @@ def probe(data, model=None, loss_fn=None, *, task: str = "auto", target: str | N
         allv = np.concatenate(losses)
         pos, med, limit = extreme_losses(allv, outlier_k)
         for p in pos:
-            result.findings.append(Finding("DS405", f"sample {int(p)}: the float32 loss {allv[p]:.4g} is an extreme "
-                                                    f"outlier (median {med:.4g}, limit {limit:.4g}).",
+            result.findings.append(Finding(EXTREME_LOSS.code,
+                                           f"sample {int(p)}: the float32 loss {allv[p]:.4g} is an extreme "
+                                           f"outlier (median {med:.4g}, limit {limit:.4g}).",
                                            sample=str(int(p)), row=int(p)))
     codes: dict[str, set] = {}
     for f in result.findings:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from datasan.checks.probe import BFLOAT16_NON_FINITE, FLOAT16_NON_FINITE, NON_FINITE_GRADIENT, NON_FINITE_LOSS
 from datasan.probe.bisect import find_failing
 from datasan.probe.models import ProbeNet
 
@@ -116,7 +117,7 @@ class Prober:
         bad_idx = torch.nonzero(~finite).flatten().tolist()
         if bad_idx:
             for pos, detail in zip(bad_idx, self._diagnose(x, y, bad_idx)):
-                res.add("DS401", pos, detail)
+                res.add(NON_FINITE_LOSS.code, pos, detail)
         good_idx = torch.nonzero(good).flatten()
         t = self._clock("forward-float32", t)
         if want_grad and good_idx.numel():
@@ -138,7 +139,7 @@ class Prober:
                     for local in self._grad_failures(xs, ys):
                         pos = int(good_idx[local])
                         good[pos] = False
-                        res.add("DS402", pos, "the loss is finite but its gradient is not (float32)")
+                        res.add(NON_FINITE_GRADIENT.code, pos, "the loss is finite but its gradient is not (float32)")
         t = self._clock("gradient-float32", t)
         self._amp(x, y, good, res)
         self._clock("autocast", t)
@@ -186,8 +187,8 @@ class Prober:
 
     def _amp(self, x, y, good, res: BatchFlags) -> None:
         bounds = None
-        for stage, code, dtype in (("autocast-float16", "DS403", torch.float16),
-                                   ("autocast-bfloat16", "DS404", torch.bfloat16)):
+        for stage, code, dtype in (("autocast-float16", FLOAT16_NON_FINITE.code, torch.float16),
+                                   ("autocast-bfloat16", BFLOAT16_NON_FINITE.code, torch.bfloat16)):
             if stage not in self.stages:
                 continue
             idx = torch.nonzero(good).flatten()
@@ -315,14 +316,14 @@ class Prober:
             return run
 
         remaining = list(range(n))
-        stages = [("forward-float32", "DS401", lambda idx: self._loss_fails(x, y, idx),
+        stages = [("forward-float32", NON_FINITE_LOSS.code, lambda idx: self._loss_fails(x, y, idx),
                    "the batch's loss goes non-finite when this sample is in it (float32; found by bisection)")]
         if "gradient-float32" in self.stages:
-            stages.append(("gradient-float32", "DS402", lambda idx: self._grad_fails(x, y, idx),
+            stages.append(("gradient-float32", NON_FINITE_GRADIENT.code, lambda idx: self._grad_fails(x, y, idx),
                            "the batch's gradient goes non-finite when this sample is in it (float32; "
                            "found by bisection)"))
-        for stage, code, dtype in (("autocast-float16", "DS403", torch.float16),
-                                   ("autocast-bfloat16", "DS404", torch.bfloat16)):
+        for stage, code, dtype in (("autocast-float16", FLOAT16_NON_FINITE.code, torch.float16),
+                                   ("autocast-bfloat16", BFLOAT16_NON_FINITE.code, torch.bfloat16)):
             if stage in self.stages:
                 stages.append((stage, code, (lambda d: lambda idx: self._loss_fails(x, y, idx, d))(dtype),
                                f"finite in float32, the batch's loss goes non-finite under "
@@ -334,10 +335,10 @@ class Prober:
             bad, groups = find_failing(remaining, counted(pred))
             for pos in bad:
                 res.add(code, pos, detail)
-            if code in ("DS401", "DS402"):
+            if code in (NON_FINITE_LOSS.code, NON_FINITE_GRADIENT.code):
                 drop = set(bad)
                 remaining = [i for i in remaining if i not in drop]
-            if self.reference is None and len(remaining) >= 2 and code == "DS401":
+            if self.reference is None and len(remaining) >= 2 and code == NON_FINITE_LOSS.code:
                 i = remaining[0]
                 self.reference = (x[i:i + 1].detach().clone(), y[i:i + 1].detach().clone())
         res.bisections = calls[0]

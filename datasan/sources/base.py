@@ -10,7 +10,7 @@ turns outcomes into the contract's files; it knows nothing of formats.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 from datasan.discover import FileEntry
 from datasan.findings import FindingBuffer
@@ -79,7 +79,18 @@ class ScanContext:
 
 
 class SourceKind(Protocol):
-    """One kind of source.  Implementations live in ``datasan/sources/``."""
+    """One kind of source.  Implementations live in ``datasan/sources/``.
+
+    ``name`` names the kind; ``source_kinds`` the values of :attr:`Source.kind`
+    its sources carry (default: ``(name,)``), so that the steps after the
+    scan find the kind of an outcome (:func:`datasan.sources.kind_of`).
+
+    Beyond claiming and running, a kind may carry optional capabilities, each
+    a protocol below, found with ``isinstance``: :class:`ProbesSamples` (give
+    the probe batches of a kept outcome) and :class:`DropsSamples` (quarantine
+    kept samples late).  A step that needs a capability the kind lacks skips
+    the source and says why.
+    """
 
     name: str
 
@@ -88,3 +99,89 @@ class SourceKind(Protocol):
 
     def run(self, sources: list[Source], ctx: ScanContext) -> tuple[list[SourceOutcome], FindingBuffer]:
         """Scan the sources; return one outcome per source and findings about no single source."""
+
+
+# --------------------------------------------------------------------------- optional capabilities
+
+@dataclass
+class ProbeBatch:
+    """One batch of kept samples, as the probe network takes them.
+
+    ``keys`` identify the probed samples, one per row of ``x``: their 0-based
+    row in the source when :attr:`ProbeFeed.samples` is None, else positions in
+    it.  ``raw`` is the kind's own handle on the whole batch (probed or not),
+    handed back to :attr:`ProbeFeed.stream`.  ``left_out`` counts samples of
+    the batch that cannot be probed (no usable target), ``failed`` the ones
+    that could not be loaded (``"sample: why"``).
+    """
+
+    x: Any
+    y: Any
+    keys: Any
+    raw: Any = None
+    left_out: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+class DropStream(Protocol):
+    """Removes error samples from a source's clean outputs in the same pass as the probe.
+
+    It sees every batch in order, with the keys of the samples to leave out;
+    :meth:`finish` puts the new outputs in place, lowers ``outcome.kept`` and
+    recomputes the statistics, and returns the sample ids it left out.
+    """
+
+    active: bool  #: True once it writes (before, it only follows the batches)
+
+    def add(self, batch: ProbeBatch, drop_keys: Any) -> None: ...
+
+    def finish(self) -> list[str]: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass
+class ProbeFeed:
+    """What a kind gives the probe for one kept outcome.
+
+    * ``network``: the default network for these inputs, ``"mlp"`` or ``"cnn"``;
+    * ``input_shape`` / ``num_outputs`` / ``task``: what a network is built for;
+    * ``batches``: yields :class:`ProbeBatch` over every kept sample, once;
+    * ``samples``: key -> sample id when keys are positions (file samples),
+      None when keys are rows of the source (``"<source>#<row>"``);
+    * ``features``: input names, so a flagged row names its largest value;
+    * ``left_out_what``: what :attr:`ProbeBatch.left_out` counts, for the report;
+    * ``stream``: removes errors in the same pass, or None (then errors leave
+      through :meth:`DropsSamples.drop_samples` after the probe);
+    * ``report``: extra facts for the source's probe report.
+    """
+
+    network: str
+    input_shape: tuple[int, ...]
+    num_outputs: int
+    task: str
+    batches: Callable[[], Iterator[ProbeBatch]]
+    samples: Sequence[str] | None = None
+    features: list[str] | None = None
+    left_out_what: str = "samples that could not be probed"
+    stream: DropStream | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ProbesSamples(Protocol):
+    """A kind whose kept samples the probe can feed through a network."""
+
+    def probe_feed(self, outcome: SourceOutcome, ctx: ScanContext) -> ProbeFeed | str:
+        """The probe's feed for ``outcome``, or a sentence saying why it cannot be probed."""
+
+
+@runtime_checkable
+class DropsSamples(Protocol):
+    """A kind that can quarantine kept samples after its run (after the probe, or a
+    finding that a config makes an error once the outputs were written)."""
+
+    def drop_samples(self, outcome: SourceOutcome, ctx: ScanContext, samples: list[str]) -> dict[str, Any]:
+        """Remove ``samples`` (kept sample ids) from the outcome's clean outputs and
+        index, lower ``outcome.kept`` and recompute its statistics; return facts for
+        the report (e.g. ``{"clean_file_rewritten": True}``)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from datasan.checks.boxes import BACKGROUND_IMAGES, NO_CLASS_LIST
 from datasan.checks.boxes import BoxStats
 from datasan.discover import FileEntry
 from datasan.findings import Finding, FindingBuffer
@@ -29,6 +30,9 @@ class BoxKind:
     """The box-label source kind (see the module docstring)."""
 
     name = "boxes"
+    source_kinds = ("coco", "yolo")
+    #: why the probe skips its sources (it has no probe capability)
+    not_probed_because = "box labels are checked statically"
 
     def claim(self, files: list[FileEntry], ctx: ScanContext) -> tuple[list[Source], list[FileEntry]]:
         from datasan.sources.boxes import coco, yolo
@@ -123,13 +127,15 @@ class BoxKind:
                 names = None
         if names is None:
             where = f" ({cf.rel} has no names)" if cf is not None else ""
-            fb.add(Finding("DS339", f"{src.name}: no classes.txt or data.yaml names found{where}; class ids were "
-                                    "only checked to be >= 0.", source=src.name))
+            fb.add(Finding(NO_CLASS_LIST.code,
+                           f"{src.name}: no classes.txt or data.yaml names found{where}; class ids were "
+                           "only checked to be >= 0.", source=src.name))
         bg = src.meta["background"]
         if bg:
             shown = ", ".join(bg[:5]) + (", ..." if len(bg) > 5 else "")
-            fb.add(Finding("DS336", f"{len(bg)} image(s) under {src.meta['images_dir']} have no label file "
-                                    f"(background images): {shown}.", source=src.name))
+            fb.add(Finding(BACKGROUND_IMAGES.code,
+                           f"{len(bg)} image(s) under {src.meta['images_dir']} have no label file "
+                           f"(background images): {shown}.", source=src.name))
         fb.apply_policy(ctx.options)
         files = [yolo.YoloFile(f.rel, f.path, src.meta["images"].get(_key_of(f.rel))) for f in src.files]
         tasks = [yolo.YoloTask(files[i:i + CHUNK], names, clean_root, ctx.options)

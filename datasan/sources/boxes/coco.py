@@ -24,6 +24,12 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from datasan.checks.boxes import (
+    BAD_COCO_ENTRY, COCO_BAD_STRUCTURE, COCO_INVALID_JSON, DUPLICATE_ID, IMAGE_SIZE_UNKNOWN, MALFORMED_BOX,
+    MISSING_IMAGE_FILE, NON_STANDARD_JSON_NUMBER, UNKNOWN_CLASS, UNKNOWN_IMAGE_ID, UNLISTED_IMAGE,
+    UNSAFE_IMAGE_PATH,
+)
+from datasan.checks.files import RECORD_TOO_DEEP
 from datasan.checks import boxes as checks
 from datasan.discover import relative_to_root
 from datasan.findings import Finding, FindingBuffer
@@ -126,21 +132,21 @@ def _parse(task: CocoTask, res: CocoResult) -> tuple[Any, int]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        res.findings.add(Finding("DS320", f"{task.rel} is not valid UTF-8 JSON (byte {exc.start}); "
-                                          "it was not read.", source=task.rel))
+        res.findings.add(Finding(COCO_INVALID_JSON.code,
+                                 f"{task.rel} is not valid UTF-8 JSON (byte {exc.start}); "
+                                 "it was not read.", source=task.rel))
         return None, 0
     try:
         return json.loads(text, parse_constant=constant), tokens["n"]
     except RecursionError:
-        res.findings.add(Finding("DS014", f"{task.rel} is nested deeper than Python's JSON parser can read; "
-                                          "it was not read.", source=task.rel))
+        res.findings.add(Finding(RECORD_TOO_DEEP.code,
+                                 f"{task.rel} is nested deeper than Python's JSON parser can read; "
+                                 "it was not read.", source=task.rel))
         return None, 0
     except json.JSONDecodeError as exc:
-        res.findings.add(Finding("DS320", f"{task.rel} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                                          f"column {exc.colno}; it was not read.", source=task.rel))
-    except RecursionError:
-        res.findings.add(Finding("DS320", f"{task.rel} nests too deeply to parse; it was not read.",
-                                 source=task.rel))
+        res.findings.add(Finding(COCO_INVALID_JSON.code,
+                                 f"{task.rel} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                 f"column {exc.colno}; it was not read.", source=task.rel))
     return None, 0
 
 
@@ -158,7 +164,7 @@ def scan_coco(task: CocoTask) -> CocoResult:
     try:
         doc, tokens = _parse(task, res)
     except OSError as exc:
-        res.findings.add(Finding("DS320", f"{task.rel} could not be read: {exc}", source=task.rel))
+        res.findings.add(Finding(COCO_INVALID_JSON.code, f"{task.rel} could not be read: {exc}", source=task.rel))
         doc, tokens = None, 0
     if doc is None:
         res.readable = False
@@ -167,14 +173,16 @@ def scan_coco(task: CocoTask) -> CocoResult:
     problem = _structure_problem(doc)
     if problem:
         res.readable = False
-        res.findings.add(Finding("DS321", f"{task.rel} is not a COCO file: {problem}; its boxes were not read.",
+        res.findings.add(Finding(COCO_BAD_STRUCTURE.code,
+                                 f"{task.rel} is not a COCO file: {problem}; its boxes were not read.",
                                  source=task.rel))
         res.findings.apply_policy(task.options)
         return res
     fb = res.findings
     if tokens:
-        fb.add(Finding("DS322", f"{task.rel} contains {tokens} NaN/Infinity token(s), which strict JSON parsers "
-                                "reject; the clean copy writes them as null.", source=task.rel))
+        fb.add(Finding(NON_STANDARD_JSON_NUMBER.code,
+                       f"{task.rel} contains {tokens} NaN/Infinity token(s), which strict JSON parsers "
+                       "reject; the clean copy writes them as null.", source=task.rel))
     categories = _categories(task, doc["categories"], fb)
     images = _images(task, doc["images"], fb)
     anns = doc["annotations"]
@@ -185,7 +193,7 @@ def scan_coco(task: CocoTask) -> CocoResult:
     box_of: dict[int, tuple[str, list[float]]] = {}
     for i, a in enumerate(anns):
         if not isinstance(a, dict):
-            fb.add(Finding("DS328", f"annotation {i} is a JSON {type(a).__name__}, not an object.",
+            fb.add(Finding(MALFORMED_BOX.code, f"annotation {i} is a JSON {type(a).__name__}, not an object.",
                            sample=task.rel, source=task.rel, row=i))
             continue
         img = images.get(_key(a.get("image_id"))) if "image_id" in a else None
@@ -197,30 +205,35 @@ def scan_coco(task: CocoTask) -> CocoResult:
 
         missing = [k for k in REQUIRED_KEYS if k not in a]
         if missing:
-            add("DS328", f"missing required key(s) {', '.join(missing)}")
+            add(MALFORMED_BOX.code, f"missing required key(s) {', '.join(missing)}")
         if "id" in a:
             k = _key(a["id"])
             if k in seen_ids:
-                add("DS334", f"duplicate annotation id {a['id']!r} (first used by annotation {seen_ids[k]})", "id")
+                add(DUPLICATE_ID.code,
+                    f"duplicate annotation id {a['id']!r} (first used by annotation {seen_ids[k]})", "id")
             else:
                 seen_ids[k] = i
         if "image_id" in a:
             if img is None:
-                add("DS329", f"image_id {a['image_id']!r} is not among the {len(images)} image ids", "image_id")
+                add(UNKNOWN_IMAGE_ID.code,
+                    f"image_id {a['image_id']!r} is not among the {len(images)} image ids", "image_id")
             else:
                 boxes_per_image[_key(a["image_id"])] = boxes_per_image.get(_key(a["image_id"]), 0) + 1
                 if img.status == "missing":
-                    add("DS330", f"its image {img.sample} (images[{img.index}]) does not exist")
+                    add(MISSING_IMAGE_FILE.code, f"its image {img.sample} (images[{img.index}]) does not exist")
                 elif img.status == "unsafe":
-                    add("DS331", f"its image (images[{img.index}]) has a path outside PATH; it was not opened")
+                    add(UNSAFE_IMAGE_PATH.code,
+                        f"its image (images[{img.index}]) has a path outside PATH; it was not opened")
         if "category_id" in a and _key(a["category_id"]) not in categories:
-            add("DS326", f"category_id {a['category_id']!r} is not among the category ids "
-                         f"{_preview(list(categories))}", "category_id")
+            add(UNKNOWN_CLASS.code,
+                f"category_id {a['category_id']!r} is not among the category ids "
+                f"{_preview(list(categories))}", "category_id")
         if "bbox" not in a:
             continue
         box = checks.box4(a["bbox"])
         if box is None:
-            add("DS328", f"bbox {json.dumps(a['bbox'], default=str)[:80]} is not a list of 4 numbers", "bbox")
+            add(MALFORMED_BOX.code,
+                f"bbox {json.dumps(a['bbox'], default=str)[:80]} is not a list of 4 numbers", "bbox")
             continue
         size = None
         if img is not None and img.status == "ok":
@@ -234,15 +247,16 @@ def scan_coco(task: CocoTask) -> CocoResult:
         if boxes_per_image.get(key):
             continue
         if img.status == "missing":
-            fb.add(Finding("DS330", f"image {img.sample} (images[{img.index}]) does not exist; no box refers "
-                                    "to it.", source=task.rel))
+            fb.add(Finding(MISSING_IMAGE_FILE.code,
+                           f"image {img.sample} (images[{img.index}]) does not exist; no box refers "
+                           "to it.", source=task.rel))
         elif img.status == "unsafe":
-            fb.add(Finding("DS331", f"images[{img.index}] names a path outside PATH; it was not opened.",
+            fb.add(Finding(UNSAFE_IMAGE_PATH.code, f"images[{img.index}] names a path outside PATH; it was not opened.",
                            source=task.rel))
     listed = {img.sample for img in images.values() if img.sample}
     for rel in task.local_images:
         if rel not in listed:
-            fb.add(Finding("DS333", f"{rel} is not listed in the images of {task.rel}.",
+            fb.add(Finding(UNLISTED_IMAGE.code, f"{rel} is not listed in the images of {task.rel}.",
                            source=task.rel))
     fb.apply_policy(task.options)
     bad = _quarantined_rows(fb)
@@ -287,12 +301,12 @@ def _categories(task: CocoTask, cats: list, fb: FindingBuffer) -> dict[Any, str]
     out: dict[Any, str] = {}
     for j, c in enumerate(cats):
         if not isinstance(c, dict) or "id" not in c:
-            fb.add(Finding("DS337", f"categories[{j}] is not an object with an id; it was ignored.",
+            fb.add(Finding(BAD_COCO_ENTRY.code, f"categories[{j}] is not an object with an id; it was ignored.",
                            source=task.rel))
             continue
         k = _key(c["id"])
         if k in out:
-            fb.add(Finding("DS334", f"categories[{j}] repeats category id {c['id']!r}.", source=task.rel))
+            fb.add(Finding(DUPLICATE_ID.code, f"categories[{j}] repeats category id {c['id']!r}.", source=task.rel))
             continue
         out[k] = str(c.get("name", c["id"]))
     return out
@@ -304,7 +318,8 @@ def _images(task: CocoTask, imgs: list, fb: FindingBuffer) -> dict[Any, _Image]:
     for j, e in enumerate(imgs):
         if not isinstance(e, dict) or "id" not in e or not isinstance(e.get("file_name"), str) \
                 or not e["file_name"]:
-            fb.add(Finding("DS337", f"images[{j}] is not an object with an id and a file_name; it was ignored.",
+            fb.add(Finding(BAD_COCO_ENTRY.code,
+                           f"images[{j}] is not an object with an id and a file_name; it was ignored.",
                            source=task.rel))
             continue
         fn = e["file_name"]
@@ -319,14 +334,16 @@ def _images(task: CocoTask, imgs: list, fb: FindingBuffer) -> dict[Any, _Image]:
         w, h = e.get("width"), e.get("height")
         if ("width" in e or "height" in e) and not all(
                 checks.is_number(v) and math.isfinite(checks.to_float(v)) and v > 0 for v in (w, h)):
-            fb.add(Finding("DS337", f"images[{j}] has width {w!r}, height {h!r}: not positive numbers; the "
-                                    "size is read from the image file.", source=task.rel))
+            fb.add(Finding(BAD_COCO_ENTRY.code,
+                           f"images[{j}] has width {w!r}, height {h!r}: not positive numbers; the "
+                           "size is read from the image file.", source=task.rel))
         elif "width" in e:
             img.size, img.size_read = (float(w), float(h)), True
         k = _key(e["id"])
         if k in out:
-            fb.add(Finding("DS334", f"images[{j}] repeats image id {e['id']!r} (first images[{out[k].index}]); "
-                                    "boxes use the first.", source=task.rel))
+            fb.add(Finding(DUPLICATE_ID.code,
+                           f"images[{j}] repeats image id {e['id']!r} (first images[{out[k].index}]); "
+                           "boxes use the first.", source=task.rel))
             continue
         out[k] = img
     return out
@@ -337,7 +354,8 @@ def _image_size(task: CocoTask, img: _Image, fb: FindingBuffer) -> tuple[float, 
         img.size_read = True
         img.size = _header_size(task.root, img.sample)
         if img.size is None:
-            fb.add(Finding("DS338", f"{img.sample} has no width/height in {task.rel} and its header cannot be "
-                                    "read; its boxes were not checked against the image border.",
+            fb.add(Finding(IMAGE_SIZE_UNKNOWN.code,
+                           f"{img.sample} has no width/height in {task.rel} and its header cannot be "
+                           "read; its boxes were not checked against the image border.",
                            source=task.rel))
     return img.size

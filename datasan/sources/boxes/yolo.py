@@ -15,6 +15,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from datasan.checks.boxes import LABEL_WITHOUT_IMAGE, MALFORMED_BOX, NON_INTEGER_CLASS_ID, UNKNOWN_CLASS
+from datasan.checks.files import UNREADABLE_FILE
 from datasan.checks import boxes as checks
 from datasan.findings import Finding, FindingBuffer
 from datasan.options import ScanOptions
@@ -159,7 +161,8 @@ def _line_problems(text: str, names: list[str] | None, tolerance: float) -> tupl
     fields = text.split()
     if len(fields) != 5:
         hint = " (a segmentation polygon?)" if len(fields) > 5 and len(fields) % 2 == 1 else ""
-        return [("DS328", f"{len(fields)} fields, expected 5 (class x_center y_center width height){hint}")], \
+        return [(MALFORMED_BOX.code,
+                 f"{len(fields)} fields, expected 5 (class x_center y_center width height){hint}")], \
             None, []
     found = []
     cls = None
@@ -173,15 +176,15 @@ def _line_problems(text: str, names: list[str] | None, tolerance: float) -> tupl
         except ValueError:
             pass
         if cls is None:
-            found.append(("DS327", f"class id {fields[0]!r} is not an integer"))
+            found.append((NON_INTEGER_CLASS_ID.code, f"class id {fields[0]!r} is not an integer"))
     if cls is not None and (cls < 0 or (names is not None and cls >= len(names))):
         n = f"the {len(names)} classes 0..{len(names) - 1}" if names is not None else "class ids >= 0"
-        found.append(("DS326", f"class id {cls} is outside {n}"))
+        found.append((UNKNOWN_CLASS.code, f"class id {cls} is outside {n}"))
     try:
         xc, yc, w, h = (float(v) for v in fields[1:])
     except ValueError:
         bad = [v for v in fields[1:] if not _is_float(v)]
-        found.append(("DS328", f"not a number: {', '.join(repr(v) for v in bad)}"))
+        found.append((MALFORMED_BOX.code, f"not a number: {', '.join(repr(v) for v in bad)}"))
         return found, cls, []
     found.extend(checks.yolo_box_problems(xc, yc, w, h, tolerance))
     return found, cls, [w, h]
@@ -208,7 +211,7 @@ def scan_yolo_chunk(task: YoloTask) -> YoloResult:
             with open_binary(lf.path) as f:
                 raw = f.read()
         except OSError as exc:
-            res.findings.add(Finding("DS001", f"{lf.rel} could not be read: {exc}", source=lf.rel))
+            res.findings.add(Finding(UNREADABLE_FILE.code, f"{lf.rel} could not be read: {exc}", source=lf.rel))
             continue
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -224,16 +227,16 @@ def scan_yolo_chunk(task: YoloTask) -> YoloResult:
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                found.append(("DS328", f"bytes that are not UTF-8 ({line[exc.start:exc.start + 4]!r})"))
+                found.append((MALFORMED_BOX.code, f"bytes that are not UTF-8 ({line[exc.start:exc.start + 4]!r})"))
             else:
                 found, cls, wh = _line_problems(text, task.names, tol)
             if lf.image is None:
-                found.insert(0, ("DS332", "the label file has no image"))
+                found.insert(0, (LABEL_WITHOUT_IMAGE.code, "the label file has no image"))
             for code, msg in found:
                 fb.add(Finding(code, f"{lf.rel} line {idx + 1}: {msg}.", sample=sample, source=lf.rel, row=idx))
             boxes[idx] = (line, cls, wh)
         if lf.image is None and not boxes:
-            fb.add(Finding("DS332", f"{lf.rel} has no image (and no boxes).", source=lf.rel))
+            fb.add(Finding(LABEL_WITHOUT_IMAGE.code, f"{lf.rel} has no image (and no boxes).", source=lf.rel))
         fb.apply_policy(task.options)
         bad = {r for r, s, smp in zip(fb.column("row"), fb.column("severity"), fb.column("sample"))
                if s == "error" and smp is not None and r is not None}

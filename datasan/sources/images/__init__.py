@@ -24,7 +24,7 @@ from collections import Counter
 from typing import Any
 
 from datasan.discover import FileEntry
-from datasan.findings import Finding, FindingBuffer
+from datasan.findings import FindingBuffer
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 
 
@@ -36,6 +36,7 @@ class ImageKind:
     """The image source kind (see the module docstring)."""
 
     name = "images"
+    source_kinds = ("images",)
 
     def claim(self, files: list[FileEntry], ctx: ScanContext) -> tuple[list[Source], list[FileEntry]]:
         from datasan.sources.images.layout import group_images
@@ -92,6 +93,24 @@ class ImageKind:
         outcomes = [_finish(src, st, fb, ctx) for src, st, fb in zip(sources, stores, found)]
         return outcomes, FindingBuffer()
 
+    def probe_feed(self, outcome: SourceOutcome, ctx: ScanContext):
+        """Batches of the kept, labelled images for the probe (see ``probe_feed.py``)."""
+        from datasan.sources.images.probe_feed import image_feed
+
+        return image_feed(outcome, ctx)
+
+    def drop_samples(self, outcome: SourceOutcome, ctx: ScanContext, samples: list[str]) -> dict[str, Any]:
+        """Take ``samples`` out of index.parquet and recompute the statistics without them."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        index = outcome.index
+        gone = pc.is_in(index.column("sample"), value_set=pa.array(samples, type=pa.string()))
+        outcome.index = index.filter(pc.invert(gone))
+        outcome.kept -= index.num_rows - outcome.index.num_rows
+        recompute_stats(outcome, ctx)
+        return {"stats_recomputed": True}
+
 
 def _warm_imports() -> None:
     try:
@@ -106,54 +125,16 @@ def _warm_imports() -> None:
 
 def _labels(s, names: list[str], fb: FindingBuffer) -> tuple[dict[str, str | None], dict[str, tuple[str, int | None]]]:
     """The label of every image of the set (``names``), adding the label findings to ``fb``."""
-    labels: dict[str, str | None] = {}
-    where: dict[str, tuple[str, int | None]] = {}
-    samples = set(names)
+    from datasan.checks import images as checks
+
     if s.layout in ("folders", "split-folders"):
-        for smp in names:
-            lab = s.label_of(smp)
-            labels[smp] = lab
-            if lab is None:
-                fb.add(Finding("DS301", f"{smp} lies outside every class folder of the ImageFolder "
-                               f"tree {s.folder}.", sample=smp, source=smp))
+        found = checks.folder_labels(names, s.label_of, s.folder)
     elif s.layout == "table":
-        table_of: dict[str, tuple[str, int]] = {}
-        for row in s.rows:
-            if row.rel is None:
-                if not row.raw:
-                    fb.add(Finding("DS302", f"{row.table} row {row.row} has an empty path.",
-                                   source=row.table, row=row.row))
-                else:
-                    fb.add(Finding("DS303", f"{row.table} row {row.row} names {row.raw!r}, a path outside "
-                                   "PATH (absolute or through '..'); it was not opened.",
-                                   source=row.table, row=row.row))
-                continue
-            if row.rel not in samples:
-                fb.add(Finding("DS302", f"{row.table} row {row.row} names {row.raw!r}, which is not an image "
-                               "file of this dataset (it does not exist or is no image).",
-                               source=row.table, row=row.row))
-                continue
-            if row.rel in table_of:
-                if row.label != labels[row.rel]:
-                    t0, r0 = table_of[row.rel]
-                    fb.add(Finding("DS307", f"{row.rel} is labelled {labels[row.rel]!r} in {t0} row {r0} and "
-                                   f"{row.label!r} in {row.table} row {row.row}.",
-                                   sample=row.rel, source=row.table, row=row.row))
-                continue
-            table_of[row.rel] = (row.table, row.row)
-            labels[row.rel] = row.label
-            where[row.rel] = (row.table, row.row)
-            if row.label is None:
-                fb.add(Finding("DS301", f"{row.rel} has an empty label in {row.table} row {row.row}.",
-                               sample=row.rel, source=row.table, row=row.row))
-        for smp in names:
-            if smp not in table_of:
-                labels[smp] = None
-                fb.add(Finding("DS301", f"{smp} has no row in {', '.join(s.tables)}.",
-                               sample=smp, source=s.tables[0] if s.tables else smp))
+        found = checks.table_labels(s.rows, names, s.tables)
     else:
-        labels = {smp: None for smp in names}
-    return labels, where
+        return {smp: None for smp in names}, {}
+    fb.extend(found.findings)
+    return found.labels, found.where
 
 
 def _finish(src: Source, st, found: FindingBuffer, ctx: ScanContext) -> SourceOutcome:

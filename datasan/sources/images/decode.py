@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datasan.findings import Finding
 from datasan.sources.images.pixels import PixelSums
 from datasan.stats import Moments
+from datasan.checks import images as checks
 
 #: extensions that name an image, and the Pillow formats each may hold
 EXT_FORMATS: dict[str, tuple[str, ...]] = {
@@ -178,13 +179,13 @@ def _frames_finding(im, rel: str, max_pixels: int) -> Finding | None:
     try:
         n = int(getattr(im, "n_frames", 1) or 1)
     except Exception as exc:  # counting frames walks the file: a broken one fails here
-        return Finding("DS201", f"{rel}: its frames cannot be counted: {exc}.", sample=rel, source=rel)
+        return checks.undecodable_image(checks.DecodeFailure(rel, "frames", str(exc)))
     if n <= 1:
         return None
     w, h = im.size
-    if n * w * h > max_pixels:
-        return Finding("DS202", f"{rel} has {n} frames of {w} x {h} = {n * w * h:,} pixels, over the limit "
-                       f"of {max_pixels:,}; its later frames were not decoded.", sample=rel, source=rel)
+    bomb = checks.decompression_bomb(checks.ImageHeader(rel, "", "", w, h), max_pixels, frames=n)
+    if bomb is not None:
+        return bomb
     try:
         for i in range(1, n):
             im.seek(i)
@@ -193,9 +194,13 @@ def _frames_finding(im, rel: str, max_pixels: int) -> Finding | None:
         im.seek(0)
         im.load()
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad frame data
-        return Finding("DS201", f"{rel} cannot be fully decoded: frame {i} of {n}: {exc}.",
-                       sample=rel, source=rel)
+        return checks.undecodable_image(checks.DecodeFailure(rel, "frame", str(exc), frame=i, frames=n))
     return None
+
+
+def _failed(rec: ImageRecord, stage: str, why: str = "") -> ImageRecord:
+    rec.findings.append(checks.undecodable_image(checks.DecodeFailure(rec.sample, stage, why)))
+    return rec
 
 
 def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
@@ -208,11 +213,9 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
     try:
         data, rec.bytes, rec.digest = _read_regular(path)
     except OSError as exc:
-        rec.findings.append(Finding("DS201", f"{rel} could not be read: {exc.strerror or exc}.", sample=rel, source=rel))
-        return rec
+        return _failed(rec, "read", str(exc.strerror or exc))
     if not rec.bytes:
-        rec.findings.append(Finding("DS201", f"{rel} is empty (0 bytes).", sample=rel, source=rel))
-        return rec
+        return _failed(rec, "empty")
     try:
         im = _open_header(data, path)
     except Exception as exc:  # Pillow raises many types for bad headers
@@ -223,27 +226,24 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
             why = f"its {sniffed} header is corrupt or truncated ({exc})"
         else:
             why = f"it is not an image Pillow can identify ({type(exc).__name__})"
-        rec.findings.append(Finding("DS201", f"{rel} cannot be decoded: {why}.", sample=rel, source=rel))
-        return rec
+        return _failed(rec, "identify", why)
     with im:
         w, h = im.size
         rec.width, rec.height, rec.mode, rec.format = int(w), int(h), im.mode, im.format or ""
         ext = os.path.splitext(rel)[1].lower()
-        if task.checks and rec.format and rec.format not in EXT_FORMATS.get(ext, ()):
-            rec.findings.append(Finding(
-                "DS210", f"{rel} is a {rec.format} file but its extension is {ext or '(none)'}.",
-                sample=rel, source=rel))
-        if w * h > task.max_pixels:
-            rec.findings.append(Finding(
-                "DS202", f"{rel} declares {w} x {h} = {w * h:,} pixels, over the limit of "
-                f"{task.max_pixels:,}; it was not decoded.", sample=rel, source=rel))
+        header = checks.ImageHeader(rel, rec.format, ext, w, h)
+        if task.checks:
+            mismatch = checks.extension_mismatch(header, EXT_FORMATS.get(ext, ()))
+            if mismatch is not None:
+                rec.findings.append(mismatch)
+        bomb = checks.decompression_bomb(header, task.max_pixels)
+        if bomb is not None:
+            rec.findings.append(bomb)
             return rec
         try:
             im.load()
         except Exception as exc:  # truncated, corrupt data, unsupported codec ...
-            rec.findings.append(Finding(
-                "DS201", f"{rel} cannot be fully decoded: {exc}.", sample=rel, source=rel))
-            return rec
+            return _failed(rec, "decode", str(exc))
         bad_frames = _frames_finding(im, rel, task.max_pixels)
         if bad_frames is not None:
             rec.findings.append(bad_frames)
@@ -251,25 +251,15 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
         rec.ok = True
         if task.checks and im.mode == "F":
             arr = np.asarray(im)
-            bad = ~np.isfinite(arr)
-            if bad.any():
-                rec.findings.append(Finding(
-                    "DS203", f"{rel} has {int(np.isnan(arr).sum())} NaN and "
-                    f"{int(np.isinf(arr).sum())} infinite pixels.", sample=rel, source=rel))
+            if not np.isfinite(arr).all():
+                rec.findings.append(checks.non_finite_pixels(rel, int(np.isnan(arr).sum()),
+                                                             int(np.isinf(arr).sum())))
                 return rec
         form = task.form or _form_of(im.mode)
         constant = _measure(im, form, rec)
     if task.checks:
-        if constant:
-            rec.findings.append(Finding("DS204", f"{rel}: every pixel has the same value.", sample=rel, source=rel))
-        if min(w, h) < task.min_side:
-            rec.findings.append(Finding(
-                "DS205", f"{rel} is {w} x {h} pixels, below the minimum side of {task.min_side}.",
-                sample=rel, source=rel))
-        elif max(w, h) / max(1, min(w, h)) > task.max_aspect:
-            rec.findings.append(Finding(
-                "DS206", f"{rel} is {w} x {h} pixels (aspect {max(w, h) / min(w, h):.1f}, over "
-                f"{task.max_aspect:g}).", sample=rel, source=rel))
+        rec.findings.extend(checks.pixel_findings(checks.PixelFacts(rel, w, h, constant), task.min_side,
+                                                  task.max_aspect))
     return rec
 
 

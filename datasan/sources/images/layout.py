@@ -20,6 +20,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+from datasan.checks.files import UNREADABLE_FILE
 from datasan.discover import FileEntry, relative_to_root
 from datasan.findings import Finding
 from datasan.sources.images.decode import IMAGE_EXTENSIONS, sniff_image
@@ -156,7 +157,7 @@ def label_table_columns(f: FileEntry) -> tuple[str, str] | None:
 
 
 def _label_text(v: Any) -> str | None:
-    from datasan.checks.tabular import is_missing_target_text
+    from datasan.checks.tables.target import is_missing_target_text
 
     if v is None:
         return None
@@ -280,7 +281,8 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
             elif forced:
                 tables_taken.add(f.rel)
                 extra_findings.append(Finding(
-                    "DS001", f"label_file {f.rel} has no path column ({', '.join(PATH_COLUMNS)}) and label "
+                    UNREADABLE_FILE.code,
+                    f"label_file {f.rel} has no path column ({', '.join(PATH_COLUMNS)}) and label "
                     f"column ({', '.join(LABEL_COLUMNS)}); it was not used.", source=f.rel))
         for folder in sorted(by_folder, key=lambda d: (-d.count("/"), d)):  # deepest first
             s = ImageSet(folder, "table")
@@ -290,7 +292,7 @@ def group_images(files: list[FileEntry], root: str, box_dirs: set[str], mode: st
                 try:
                     s.rows.extend(read_label_rows(root, f, pc, lc, image_rels))
                 except Exception as exc:  # unreadable table: its images end up unlabeled (DS301)
-                    s.findings.append(Finding("DS001", f"labels table {f.rel} could not be read: {exc}",
+                    s.findings.append(Finding(UNREADABLE_FILE.code, f"labels table {f.rel} could not be read: {exc}",
                                               source=f.rel))
             named = {r.rel for r in s.rows if r.rel in image_rels and r.rel not in taken}
             # images beside the table belong to its set even when it lists none of them

@@ -21,11 +21,12 @@ from datasan.sources.tables.output import KeptStats, clean_name, concat_parts, e
 from datasan.sources.tables.plan import TablePlan, check_requested_targets, plan_table
 from datasan.sources.tables.profile import ProfileTask, TableProfile, profile_table, short_reason
 from datasan.sources.tables.rewrite import rewrite_table
+from datasan.sources.tables.capabilities import TableCapabilities
 from datasan.sources.tables.scan import ShardResult, ShardTask, scan_shard
 from datasan.stats import merge_counts
 
 
-class TableKind:
+class TableKind(TableCapabilities):
     """The table source kind (see the module docstring)."""
 
     name = "tables"
