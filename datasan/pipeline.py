@@ -20,7 +20,7 @@ from datasan.engine import LocalEngine
 from datasan.errors import UsageError
 from datasan.findings import Finding, FindingBuffer
 from datasan.isolation import broken_counts, failed_outcome, invariant_reason, run_kind
-from datasan.options import FAIL_ON, TASKS, ScanOptions
+from datasan.options import ScanOptions, check_options
 from datasan.outputs.folder import claim_output, environment_error
 from datasan.outputs.manifest import new_run_id
 from datasan.result import ScanResult
@@ -30,48 +30,6 @@ from datasan.sources.base import ScanContext, SourceOutcome
 
 class InvariantError(RuntimeError):
     """kept + quarantined != seen even after isolating the sources that broke it: a datasan bug."""
-
-
-def validate_options(options: ScanOptions) -> None:
-    """Raise UsageError for option values that cannot work."""
-    from datasan.rules import SEVERITIES, check_selectors
-
-    if options.fail_on not in FAIL_ON:
-        raise UsageError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {options.fail_on!r}")
-    if options.task not in TASKS:
-        raise UsageError(f"task must be one of {', '.join(TASKS)}, not {options.task!r}")
-    if options.num_classes is not None and options.num_classes < 1:
-        raise UsageError(f"num_classes must be at least 1, not {options.num_classes}")
-    for key in ("select", "ignore"):
-        bad = check_selectors(getattr(options, key))
-        if bad:
-            raise UsageError(f"unknown rule code(s) in {key}: {', '.join(bad)}")
-    for code, sev in options.severity.items():
-        if check_selectors([code]):
-            raise UsageError(f"unknown rule code in severity: {code}")
-        if sev not in SEVERITIES:
-            raise UsageError(f"severity for {code} must be one of {', '.join(SEVERITIES)}, not {sev!r}")
-    if options.workers < 0:
-        raise UsageError("workers must be 0 (all cores) or more")
-    for key in ("max_quarantine_fraction", "max_total_quarantine_fraction"):
-        mqf = getattr(options, key)
-        if mqf is not None and not (isinstance(mqf, (int, float)) and 0.0 <= mqf <= 1.0):
-            raise UsageError(f"{key} must be a number in 0..1, not {mqf!r}")
-    from datasan.options import MISSING_POLICIES
-
-    if options.missing_policy not in MISSING_POLICIES:
-        raise UsageError(f"missing_policy must be one of {', '.join(MISSING_POLICIES)}, "
-                         f"not {options.missing_policy!r}")
-    # probe options (issue 5); torch is only imported when the probe runs
-    if options.probe_batch_size is not None and options.probe_batch_size < 1:
-        raise UsageError(f"probe_batch_size must be at least 1, not {options.probe_batch_size}")
-    if not (options.device == "cpu" or options.device == "cuda" or options.device.startswith("cuda:")):
-        raise UsageError(f"device must be cpu, cuda or cuda:N, not {options.device!r}")
-    pt = options.probe_timeout
-    if isinstance(pt, bool) or not isinstance(pt, (int, float)) or not pt >= 0:
-        raise UsageError(f"probe_timeout must be a number of seconds >= 0 (0: no limit), not {pt!r}")
-    if options.probe_model is not None and ":" not in options.probe_model:
-        raise UsageError(f"probe_model must be module:factory, not {options.probe_model!r}")
 
 
 def build_quarantine(outcomes: list[SourceOutcome]) -> tuple[dict[str, int], Any]:
@@ -153,7 +111,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     staged inside it; :meth:`ScanResult.write` publishes them with the other files.
     """
     options = options or ScanOptions()
-    validate_options(options)
+    check_options(options)
     baseline = None
     if options.baseline:  # read before scanning, so a bad baseline fails fast (exit 2)
         from datasan.baseline import load_baseline
