@@ -52,12 +52,10 @@ class FailOn(str, Enum):
     never = "never"
 
 
-class ScanFormat(str, Enum):
-    text = "text"
-    json = "json"
-    github = "github"
-    junit = "junit"
-    markdown = "markdown"
+def _formats() -> type[Enum]:
+    from datasan.outputs.formats import FORMATS
+
+    return _choice_type("ScanFormat", tuple(FORMATS))
 
 
 QUIET_HELP = ("Text format: print only the verdict line. Other formats: no progress bar and no gate "
@@ -67,6 +65,9 @@ QUIET_HELP = ("Text format: print only the verdict line. Other formats: no progr
 def _choice_type(name: str, choices: tuple[str, ...]) -> type[Enum]:
     """A str Enum of ``choices``: how typer shows ``[a|b|c]`` and completes the values."""
     return Enum(name, {c: c for c in choices}, type=str)  # type: ignore[return-value]
+
+
+ScanFormat = _formats()
 
 
 def _option_parameter(name: str, flag) -> inspect.Parameter:
@@ -227,16 +228,9 @@ def _print_result(result, format: ScanFormat, out: str, err, quiet: bool = False
     """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1, or ``code`` when given."""
     from rich.console import Console
 
-    if format == ScanFormat.text:
-        from datasan.outputs.summary import render_summary
+    from datasan.outputs.formats import write
 
-        render_summary(result, out, Console(), quiet=quiet)
-    else:
-        from datasan.outputs.formats import append_step_summary, render
-
-        sys.stdout.write(render(result, format.value, out))
-        if format == ScanFormat.github:
-            append_step_summary(result, out)
+    write(result, format.value, out, Console(), quiet)
     if not result.passed and format != ScanFormat.text and not quiet:
         err.print(result.gate_summary(), markup=False, highlight=False)
     if code == 3:

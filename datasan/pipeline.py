@@ -23,7 +23,7 @@ from datasan.isolation import broken_counts, failed_outcome, invariant_reason, r
 from datasan.options import ScanOptions, check_options
 from datasan.outputs.folder import claim_output, environment_error
 from datasan.outputs.manifest import new_run_id
-from datasan.result import ScanResult
+from datasan.result import Report, ScanResult, Workspace
 from datasan.sources import load_kinds
 from datasan.sources.base import ScanContext, SourceOutcome
 
@@ -136,11 +136,12 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         if env is not None:
             raise env from exc
         raise
-    result.output = folder
+    result.workspace.output = folder
     return result
 
 
-def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: str) -> ScanResult:
+def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None, staging: str,
+          run_id: str) -> ScanResult:
     """The scan itself; clean files go to ``staging``."""
     started = time.time()
     t0 = time.perf_counter()
@@ -179,8 +180,6 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
                 for name, rep in (probe_report.get("sources") or {}).items() if rep.get("internal_error"))
     except UsageError:
         # found while reading (a --target in no table): nothing of this run may stay behind
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
@@ -195,29 +194,18 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
     index = _merge_index(outcomes)
     seen = sum(oc.seen for oc in outcomes)
     kept = sum(oc.kept for oc in outcomes)
-    report = {
-        "datasan_version": __version__,
-        "run_id": run_id,
-        "path": os.path.abspath(root_arg),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "options": {
-            "fail_on": options.fail_on,
-            "target": options.target,
-            "targets": options.targets,
-            "task": options.task,
-            "missing_policy": options.missing_policy,
-            "num_classes": options.num_classes,
-            "workers": options.resolved_workers(),
-            "probe": options.probe,
-            "select": options.select,
-            "ignore": options.ignore,
-        },
-        "files": len(discovery.files),
-        "samples": seen,
-        "kept": kept,
-        "quarantined": len(quarantine),
-        "sources": [
+    summary = Report(
+        datasan_version=__version__,
+        run_id=run_id,
+        path=os.path.abspath(root_arg),
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        seconds=round(time.perf_counter() - t0, 3),
+        options=report_options(options),
+        files=len(discovery.files),
+        samples=seen,
+        kept=kept,
+        quarantined=len(quarantine),
+        sources=[
             {
                 "source": oc.source.name,
                 "kind": oc.source.kind,
@@ -229,23 +217,38 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
             }
             for oc in outcomes
         ],
-        "probe": probe_report,
-        "internal_errors": internal_errors,
-    }
+        probe=probe_report,
+        internal_errors=internal_errors,
+    )
     return ScanResult(
         findings_table=findings.to_arrow(),
         quarantine_table=quarantine,
         stats=merge_stats(outcomes),
-        report=report,
+        summary=summary,
         index_table=index,
         fail_on=options.fail_on,
         max_quarantine_fraction=options.max_quarantine_fraction,
         max_total_quarantine_fraction=options.max_total_quarantine_fraction,
         baseline=baseline,
-        staging=staging,
         clean_files=[f for oc in outcomes for f in oc.clean_files],
-        owns_staging=True,
+        workspace=Workspace(staging),
     )
+
+
+def report_options(options: ScanOptions) -> dict[str, Any]:
+    """report.json's ``options``: those that decide the findings, and the workers used."""
+    return {
+        "fail_on": options.fail_on,
+        "target": options.target,
+        "targets": options.targets,
+        "task": options.task,
+        "missing_policy": options.missing_policy,
+        "num_classes": options.num_classes,
+        "workers": options.resolved_workers(),
+        "probe": options.probe,
+        "select": options.select,
+        "ignore": options.ignore,
+    }
 
 
 def _unclaimed(f) -> Finding:
