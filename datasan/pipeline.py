@@ -16,7 +16,7 @@ from typing import Any
 
 from datasan import __version__
 from datasan.discover import discover
-from datasan.engine import LocalEngine
+from datasan.engine import Engine, LocalEngine
 from datasan.errors import UsageError
 from datasan.findings import Finding, FindingBuffer
 from datasan.isolation import broken_counts, failed_outcome, invariant_reason, run_kind
@@ -150,7 +150,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
     from datasan.outputs.progress import Progress
 
     progress = Progress(enabled=options.progress)
-    engine = LocalEngine(options.resolved_workers())
+    engine: Engine = LocalEngine(options.resolved_workers())
     ctx = ScanContext(root=discovery.root, options=options,
                       engine=engine, staging=staging, progress=progress, run_id=run_id)
     loose = FindingBuffer()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 
 KINDS: list[str] = [
-    "datasan.sources.boxes:BoxKind",  # issue 4: first, so it claims COCO/YOLO files
-    # images (issue 3): after box labels, before tables (it claims the labels tables beside images)
+    "datasan.sources.boxes:BoxKind",  # first, so it claims COCO/YOLO files
+    # images: after box labels, before tables (it claims the labels tables beside images)
     "datasan.sources.images:ImageKind",
     "datasan.sources.tables:TableKind",
 ]

@@ -954,7 +954,7 @@ class TableKind:
         loose = FindingBuffer()
         if not sources:
             return outcomes, loose
-        # per-source settings from the config (issue 6): each source gets its own options
+        # per-source settings from the config: each source gets its own options
         src_opts = {s.name: opts.for_source(s.name) for s in sources}
         tasks = [ProfileTask(s.name, s.files[0].path, s.meta["format"], src_opts[s.name].target, src_opts[s.name])
                  for s in sources]
@@ -1006,7 +1006,7 @@ class TableKind:
     def _finish(self, src, plan, found, prof, results, ctx) -> SourceOutcome:
         import numpy as np
 
-        opts = ctx.options.for_source(src.name)  # per-source settings (issue 6)
+        opts = ctx.options.for_source(src.name)  # per-source settings
         fb = FindingBuffer()
         fb.extend(found)
         if plan is None:
