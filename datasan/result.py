@@ -192,7 +192,7 @@ class ScanResult:
             fail_on=self.fail_on, max_quarantine_fraction=self.max_quarantine_fraction,
             max_total_quarantine_fraction=self.max_total_quarantine_fraction,
             quarantined_fraction=self.quarantined_fraction(), worst_source=self.worst_source(),
-            baseline=self.baseline is not None, new_findings=int(sum(self.new_mask())),
+            baseline=self.baseline is not None, new_findings=sum(self._cached("new", self._new_mask)),
             failing_findings=self.gate_failures(), quarantine_reason=self.quarantine_verdict())
 
     def set_gate(self, fail_on: str | None = None, max_quarantine_fraction: float | None = None,
@@ -274,7 +274,7 @@ class ScanResult:
 
     def gate_failures(self) -> int:
         """Number of findings that fail the gate (see :meth:`gating_mask`)."""
-        return sum(self.gating_mask())
+        return sum(self._cached("gating", self._gating_mask))
 
     def quarantined_fraction(self) -> float:
         """Quarantined samples / samples seen (0.0 for an empty scan)."""

@@ -41,7 +41,7 @@ class FindingsView:
     @cached_property
     def report(self) -> dict[str, Any]:
         """report.json's document."""
-        return self.result.report
+        return self.result.summary.to_dict(self.result.counts(), self.verdict)
 
     @cached_property
     def verdict(self) -> "GateVerdict":
@@ -56,7 +56,7 @@ class FindingsView:
     @cached_property
     def sources(self) -> list[SourceLoss]:
         """Every source, the worst first (largest share lost, then most quarantined)."""
-        return source_losses(self.report)
+        return source_losses({"sources": self.result.summary.sources})
 
     @cached_property
     def rules(self) -> list[RuleDigest]:
