@@ -50,8 +50,7 @@ def main() -> None:
     from rich.console import Console
 
     import datasan
-    from datasan.outputs.formats import render
-    from datasan.outputs.summary import render_summary
+    from datasan.outputs.formats import render, write
 
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
@@ -66,7 +65,7 @@ def main() -> None:
 
         def text() -> str:
             console = Console(file=io.StringIO(), width=80)
-            render_summary(result, "out", console)
+            write(result, "text", "out", console)
             return console.file.getvalue()
 
         outputs = {"text (80 columns)": text}

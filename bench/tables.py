@@ -8,7 +8,7 @@ sum over the process tree (datasan's workers included), polled every 20 ms.
 
     python bench/tables.py [--rows 2000000] [--repeat 3]
 
-Targets (issue 2): datasan <= 1.3x the floor's time, peak RSS <= 800 MiB.
+Targets: datasan <= 1.3x the floor's time, peak RSS <= 800 MiB.
 """
 
 from __future__ import annotations

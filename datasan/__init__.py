@@ -6,13 +6,21 @@ pandas or torch.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import os
+
+    from datasan.result import ScanResult
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "scan", "gate", "ScanOptions", "ScanResult", "Finding", "RULES", "UsageError",
-           "DataGateError", "BadSampleError", "SafeDataset", "SafeIterableDataset", "safe_collate", "probe"]
+__all__ = ["__version__", "scan", "gate", "ScanOptions", "ScanResult", "Report", "GateVerdict", "Finding", "RULES",
+           "UsageError", "DataGateError", "BadSampleError", "SafeDataset", "SafeIterableDataset", "safe_collate", "probe"]
 
 
-def scan(path, *, out_dir=None, config=None, force=False, **options):
+def scan(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = None,
+         config: str | os.PathLike | bool | None = None, force: bool = False, **options: Any) -> "ScanResult":
     """Scan ``path`` and return a :class:`datasan.result.ScanResult`.
 
     ``options`` are the fields of :class:`datasan.options.ScanOptions`
@@ -22,7 +30,9 @@ def scan(path, *, out_dir=None, config=None, force=False, **options):
     pyproject.toml ``[tool.datasan]`` from the current folder upward, a path
     names the file, False uses none.  When ``out_dir`` is given, every output
     file is written there too (it must be new, empty or a datasan output, unless
-    ``force``: see :meth:`~datasan.result.ScanResult.write`).
+    ``force``: see :meth:`~datasan.result.ScanResult.write`).  Use the result
+    as a context manager (or call its ``close()``) to free its staging folder
+    when it is not written.
     """
     from datasan.config import build_options
     from datasan.pipeline import scan as run
@@ -33,7 +43,8 @@ def scan(path, *, out_dir=None, config=None, force=False, **options):
     return result
 
 
-def gate(path, fail_on=None, *, out_dir=None, config=None, force=False, **options):
+def gate(path: str | os.PathLike, fail_on: str | None = None, *, out_dir: str | os.PathLike | None = None,
+         config: str | os.PathLike | bool | None = None, force: bool = False, **options: Any) -> "ScanResult":
     """Scan ``path`` and return the result when the data passes the gate; raise otherwise.
 
     ``fail_on`` ("error", "warning" or "never") defaults to the config file's,
@@ -56,6 +67,8 @@ _LAZY = {
     "ScanOptions": ("datasan.options", "ScanOptions"),
     "ScanResult": ("datasan.result", "ScanResult"),
     "Finding": ("datasan.findings", "Finding"),
+    "Report": ("datasan.result", "Report"),
+    "GateVerdict": ("datasan.result", "GateVerdict"),
     "RULES": ("datasan.rules", "RULES"),
     "UsageError": ("datasan.errors", "UsageError"),
     "DataGateError": ("datasan.errors", "DataGateError"),
@@ -66,7 +79,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name == "probe":  # datasan.probe(data, model=..., loss_fn=...); the package is callable
         import importlib
 

@@ -6,9 +6,10 @@ not run (bad path, option or config), 3 datasan itself failed.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -51,91 +52,82 @@ class FailOn(str, Enum):
     never = "never"
 
 
-class Task(str, Enum):
-    auto = "auto"
-    classification = "classification"
-    regression = "regression"
+def _formats() -> type[Enum]:
+    from datasan.outputs.formats import FORMATS
 
-
-class ScanFormat(str, Enum):
-    text = "text"
-    json = "json"
-    github = "github"
-    junit = "junit"
-    markdown = "markdown"
+    return _choice_type("ScanFormat", tuple(FORMATS))
 
 
 QUIET_HELP = ("Text format: print only the verdict line. Other formats: no progress bar and no gate "
               "summary on stderr.")
 
 
-def _split(values: Optional[list[str]]) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(s.strip() for s in v.split(",") if s.strip())
-    return out
+def _choice_type(name: str, choices: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of ``choices``: how typer shows ``[a|b|c]`` and completes the values."""
+    return Enum(name, {c: c for c in choices}, type=str)  # type: ignore[return-value]
 
 
-def _targets(values: Optional[list[str]]) -> tuple[Optional[str], Optional[dict[str, str]]]:
-    """(target for every table, {file glob: target}) from the --target options."""
-    one, per = None, {}
-    for v in values or []:
-        glob, sep, col = v.rpartition("=")
-        if not sep:
-            if one is not None and one != v:
-                raise ValueError(f"--target given twice for every table ({one!r}, {v!r}); use FILE=NAME")
-            one = v
-        elif not glob or not col:
-            raise ValueError(f"--target {v!r}: expected NAME or FILE=NAME")
-        else:
-            per[glob] = col
-    return one, per or None
+ScanFormat = _formats()
 
 
-@app.command(cls=_Command)
+def _option_parameter(name: str, flag) -> inspect.Parameter:
+    """The typer parameter of one ScanOptions field's :class:`~datasan.options.Flag`.
+
+    Every such option defaults to None (not given), so the config file's value,
+    else the field's default, applies.
+    """
+    import dataclasses
+    import typing
+
+    from datasan.options import ScanOptions, meta_of
+
+    f = next(f for f in dataclasses.fields(ScanOptions) if f.name == name)
+    meta = meta_of(f)
+    if meta.choices:
+        value_type: Any = _choice_type(name.title().replace("_", ""), meta.choices)
+    elif flag.repeat:
+        value_type = list[str]
+    elif flag.type is not None:
+        value_type = flag.type
+    else:
+        hint = typing.get_type_hints(ScanOptions)[name]
+        value_type = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    annotation = Annotated[Optional[value_type], typer.Option(*flag.decls, help=flag.help)]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+def _scan_parameters(fixed: inspect.Signature) -> inspect.Signature:
+    """``scan``'s own parameters with the ScanOptions flags inserted before ``--format``.
+
+    The options' order on ``--help`` is the order of the ScanOptions fields,
+    split after ``--ignore`` by the command's own ``--format`` and ``--config``.
+    """
+    from datasan.options import cli_flags
+
+    options = [_option_parameter(name, flag) for name, flag in cli_flags()]
+    split = next(i for i, p in enumerate(options) if p.name == "baseline")
+    own = [p for p in fixed.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    head = [p for p in own if p.name in ("path", "out", "force")]
+    middle = [p for p in own if p.name in ("format", "config")]
+    tail = [p for p in own if p.name not in {q.name for q in head + middle}]
+    return fixed.replace(parameters=head + options[:split] + middle + options[split:] + tail)
+
+
 def scan(
     path: Annotated[str, typer.Argument(help="Folder (or one file) to scan. It is never written to.")],
+    *,
     out: Annotated[str, typer.Option("--out", "-o", help="Folder that receives the output files.")] = "datasan-out",
     force: Annotated[bool, typer.Option(
         "--force", help="Write into a non-empty --out that is not a datasan output; files datasan did not "
         "write are still never replaced or removed.")] = False,
-    fail_on: Annotated[Optional[FailOn], typer.Option(
-        help="Lowest severity that fails the gate (exit 1). [default: error]")] = None,
-    probe: Annotated[Optional[bool], typer.Option(
-        "--probe/--no-probe", help="Run the probe network over kept samples. [default: probe]")] = None,
-    target: Annotated[Optional[list[str]], typer.Option(
-        help="Target column of tables: NAME for every table, or FILE=NAME for the tables matching FILE "
-        "(a path or glob relative to PATH); repeatable. Default: label, target, labels, y, class.")] = None,
-    task: Annotated[Optional[Task], typer.Option(
-        help="Task of the target; auto decides from the values. [default: auto]")] = None,
-    num_classes: Annotated[Optional[int], typer.Option(help="Number of classes: ids must lie in 0..N-1.")] = None,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated class names; other labels are errors.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (0: all cores). [default: 0]")] = None,
-    select: Annotated[Optional[list[str]], typer.Option(help="Only these rule codes or prefixes (e.g. DS1,DS201).")] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option(help="Skip these rule codes or prefixes.")] = None,
     format: Annotated[ScanFormat, typer.Option(
         "--format", help="What to print on stdout: text, json (report), github (annotations), "
         "junit (XML) or markdown.")] = ScanFormat.text,
     config: Annotated[Optional[str], typer.Option(
         "--config", help="Config file (datasan.toml or a pyproject.toml with \\[tool.datasan]); "
         "default: found from the current folder upward.")] = None,
-    baseline: Annotated[Optional[str], typer.Option(
-        "--baseline", help="A previous findings.parquet (or its report.json / output folder): only "
-        "findings not in it fail the gate.")] = None,
-    max_quarantine_fraction: Annotated[Optional[float], typer.Option(
-        "--max-quarantine-fraction", help="Fail the gate only when more than this share (0..1) of some "
-        "source's samples is quarantined; errors still quarantine.")] = None,
-    max_total_quarantine_fraction: Annotated[Optional[float], typer.Option(
-        "--max-total-quarantine-fraction", help="Fail the gate when more than this share (0..1) of all "
-        "samples together is quarantined.")] = None,
-    probe_model: Annotated[Optional[str], typer.Option(help="Your probe network: module:factory (see the README).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="Torch device of the probe: cpu (default), cuda or cuda:N.")] = None,
-    probe_batch_size: Annotated[Optional[int], typer.Option(help="Samples per probe batch (default 32768 rows, 64 images).")] = None,
-    probe_seed: Annotated[Optional[int], typer.Option(help="Seed of the probe network (default 0; results are deterministic for a seed).")] = None,
-    probe_timeout: Annotated[Optional[float], typer.Option(
-        help="Seconds the probe may spend on one source before it skips it with DS406 (0: no limit). "
-        "[default: 600]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    **given: Any,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
     from rich.console import Console
@@ -144,34 +136,10 @@ def scan(
 
     err = Console(stderr=True)
     try:
-        one_target, targets = _targets(target)
-    except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
-        raise typer.Exit(2)
-    given = {
-        "target": one_target,
-        "targets": targets,
-        "task": task.value if task else None,
-        "num_classes": num_classes,
-        "classes": _split([classes]) if classes else None,
-        "fail_on": fail_on.value if fail_on else None,
-        "workers": workers,
-        "probe": probe,
-        "select": _split(select) if select else None,
-        "ignore": _split(ignore) if ignore else None,
-        "baseline": baseline,
-        "max_quarantine_fraction": max_quarantine_fraction,
-        "max_total_quarantine_fraction": max_total_quarantine_fraction,
-        "probe_model": probe_model,
-        "device": device,
-        "probe_batch_size": probe_batch_size,
-        "probe_seed": probe_seed,
-        "probe_timeout": probe_timeout,
-    }
-    try:
         from datasan.config import build_options
+        from datasan.options import options_from_cli
 
-        opts = build_options({k: v for k, v in given.items() if v is not None}, config)
+        opts = build_options(options_from_cli(given), config)
         opts.progress = not quiet
         from datasan.pipeline import scan as run_scan
 
@@ -195,6 +163,10 @@ def scan(
                   f"if any, are in its .datasan-staging-* folder (removed by the next run).")
         raise typer.Exit(3)
     _print_result(result, format, out, err, quiet, code=3 if result.internal_errors else None)
+
+
+scan.__signature__ = _scan_parameters(inspect.signature(scan, eval_str=True))  # type: ignore[attr-defined]
+app.command(cls=_Command)(scan)
 
 
 def _internal_error_message(result, out: str) -> str:
@@ -231,10 +203,15 @@ def report(
         from datasan.baseline import load_baseline
         from datasan.result import ScanResult
 
+        from datasan.options import check_value
+
         for name, limit in (("max_quarantine_fraction", max_quarantine_fraction),
                             ("max_total_quarantine_fraction", max_total_quarantine_fraction)):
-            if limit is not None and not 0.0 <= limit <= 1.0:
-                raise UsageError(f"{name} must be a number in 0..1, not {limit}")
+            if limit is not None:
+                try:
+                    check_value(name, limit)
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
         result = ScanResult.load(out)
         result.set_gate(fail_on.value if fail_on else None, max_quarantine_fraction,
                         load_baseline(baseline) if baseline else None, max_total_quarantine_fraction)
@@ -251,16 +228,9 @@ def _print_result(result, format: ScanFormat, out: str, err, quiet: bool = False
     """Print ``result`` on stdout in ``format`` and exit 0 (passed) or 1, or ``code`` when given."""
     from rich.console import Console
 
-    if format == ScanFormat.text:
-        from datasan.outputs.summary import render_summary
+    from datasan.outputs.formats import write
 
-        render_summary(result, out, Console(), quiet=quiet)
-    else:
-        from datasan.outputs.formats import append_step_summary, render
-
-        sys.stdout.write(render(result, format.value, out))
-        if format == ScanFormat.github:
-            append_step_summary(result, out)
+    write(result, format.value, out, Console(), quiet)
     if not result.passed and format != ScanFormat.text and not quiet:
         err.print(result.gate_summary(), markup=False, highlight=False)
     if code == 3:

@@ -1,10 +1,12 @@
 """Where shard functions run.
 
 A shard function is a pure, picklable, module-level function of one task.
-:class:`LocalEngine` runs them in this process (one worker, or one task) or on
-a local process pool; a distributed engine only has to offer the same
-``map_ordered``.  Results come back in task order with a bounded number of
-tasks in flight, so memory stays flat however many shards there are.
+:class:`Engine` is what the pipeline and the source kinds use;
+:class:`LocalEngine` runs tasks in this process (one worker, or one task) or
+on a local process pool.  Another engine (a cluster) is one module with a
+class that offers the same protocol.  Results come back in task order with a
+bounded number of tasks in flight, so memory stays flat however many shards
+there are.
 """
 
 from __future__ import annotations
@@ -16,10 +18,38 @@ import types
 from collections import deque
 from contextlib import contextmanager
 from multiprocessing import context as mp_context
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Engine(Protocol):
+    """Where shard functions run: the seam between the pipeline and an executor.
+
+    ``map_ordered`` may run tasks anywhere (this process, a pool, a cluster),
+    so ``fn`` and every task must pickle and ``fn`` must be a module-level
+    function of datasan.  ``preload`` is a hint: modules each worker will need
+    (a kind adds its shard module's heavy imports); an engine may import them
+    once per worker ahead of the tasks, or ignore them.
+    """
+
+    #: module names worth importing in every worker before tasks arrive
+    preload: set[str]
+
+    @property
+    def parallelism(self) -> int:
+        """How many tasks run at once (kinds size their shards by it)."""
+
+    def map_ordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
+        """Yield ``fn(task)`` for every task, in task order."""
+
+    def close(self) -> None:
+        """Free the workers; the engine starts afresh when used again (after a worker died, too)."""
+
+    def __enter__(self) -> "Engine": ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def _init_worker() -> None:
@@ -94,7 +124,7 @@ def _pool_context():
 
 
 class LocalEngine:
-    """Runs tasks in-process or on a pool of ``workers`` processes."""
+    """An :class:`Engine` that runs tasks in-process or on a pool of ``workers`` local processes."""
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = max(1, int(workers))
@@ -106,13 +136,19 @@ class LocalEngine:
     def __enter__(self) -> "LocalEngine":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def parallelism(self) -> int:
+        """The number of worker processes."""
+        return self.workers
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Shut the pool down; the next map starts a new one."""
+        pool, self._pool = self._pool, None  # dropped first: a broken pool must not outlive close
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _executor(self):
         if self._pool is None:

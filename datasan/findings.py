@@ -14,7 +14,7 @@ docs/outputs.md).
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 
@@ -82,12 +82,6 @@ class Finding:
     def check(self) -> str:
         """The rule's kebab-case name."""
         return _rules()[self.code].name
-
-    def as_dict(self) -> dict[str, Any]:
-        """The finding as a dict with the contract's columns, in order."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["check"] = self.check
-        return {c: d[c] for c in COLUMNS}
 
 
 def schema() -> "pa.Schema":

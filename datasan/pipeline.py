@@ -16,63 +16,21 @@ from typing import Any
 
 from datasan import __version__
 from datasan.discover import discover
-from datasan.engine import LocalEngine
+from datasan.engine import Engine, LocalEngine
 from datasan.errors import UsageError
 from datasan.checks import files as file_rules
 from datasan.findings import Finding, FindingBuffer
 from datasan.isolation import broken_counts, failed_outcome, invariant_reason, run_kind
-from datasan.options import FAIL_ON, TASKS, ScanOptions
+from datasan.options import ScanOptions, check_options
 from datasan.outputs.folder import claim_output, environment_error
 from datasan.outputs.manifest import new_run_id
-from datasan.result import ScanResult
+from datasan.result import Report, ScanResult, Workspace
 from datasan.sources import load_kinds
 from datasan.sources.base import ScanContext, SourceOutcome
 
 
 class InvariantError(RuntimeError):
     """kept + quarantined != seen even after isolating the sources that broke it: a datasan bug."""
-
-
-def validate_options(options: ScanOptions) -> None:
-    """Raise UsageError for option values that cannot work."""
-    from datasan.rules import SEVERITIES, check_selectors
-
-    if options.fail_on not in FAIL_ON:
-        raise UsageError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {options.fail_on!r}")
-    if options.task not in TASKS:
-        raise UsageError(f"task must be one of {', '.join(TASKS)}, not {options.task!r}")
-    if options.num_classes is not None and options.num_classes < 1:
-        raise UsageError(f"num_classes must be at least 1, not {options.num_classes}")
-    for key in ("select", "ignore"):
-        bad = check_selectors(getattr(options, key))
-        if bad:
-            raise UsageError(f"unknown rule code(s) in {key}: {', '.join(bad)}")
-    for code, sev in options.severity.items():
-        if check_selectors([code]):
-            raise UsageError(f"unknown rule code in severity: {code}")
-        if sev not in SEVERITIES:
-            raise UsageError(f"severity for {code} must be one of {', '.join(SEVERITIES)}, not {sev!r}")
-    if options.workers < 0:
-        raise UsageError("workers must be 0 (all cores) or more")
-    for key in ("max_quarantine_fraction", "max_total_quarantine_fraction"):
-        mqf = getattr(options, key)
-        if mqf is not None and not (isinstance(mqf, (int, float)) and 0.0 <= mqf <= 1.0):
-            raise UsageError(f"{key} must be a number in 0..1, not {mqf!r}")
-    from datasan.options import MISSING_POLICIES
-
-    if options.missing_policy not in MISSING_POLICIES:
-        raise UsageError(f"missing_policy must be one of {', '.join(MISSING_POLICIES)}, "
-                         f"not {options.missing_policy!r}")
-    # probe options (issue 5); torch is only imported when the probe runs
-    if options.probe_batch_size is not None and options.probe_batch_size < 1:
-        raise UsageError(f"probe_batch_size must be at least 1, not {options.probe_batch_size}")
-    if not (options.device == "cpu" or options.device == "cuda" or options.device.startswith("cuda:")):
-        raise UsageError(f"device must be cpu, cuda or cuda:N, not {options.device!r}")
-    pt = options.probe_timeout
-    if isinstance(pt, bool) or not isinstance(pt, (int, float)) or not pt >= 0:
-        raise UsageError(f"probe_timeout must be a number of seconds >= 0 (0: no limit), not {pt!r}")
-    if options.probe_model is not None and ":" not in options.probe_model:
-        raise UsageError(f"probe_model must be module:factory, not {options.probe_model!r}")
 
 
 def build_quarantine(outcomes: list[SourceOutcome]) -> tuple[dict[str, int], Any]:
@@ -154,7 +112,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     staged inside it; :meth:`ScanResult.write` publishes them with the other files.
     """
     options = options or ScanOptions()
-    validate_options(options)
+    check_options(options)
     baseline = None
     if options.baseline:  # read before scanning, so a bad baseline fails fast (exit 2)
         from datasan.baseline import load_baseline
@@ -179,11 +137,12 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         if env is not None:
             raise env from exc
         raise
-    result.output = folder
+    result.workspace.output = folder
     return result
 
 
-def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: str) -> ScanResult:
+def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None, staging: str,
+          run_id: str) -> ScanResult:
     """The scan itself; clean files go to ``staging``."""
     started = time.time()
     t0 = time.perf_counter()
@@ -192,7 +151,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
     from datasan.outputs.progress import Progress
 
     progress = Progress(enabled=options.progress)
-    engine = LocalEngine(options.resolved_workers())
+    engine: Engine = LocalEngine(options.resolved_workers())
     ctx = ScanContext(root=discovery.root, options=options,
                       engine=engine, staging=staging, progress=progress, run_id=run_id)
     loose = FindingBuffer()
@@ -222,8 +181,6 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
                 for name, rep in (probe_report.get("sources") or {}).items() if rep.get("internal_error"))
     except UsageError:
         # found while reading (a --target in no table): nothing of this run may stay behind
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
@@ -238,29 +195,18 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
     index = _merge_index(outcomes)
     seen = sum(oc.seen for oc in outcomes)
     kept = sum(oc.kept for oc in outcomes)
-    report = {
-        "datasan_version": __version__,
-        "run_id": run_id,
-        "path": os.path.abspath(root_arg),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "options": {
-            "fail_on": options.fail_on,
-            "target": options.target,
-            "targets": options.targets,
-            "task": options.task,
-            "missing_policy": options.missing_policy,
-            "num_classes": options.num_classes,
-            "workers": options.resolved_workers(),
-            "probe": options.probe,
-            "select": options.select,
-            "ignore": options.ignore,
-        },
-        "files": len(discovery.files),
-        "samples": seen,
-        "kept": kept,
-        "quarantined": len(quarantine),
-        "sources": [
+    summary = Report(
+        datasan_version=__version__,
+        run_id=run_id,
+        path=os.path.abspath(root_arg),
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        seconds=round(time.perf_counter() - t0, 3),
+        options=report_options(options),
+        files=len(discovery.files),
+        samples=seen,
+        kept=kept,
+        quarantined=len(quarantine),
+        sources=[
             {
                 "source": oc.source.name,
                 "kind": oc.source.kind,
@@ -272,23 +218,38 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
             }
             for oc in outcomes
         ],
-        "probe": probe_report,
-        "internal_errors": internal_errors,
-    }
+        probe=probe_report,
+        internal_errors=internal_errors,
+    )
     return ScanResult(
         findings_table=findings.to_arrow(),
         quarantine_table=quarantine,
         stats=merge_stats(outcomes),
-        report=report,
+        summary=summary,
         index_table=index,
         fail_on=options.fail_on,
         max_quarantine_fraction=options.max_quarantine_fraction,
         max_total_quarantine_fraction=options.max_total_quarantine_fraction,
         baseline=baseline,
-        staging=staging,
         clean_files=[f for oc in outcomes for f in oc.clean_files],
-        owns_staging=True,
+        workspace=Workspace(staging),
     )
+
+
+def report_options(options: ScanOptions) -> dict[str, Any]:
+    """report.json's ``options``: those that decide the findings, and the workers used."""
+    return {
+        "fail_on": options.fail_on,
+        "target": options.target,
+        "targets": options.targets,
+        "task": options.task,
+        "missing_policy": options.missing_policy,
+        "num_classes": options.num_classes,
+        "workers": options.resolved_workers(),
+        "probe": options.probe,
+        "select": options.select,
+        "ignore": options.ignore,
+    }
 
 
 def _unclaimed(f) -> Finding:

@@ -1,70 +1,202 @@
-"""The result of a scan: findings, quarantine, statistics, report, and how to write them."""
+"""The result of a scan: findings, quarantine, statistics, report, and how to write them.
+
+:class:`Report` holds the facts of a run, :class:`GateVerdict` the gate's
+judgement; report.json is ``ScanResult.report``, built from both (its keys
+and values are a contract, docs/outputs.md).  A result holds disk space until
+it is written or closed (its staging folder, a locked output folder):
+``with datasan.scan(...) as result:`` releases it at the end of the block,
+and a result that is garbage-collected releases it too.
+"""
 
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+    import pyarrow
+
+    from datasan.outputs.folder import OutputFolder
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
 @dataclass
+class Report:
+    """The facts of one run, as report.json gives them (without the derived ``findings``,
+    ``gate`` and ``passed``, which :attr:`ScanResult.report` adds)."""
+
+    datasan_version: str
+    run_id: str
+    path: str
+    started: str
+    seconds: float
+    #: the options that decide the findings (fail_on, target, targets, task, ...)
+    options: dict[str, Any]
+    files: int
+    samples: int
+    kept: int
+    quarantined: int
+    #: per source: source, kind, unit, seen, kept, quarantined and what its kind reports
+    sources: list[dict[str, Any]]
+    probe: dict[str, Any]
+    internal_errors: list[dict[str, str]]
+    #: the output folder it was last written to (absolute), None before
+    out: str | None = None
+    #: keys of a loaded report.json this version does not know, kept as they were
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("datasan_version", "run_id", "path", "started", "seconds", "options", "files", "samples", "kept",
+             "quarantined", "sources", "probe", "internal_errors")
+    _DERIVED = ("findings", "gate", "passed", "out")
+
+    def to_dict(self, findings: dict[str, Any], verdict: "GateVerdict") -> dict[str, Any]:
+        """report.json's document: these facts, the findings' counts and the gate's verdict."""
+        doc = {k: getattr(self, k) for k in self._KEYS}
+        doc.update(self.extra)
+        doc.update(findings=findings, gate=verdict.to_dict(), passed=verdict.passed)
+        if self.out is not None:
+            doc["out"] = self.out
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "Report":
+        """The facts of a report.json document (its derived keys are recomputed by the result)."""
+        defaults = {"datasan_version": "", "run_id": "", "path": "", "started": "", "seconds": 0.0, "options": {},
+                    "files": 0, "samples": 0, "kept": 0, "quarantined": 0, "sources": [], "probe": {},
+                    "internal_errors": []}
+        known = {k: doc.get(k, defaults[k]) for k in cls._KEYS}
+        extra = {k: v for k, v in doc.items() if k not in cls._KEYS and k not in cls._DERIVED}
+        return cls(**known, out=doc.get("out"), extra=extra)
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The gate's judgement of a scan; :meth:`to_dict` is report.json's ``gate``."""
+
+    fail_on: str
+    max_quarantine_fraction: float | None
+    max_total_quarantine_fraction: float | None
+    #: quarantined samples / samples seen, all sources together
+    quarantined_fraction: float
+    #: the source that lost the largest share: {source, seen, quarantined, fraction}
+    worst_source: dict[str, Any] | None
+    #: whether a baseline was given
+    baseline: bool
+    new_findings: int
+    failing_findings: int
+    #: why the quarantine fails the gate, naming the worst source; '' when it does not
+    quarantine_reason: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """True when no finding fails the gate and the quarantine is within its limits."""
+        return self.failing_findings == 0 and not self.quarantine_reason
+
+    def to_dict(self) -> dict[str, Any]:
+        """report.json's ``gate`` section."""
+        return {"fail_on": self.fail_on, "max_quarantine_fraction": self.max_quarantine_fraction,
+                "max_total_quarantine_fraction": self.max_total_quarantine_fraction,
+                "quarantined_fraction": self.quarantined_fraction, "worst_source": self.worst_source,
+                "baseline": self.baseline, "new_findings": self.new_findings,
+                "failing_findings": self.failing_findings}
+
+
+class Workspace:
+    """The disk a result holds until it is written or closed: its staging folder (clean
+    files not yet published) and the output folder the scan claimed (locked).
+
+    Kept apart from :class:`ScanResult` so that a finalizer can release it without
+    keeping the result alive.
+    """
+
+    def __init__(self, staging: str | None = None, owned: bool = True,
+                 output: "OutputFolder | None" = None) -> None:
+        self.staging = staging
+        #: False when the staging folder must outlive the result (partial results of a bug)
+        self.owned = owned
+        self.output = output
+
+    def release(self) -> None:
+        """Remove the staging folder (when owned) and unlock the output folder."""
+        if self.staging and self.owned:
+            import shutil
+
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging = None
+        if self.output is not None:
+            self.output.release()
+            self.output = None
+
+
+@dataclass(eq=False)
 class ScanResult:
     """What one scan found.
 
     * ``findings_table`` / ``quarantine_table`` / ``index_table``: pyarrow
       Tables with the contract's columns (``findings`` / ``quarantine`` give
       pandas DataFrames).
-    * ``stats``: the stats.json document; ``report``: the report.json document.
-    * ``passed``: whether the data passes the gate at ``fail_on``.
+    * ``stats``: the stats.json document; ``summary``: the run's facts
+      (:class:`Report`); ``report``: the report.json document.
+    * ``verdict`` / ``passed``: the gate's judgement at ``fail_on`` (and the
+      quarantine limits and baseline).
+
+    Use it as a context manager, or call :meth:`close`, to free its staging
+    folder and output-folder lock when it is not written.
     """
 
-    findings_table: Any
-    quarantine_table: Any
+    findings_table: "pyarrow.Table"
+    quarantine_table: "pyarrow.Table"
     stats: dict[str, Any]
-    report: dict[str, Any]
-    index_table: Any = None
+    summary: Report
+    index_table: "pyarrow.Table | None" = None
     fail_on: str = "error"
-    staging: str | None = None
     clean_files: list[str] = field(default_factory=list)
-    owns_staging: bool = True
     #: the gate fails when more than this share of some source's samples is quarantined (None: off)
     max_quarantine_fraction: float | None = None
     #: the gate fails when more than this share of all samples together is quarantined (None: off)
     max_total_quarantine_fraction: float | None = None
     #: finding keys (code, sample, source, row, column) of a baseline scan; they never fail the gate
-    baseline: frozenset | None = None
-    #: the output folder the scan claimed (locked, holding the staging folder) until written
-    output: Any = None
+    baseline: frozenset[tuple] | None = None
+    #: the staging folder and claimed output folder this result holds until written or closed
+    workspace: Workspace = field(default_factory=Workspace, repr=False)
     #: the folder this result was last published to
     published: str | None = None
+
+    def __post_init__(self) -> None:
+        self._release = weakref.finalize(self, self.workspace.release)
+
+    def __enter__(self) -> "ScanResult":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def run_id(self) -> str:
         """The run's id, carried by every file written for it."""
-        return self.report.get("run_id") or ""
+        return self.summary.run_id
 
-    def __post_init__(self) -> None:
-        self.report["findings"] = self.counts()
-        self._update_gate()
+    @property
+    def report(self) -> dict[str, Any]:
+        """report.json's document: the run's facts, findings per code and severity, the gate."""
+        return self.summary.to_dict(self.counts(), self.verdict)
 
-    def _update_gate(self) -> None:
-        gate = {
-            "fail_on": self.fail_on,
-            "max_quarantine_fraction": self.max_quarantine_fraction,
-            "max_total_quarantine_fraction": self.max_total_quarantine_fraction,
-            "quarantined_fraction": self.quarantined_fraction(),
-            "worst_source": self.worst_source(),
-            "baseline": self.baseline is not None,
-            "new_findings": int(sum(self.new_mask())),
-            "failing_findings": self.gate_failures(),
-        }
-        self.report["gate"] = gate
-        self.report["passed"] = self.passed
+    @property
+    def verdict(self) -> GateVerdict:
+        """The gate's judgement under the current settings (see :meth:`set_gate`)."""
+        return GateVerdict(
+            fail_on=self.fail_on, max_quarantine_fraction=self.max_quarantine_fraction,
+            max_total_quarantine_fraction=self.max_total_quarantine_fraction,
+            quarantined_fraction=self.quarantined_fraction(), worst_source=self.worst_source(),
+            baseline=self.baseline is not None, new_findings=sum(self._cached("new", self._new_mask)),
+            failing_findings=self.gate_failures(), quarantine_reason=self.quarantine_verdict())
 
     def set_gate(self, fail_on: str | None = None, max_quarantine_fraction: float | None = None,
-                 baseline: frozenset | None = None,
+                 baseline: frozenset[tuple] | None = None,
                  max_total_quarantine_fraction: float | None = None) -> "ScanResult":
         """Re-judge the same findings under another gate (report.json follows); returns self."""
         if fail_on is not None:
@@ -75,16 +207,15 @@ class ScanResult:
             self.max_total_quarantine_fraction = max_total_quarantine_fraction
         if baseline is not None:
             self.baseline = baseline
-        self._update_gate()
         return self
 
     @property
-    def findings(self):
+    def findings(self) -> "pandas.DataFrame":
         """Findings as a pandas DataFrame (contract columns)."""
         return self.findings_table.to_pandas()
 
     @property
-    def quarantine(self):
+    def quarantine(self) -> "pandas.DataFrame":
         """Quarantined samples as a pandas DataFrame (sample, source, row, codes, reason)."""
         return self.quarantine_table.to_pandas()
 
@@ -143,18 +274,18 @@ class ScanResult:
 
     def gate_failures(self) -> int:
         """Number of findings that fail the gate (see :meth:`gating_mask`)."""
-        return sum(self.gating_mask())
+        return sum(self._cached("gating", self._gating_mask))
 
     def quarantined_fraction(self) -> float:
         """Quarantined samples / samples seen (0.0 for an empty scan)."""
-        seen = self.report.get("samples") or 0
+        seen = self.summary.samples or 0
         return (self.quarantine_table.num_rows / seen) if seen else 0.0
 
     def worst_source(self) -> dict[str, Any] | None:
         """The source that lost the largest share of its samples to the quarantine:
         {source, seen, quarantined, fraction}; None when no source has samples."""
         worst = None
-        for src in self.report.get("sources") or []:
+        for src in self.summary.sources:
             seen = src.get("seen") or 0
             if not seen:
                 continue
@@ -183,7 +314,7 @@ class ScanResult:
                        f"{self.max_quarantine_fraction:g} per source")
         limit = self.max_total_quarantine_fraction
         if limit is not None and self.quarantined_fraction() > limit:
-            why.append(f"{self.quarantine_table.num_rows} of {self.report.get('samples', 0)} samples quarantined "
+            why.append(f"{self.quarantine_table.num_rows} of {self.summary.samples} samples quarantined "
                        f"({self.quarantined_fraction():.1%}), more than max_total_quarantine_fraction {limit:g}")
         return "; ".join(why)
 
@@ -196,42 +327,24 @@ class ScanResult:
     def internal_errors(self) -> list[dict[str, str]]:
         """Sources datasan itself failed on (source, kind, error); their files are quarantined
         under DS011 and the CLI exits 3.  Empty on a healthy run."""
-        return list(self.report.get("internal_errors") or [])
+        return list(self.summary.internal_errors)
 
     def gate_summary(self, examples: int = 3) -> str:
         """One paragraph on why the gate failed (counts per rule, a few sample ids); '' when it passed."""
         if self.passed:
             return ""
-        from datasan.outputs.escape import printable
-        from datasan.rules import RULES
+        from datasan.outputs.view import FindingsView
 
-        ft = self.findings_table
-        codes, samples = ft.column("code").to_pylist(), ft.column("sample").to_pylist()
-        sources = ft.column("source").to_pylist()
-        per: dict[str, list] = {}
-        for gating, c, smp, src in zip(self.gating_mask(), codes, samples, sources):
-            if gating:
-                e = per.setdefault(c, [0, []])
-                e[0] += 1
-                where = printable(smp or src) if (smp or src) else None
-                if where and len(e[1]) < examples and where not in e[1]:
-                    e[1].append(where)
-        parts = []
-        for c, (n, ex) in sorted(per.items()):
-            parts.append(f"{c} {RULES[c].name}: {n}" + (f" (e.g. {', '.join(ex)})" if ex else ""))
-        seen = self.report.get("samples", 0)
-        lines = [f"datasan gate failed for {printable(self.report.get('path'))} (fail-on {self.fail_on}"
-                 + (", against a baseline" if self.baseline is not None else "") + ")."]
-        if parts:
-            lines.append(f"{self.gate_failures()} finding(s) fail the gate: " + "; ".join(parts) + ".")
-        if self.quarantine_exceeded():
-            lines.append(self.quarantine_verdict() + ".")
-        else:
-            lines.append(f"{self.quarantine_table.num_rows} of {seen} samples quarantined.")
-        return " ".join(lines)
+        return FindingsView(self).gate_summary(examples)
 
     def counts(self) -> dict[str, Any]:
-        """Findings per code and per severity."""
+        """Findings per code and per severity (report.json's ``findings``)."""
+        cached = self.__dict__.get("_counts")
+        if cached is None or cached[0] is not self.findings_table:
+            cached = self.__dict__["_counts"] = (self.findings_table, self._counts())
+        return cached[1]
+
+    def _counts(self) -> dict[str, Any]:
         import pyarrow.compute as pc
 
         def tally(name: str) -> dict[str, int]:
@@ -252,7 +365,6 @@ class ScanResult:
         import pyarrow.parquet as pq
 
         from datasan.errors import UsageError
-
         from datasan.outputs.manifest import verify_output
 
         out_dir = os.fspath(out_dir)
@@ -270,10 +382,10 @@ class ScanResult:
         index_path = os.path.join(out_dir, "index.parquet")
         index = pq.read_table(index_path) if os.path.isfile(index_path) else None
         gate = report.get("gate") or {}
-        return cls(findings_table=findings, quarantine_table=quarantine, stats=stats, report=report,
-                   index_table=index, fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
-                   staging=None, owns_staging=False, published=out_dir,
-                   max_quarantine_fraction=gate.get("max_quarantine_fraction"),
+        return cls(findings_table=findings, quarantine_table=quarantine, stats=stats,
+                   summary=Report.from_dict(report), index_table=index,
+                   fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
+                   published=out_dir, max_quarantine_fraction=gate.get("max_quarantine_fraction"),
                    max_total_quarantine_fraction=gate.get("max_total_quarantine_fraction"))
 
     def write(self, out_dir: str | os.PathLike, force: bool = False) -> list[str]:
@@ -290,18 +402,6 @@ class ScanResult:
         return write_outputs(self, os.fspath(out_dir), force=force)
 
     def close(self) -> None:
-        """Remove the staging folder (clean files not yet written are lost) and unlock the output folder."""
-        if self.staging and self.owns_staging:
-            import shutil
-
-            shutil.rmtree(self.staging, ignore_errors=True)
-            self.staging = None
-        if self.output is not None:
-            self.output.release()
-            self.output = None
-
-    def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
-            self.close()
-        except Exception:
-            pass
+        """Remove the staging folder (clean files not yet written are lost) and unlock the output
+        folder; a written result holds neither.  Safe to call twice."""
+        self._release()

@@ -21,13 +21,19 @@ import tempfile
 import uuid
 import weakref
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, Union
 
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from datasan.collate import BadSample, safe_collate  # noqa: F401  (re-exported)
 from datasan.errors import BadSampleError
+
+#: what to do with a bad sample
+OnError = Literal["skip", "replace", "raise"]
+#: samples to drop up front: an output folder or quarantine file, a quarantine DataFrame or
+#: Arrow table, or indices and/or sample ids
+Exclude = Union[str, os.PathLike, Any, Iterable[Union[int, str]], None]
 
 ON_ERROR = ("skip", "raise", "replace")
 
@@ -347,8 +353,9 @@ class SafeDataset(Dataset):
     when it exists).  Indices reported in failures are indices of ``base``.
     """
 
-    def __init__(self, base, *, on_error: str = "skip", check_finite: bool = True, exclude=None,
-                 ids: Sequence[str] | Callable[[int], str] | None = None, max_replace_tries: int = 100) -> None:
+    def __init__(self, base: Any, *, on_error: OnError = "skip", check_finite: bool = True,
+                 exclude: Exclude = None, ids: Sequence[str] | Callable[[int], str] | None = None,
+                 max_replace_tries: int = 100) -> None:
         _check_mode(on_error)
         self.base = base
         self.on_error = on_error
@@ -369,8 +376,9 @@ class SafeDataset(Dataset):
         self.excluded = n - len(self)
 
     @classmethod
-    def from_scan(cls, out_dir, transform=None, normalize: bool = False, *, source: str | None = None,
-                  size: int | tuple[int, int] | None = None, **kwargs) -> "SafeDataset":
+    def from_scan(cls, out_dir: str | os.PathLike, transform: Callable[[Any], Any] | None = None,
+                  normalize: bool = False, *, source: str | None = None,
+                  size: int | tuple[int, int] | None = None, **kwargs: Any) -> "SafeDataset":
         """A SafeDataset over the kept samples of the scan written to ``out_dir``.
 
         Every item is ``(x, y)``. Images (index.parquet) give a CHW float
@@ -468,8 +476,9 @@ class SafeIterableDataset(IterableDataset):
     with BadSampleError (a dead source must not spin forever).
     """
 
-    def __init__(self, base: Iterable, *, transform: Callable | None = None, on_error: str = "skip",
-                 check_finite: bool = True, exclude=None, ids=None, max_consecutive_errors: int = 1000) -> None:
+    def __init__(self, base: Iterable[Any], *, transform: Callable[[Any], Any] | None = None,
+                 on_error: OnError = "skip", check_finite: bool = True, exclude: Exclude = None,
+                 ids: Callable[[Any], str] | None = None, max_consecutive_errors: int = 1000) -> None:
         _check_mode(on_error)
         if ids is not None and not callable(ids):
             raise ValueError("ids of a SafeIterableDataset must be a callable: raw item -> sample id")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer.main
 
 from datasan.cli import app
-from datasan.config import SOURCE_KEYS, TOP_KEYS
+from datasan.options import settings_fields
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def test_every_command_and_option_is_documented():
 
 def test_every_config_key_is_documented():
     text = docs_text()
-    assert [k for k in list(TOP_KEYS) + list(SOURCE_KEYS) if k not in text] == []
+    assert [k for k in settings_fields() if k not in text] == []
 
 
 def test_example_workflow_and_hooks_exist():

@@ -110,3 +110,19 @@ def test_notebook_cell(folder):
         exec(compile(cell, "<ipython-input-1>", "exec"), nb.__dict__)
     """)
     assert_ran_once_in_parallel(run(["-c", driver], folder, stdin=BODY))
+
+
+def test_local_engine_offers_the_engine_protocol_and_starts_afresh_after_close():
+    import typing
+
+    from datasan.engine import Engine, LocalEngine
+
+    engine = LocalEngine(2)
+    members = {n for n in vars(Engine) if not n.startswith("_")} | set(typing.get_type_hints(Engine))
+    assert members == {"preload", "parallelism", "map_ordered", "close"}
+    assert [n for n in members if not hasattr(engine, n)] == []
+    assert engine.parallelism == 2
+    for _ in range(2):  # closed between the runs: the second builds a new pool
+        with engine:
+            assert list(engine.map_ordered(abs, [-3, 1, -2])) == [3, 1, 2]
+        assert engine._pool is None

@@ -11,7 +11,19 @@ from typer.testing import CliRunner
 
 import datasan
 from datasan.cli import app
-from datasan.outputs.formats import render, render_github, render_junit, source_line
+from datasan.outputs.formats import render
+from datasan.outputs.formats.github import render_github as github_of_view
+from datasan.outputs.formats.github import source_line
+from datasan.outputs.formats.junit import render_junit as junit_of_view
+from datasan.outputs.view import FindingsView
+
+
+def render_github(result):
+    return github_of_view(FindingsView(result))
+
+
+def render_junit(result):
+    return junit_of_view(FindingsView(result))
 
 runner = CliRunner()
 GH = re.compile(r"^::(error|warning|notice)(?: ([^:]*))?::(.*)$")

@@ -1,4 +1,4 @@
-"""Image datasets (issue 3): every DS2xx / DS30x rule, exact statistics, layouts, safety."""
+"""Image datasets: every DS2xx / DS30x rule, exact statistics, layouts, safety."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from datasan.cli import app
 from datasan.findings import schema
 from datasan.outputs.digest import rule_digests, source_losses, spread
-from datasan.outputs.summary import SOURCES_SHOWN, _print_sources
+from datasan.outputs.formats.text import SOURCES_SHOWN, _print_sources
 
 runner = CliRunner()
 
@@ -94,7 +94,7 @@ def test_sources_worst_first_and_capped():
     order = [s.source for s in source_losses(report)]
     assert order[:3] == ["s19.csv", "s18.csv", "s17.csv"] and order[-2:] == ["broken.parquet", "s00.csv"]  # ties by name
     console = Console(file=io.StringIO(), width=80)
-    _print_sources(report, console)
+    _print_sources(source_losses(report), console)
     lines = console.file.getvalue().splitlines()
     assert lines[0] == "Sources (21, worst first)"
     assert lines[2] == "   100   81          19  19.0%  s19.csv"

@@ -101,7 +101,7 @@ def _stage_clean(result, stage: str) -> list[str]:
     """The clean files in ``stage/clean``: already there when the scan staged them in this
     folder, else copied from where the scan staged (or last published) them."""
     rels = [f"clean/{rel}" for rel in result.clean_files]
-    src = result.staging or result.published
+    src = result.workspace.staging or result.published
     if rels and src is None:
         raise UsageError("this result's clean files are gone (its staging folder was removed); scan again")
     if rels and src and not (os.path.isdir(stage) and os.path.samefile(src, stage)):
@@ -129,7 +129,7 @@ def stage_outputs(result, stage: str, out_dir: str) -> list[str]:
         put("index.parquet", write_parquet, with_run_id(result.index_table, run_id))
     rels.extend(_stage_clean(result, stage))
     put("stats.json", write_json, {"run_id": run_id, **_clean_json(result.stats)})
-    result.report["out"] = os.path.abspath(out_dir)
+    result.summary.out = os.path.abspath(out_dir)
     put("report.json", write_json, _clean_json(result.report))
     return rels
 
@@ -212,9 +212,10 @@ def write_outputs(result, out_dir: str, force: bool = False) -> list[str]:
     disk or a read-only place is a UsageError; the folder then still holds
     its previous complete run.
     """
-    folder = result.output
+    held = result.workspace
+    folder = held.output
     if folder is None or not folder.held or not _same_place(folder.out, out_dir):
-        folder = claim_output(out_dir, result.report.get("path"), result.run_id, force=force)
+        folder = claim_output(out_dir, result.summary.path, result.run_id, force=force)
     keep_staging = False
     try:
         rels = stage_outputs(result, folder.staging, out_dir)
@@ -229,9 +230,12 @@ def write_outputs(result, out_dir: str, force: bool = False) -> list[str]:
         keep_staging = True  # a bug: the staged files are the partial results the message names
         raise
     finally:
-        if folder is result.output:
-            result.staging = None if not keep_staging else result.staging
-            result.output = None
+        if folder is held.output:
+            if keep_staging:
+                held.owned = False  # outlives the result: the message names it
+            else:
+                held.staging = None
+            held.output = None
         folder.release(remove_staging=not keep_staging)
     result.published = os.fspath(out_dir)
     return [os.path.join(out_dir, e["path"]) for e in entries] + [os.path.join(out_dir, MANIFEST)]

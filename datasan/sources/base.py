@@ -16,7 +16,7 @@ from datasan.discover import FileEntry
 from datasan.findings import FindingBuffer
 
 if TYPE_CHECKING:  # pragma: no cover
-    from datasan.engine import LocalEngine
+    from datasan.engine import Engine
     from datasan.options import ScanOptions
 
 
@@ -68,7 +68,7 @@ class ScanContext:
 
     root: str
     options: "ScanOptions"
-    engine: "LocalEngine"
+    engine: "Engine"
     staging: str  # folder receiving clean/ files before they are moved into place
     progress: Any = None  # datasan.outputs.progress.Progress or None
     #: notes one kind leaves for the kinds that claim after it, e.g. the box-label

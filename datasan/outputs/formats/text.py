@@ -8,45 +8,47 @@ variable-width text (a source, a message) always comes last on its line.
 
 from __future__ import annotations
 
-from datasan.outputs.digest import EXAMPLES, rule_digests, source_losses, spread
+from typing import TYPE_CHECKING, Any
+
+from datasan.outputs.digest import EXAMPLES, RuleDigest, SourceLoss, spread
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasan.outputs.view import FindingsView
 
 #: sources listed in the table; the rest are summed in one line
 SOURCES_SHOWN = 15
 COLORS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
-def render_summary(result, out_dir: str | None, console, quiet: bool = False) -> None:
+def write(view: "FindingsView", out_dir: str | None, console: Any, quiet: bool = False) -> None:
     """Print the sources table, findings per rule, counts, where outputs went and the verdict.
 
     ``quiet``: the verdict line only.
     """
     if not quiet:
-        _print_sources(result.report, console)
-        _print_findings(result.findings_table, console)
-        _print_counts(result, out_dir, console)
-    console.print(verdict_line(result), style="green" if result.passed else "red", highlight=False, markup=False)
+        _print_sources(view.sources, console)
+        _print_findings(view.rules, console)
+        _print_counts(view, out_dir, console)
+    console.print(verdict_line(view), style="green" if view.passed else "red", highlight=False, markup=False)
 
 
-def verdict_line(result) -> str:
+def verdict_line(view: "FindingsView") -> str:
     """One line: PASSED or FAILED, why, and how much was quarantined."""
-    rep = result.report
-    q = f"{rep.get('quarantined', 0):,} of {rep.get('samples', 0):,} samples quarantined " \
-        f"({result.quarantined_fraction():.1%})"
-    if result.passed:
-        return f"PASSED (fail-on {result.fail_on}): {q}."
+    s, v = view.result.summary, view.verdict
+    q = f"{s.quarantined:,} of {s.samples:,} samples quarantined ({v.quarantined_fraction:.1%})"
+    if v.passed:
+        return f"PASSED (fail-on {v.fail_on}): {q}."
     why = []
-    n = result.gate_failures()
-    if n:
-        why.append(f"{n:,} finding(s) at or above {result.fail_on}")
-    if result.quarantine_exceeded():
-        why.append(result.quarantine_verdict())
+    if v.failing_findings:
+        why.append(f"{v.failing_findings:,} finding(s) at or above {v.fail_on}")
+    if v.quarantine_reason:
+        why.append(v.quarantine_reason)
     return f"FAILED: {'; '.join(why)}; {q}."
 
 
-def _print_sources(report, console) -> None:
+def _print_sources(rows: list[SourceLoss], console: Any) -> None:
     from rich.text import Text
 
-    rows = source_losses(report)
     if not rows:
         return
     console.print(Text(f"Sources ({len(rows):,}, worst first)", style="bold"))
@@ -66,12 +68,11 @@ def _print_sources(report, console) -> None:
     console.print()
 
 
-def _print_findings(findings_table, console) -> None:
+def _print_findings(digests: list[RuleDigest], console: Any) -> None:
     from rich.text import Text
 
     from datasan.rules import RULES
 
-    digests = rule_digests(findings_table)
     if not digests:
         console.print("No findings.")
         return
@@ -95,7 +96,7 @@ def _print_findings(findings_table, console) -> None:
     console.print()
 
 
-def _print_indented(console, text, indent: int) -> None:
+def _print_indented(console: Any, text: Any, indent: int) -> None:
     """``text`` wrapped at the console's width, every line indented (no trailing padding,
     which rich's Padding would add and CI logs would keep)."""
     from rich.text import Text
@@ -105,11 +106,11 @@ def _print_indented(console, text, indent: int) -> None:
         console.print(Text(" " * indent) + line, highlight=False, soft_wrap=True)
 
 
-def _print_counts(result, out_dir, console) -> None:
-    rep = result.report
-    console.print(f"{rep['samples']:,} samples in {len(rep['sources'])} source(s): {rep['kept']:,} kept, "
-                  f"{rep['quarantined']:,} quarantined ({rep['seconds']:.2f} s).", highlight=False)
-    probe = rep.get("probe") or {}
+def _print_counts(view: "FindingsView", out_dir: str | None, console: Any) -> None:
+    s = view.result.summary
+    console.print(f"{s.samples:,} samples in {len(s.sources)} source(s): {s.kept:,} kept, "
+                  f"{s.quarantined:,} quarantined ({s.seconds:.2f} s).", highlight=False)
+    probe = s.probe or {}
     if not probe.get("ran"):
         console.print(f"Probe: not run ({probe.get('reason', 'disabled')}).", highlight=False)
     if out_dir:
