@@ -103,11 +103,12 @@ def _failed(failures: list[tuple[Source, BaseException]], kind: Any
 
 
 def _reset_engine(ctx: ScanContext) -> None:
-    # a worker that died leaves the process pool broken for every later task
+    # a worker that died leaves the process pool broken for every later task; close() drops
+    # the pool before it shuts it down, so the next map starts afresh even when shutdown fails
     try:
         ctx.engine.close()
-    except Exception:  # noqa: BLE001 - the pool is rebuilt on next use either way
-        ctx.engine._pool = None
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def broken_counts(outcomes: list[SourceOutcome], quarantined: dict[str, int]) -> list[int]:

@@ -57,3 +57,18 @@ def test_negative_case_does_not(code, tmp_path):
     root.mkdir()
     found = codes_of(case.negative(root), tmp_path / "out", case.options)
     assert code not in found, found
+
+
+#: codes no dataset can trigger on purpose, each with where it is tested instead
+NO_DATASET_CASE = {
+    "DS011": "datasan's own failure: tests/test_odd_inputs.py plants a bug in a source kind",
+}
+
+
+def test_every_rule_has_a_case():
+    from datasan.rules import RULES
+
+    live = {c for c, r in RULES.items() if not r.retired}
+    assert sorted(live - set(CASES) - set(NO_DATASET_CASE)) == []
+    assert sorted(set(CASES) - live) == []
+    assert not set(CASES) & set(NO_DATASET_CASE)

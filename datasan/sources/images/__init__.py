@@ -63,7 +63,7 @@ class ImageKind:
         for i, src in enumerate(sources):
             files = [(f.rel, f.path) for f in src.files]
             # small sets still spread over every worker
-            chunk = max(1, min(size, -(-len(files) // max(1, ctx.engine.workers))))
+            chunk = max(1, min(size, -(-len(files) // max(1, ctx.engine.parallelism))))
             for k in range(0, len(files), chunk):
                 tasks.append((i, ImageTask(files[k:k + chunk], th.max_image_pixels, th.min_image_side,
                                            th.max_aspect)))
@@ -75,7 +75,7 @@ class ImageKind:
                                        "PIL.JpegImagePlugin", "PIL.PngImagePlugin"})
         stores = [RecordStore() for _ in sources]
         found = [FindingBuffer() for _ in sources]
-        warm = ctx.engine.workers > 1 and len(tasks) > 1
+        warm = ctx.engine.parallelism > 1 and len(tasks) > 1
         for (i, _), recs in zip(tasks, ctx.engine.map_ordered(inspect_shard, [t for _, t in tasks])):
             if warm:
                 # the workers are busy and this process mostly waits for them: load the
