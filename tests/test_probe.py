@@ -454,3 +454,19 @@ def test_a_failing_user_model_is_a_skip_not_a_crash(tmp_path, monkeypatch):
     src = res.report["probe"]["sources"]["t.parquet"]
     assert src["skipped"].startswith("the probe model failed: RuntimeError")
     assert _codes(res, "DS406") == [None] and res.report["kept"] == 30
+
+
+def test_a_huge_class_id_does_not_size_the_network(tmp_path):
+    # found by the fuzz harness: one row labelled 36997811 built a 37-million-output network
+    # (50 s, and with a larger id the process ran out of memory)
+    from datasan.sources.tables.capabilities import LabelMap
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "t.csv").write_text("f0,label\n0.0,36997811.0\n")
+    r = _scan(tmp_path / "d", tmp_path / "out")
+    probe = r.report["probe"]["sources"]["t.csv"]
+    assert probe["outputs"] == 1 and probe["probed"] == 1
+    assert LabelMap.build({"0": 5, "3": 1}, None) == LabelMap(num_classes=4, direct=True)
+    assert LabelMap.build({"0": 5, "9": 1}, 10).direct is True
+    assert LabelMap.build({"0": 5, "36997811": 1}, None) == LabelMap(
+        num_classes=2, direct=False, ids={"0": 0, "36997811": 1})

@@ -47,7 +47,8 @@ class TableCapabilities:
             counts = (outcome.stats.get("labels") or {}).get(name) or {}
             if not counts:
                 return "no class labels among the kept rows"
-            labels = LabelMap.build(counts, rep.get("num_classes"))
+            # the declared number of classes, not the one inferred from the largest id
+            labels = LabelMap.build(counts, ctx.options.for_source(name).num_classes)
             num_out = labels.num_classes
         else:
             num_out = 1
@@ -145,7 +146,8 @@ class _RewriteStream:
 class LabelMap:
     """Class ids for the probe's cross-entropy.
 
-    ``direct``: integral targets already in 0..num_classes-1 are their own ids;
+    ``direct``: integral targets already in 0..num_classes-1 are their own ids (when the
+    largest id is below the declared number of classes, or below 2 x the ids seen + 16);
     otherwise the sorted label keys (as in stats.json) are numbered 0, 1, ...
     """
 
@@ -168,7 +170,9 @@ class LabelMap:
                 ints = None
                 break
             ints.append(int(f))
-        if ints is not None and ints and min(ints) >= 0:
+        # ids are their own outputs only while that costs few unused outputs: one row labelled
+        # 36997811 must not build a network with 37 million outputs (found by the fuzz harness)
+        if ints is not None and ints and min(ints) >= 0 and max(ints) < max(num_classes or 0, 2 * len(ints) + 16):
             n = max(num_classes or 0, max(ints) + 1)
             return cls(num_classes=n, direct=True)
         return cls(num_classes=max(1, len(keys)), direct=False, ids={k: i for i, k in enumerate(keys)})
