@@ -3,6 +3,10 @@
 Every partial statistic here merges exactly (up to float rounding) with
 Chan et al.'s pairwise formula, so shards, worker processes and later a
 cluster can compute pieces independently and combine them in any order.
+
+The distribution sketch and the value counts are integer counts over keys
+that do not depend on the data seen so far, so they merge *exactly*: the same
+values split into any pieces, merged in any order, give the same sketch.
 """
 
 from __future__ import annotations
@@ -26,16 +30,23 @@ class Moments:
     nan: int = 0
     posinf: int = 0
     neginf: int = 0
+    #: distribution sketch of the finite values: log-scale bucket index -> count
+    #: (see :func:`bucket_counts`); None when not tracked (image pixels)
+    sketch: dict[int, int] | None = None
 
     @classmethod
-    def of(cls, values, nulls: int = 0) -> "Moments":
-        """Moments of a numpy array (any numeric dtype); non-finite values are counted, not summed."""
+    def of(cls, values, nulls: int = 0, sketch: bool = True) -> "Moments":
+        """Moments of a numpy array (any numeric dtype); non-finite values are counted, not summed.
+
+        With ``sketch`` the finite values are also counted into log-scale buckets
+        (:func:`bucket_counts`) for drift comparisons.
+        """
         import numpy as np
 
         v = np.asarray(values)
         if v.dtype.kind == "b":
             v = v.astype(np.int8)
-        m = cls(nulls=int(nulls))
+        m = cls(nulls=int(nulls), sketch={} if sketch else None)
         if v.size == 0:
             return m
         lo, hi = v.min(), v.max()  # NaN and inf show up here: no separate isfinite pass when clean
@@ -63,10 +74,13 @@ class Moments:
         m.m2 = float(d.sum())
         m.min = float(lo)
         m.max = float(hi)
+        if sketch:
+            m.sketch = bucket_counts(v)
         return m
 
     def merge(self, other: "Moments") -> "Moments":
         """Combine with ``other`` in place (Chan's formula) and return self."""
+        self._merge_sketch(other)
         self.nulls += other.nulls
         self.nan += other.nan
         self.posinf += other.posinf
@@ -86,6 +100,18 @@ class Moments:
         self.max = max(self.max, other.max)
         return self
 
+    def _merge_sketch(self, other: "Moments") -> None:
+        # an empty untracked Moments() is the neutral start of every merge; a
+        # tracked sketch merged with untracked values is no longer complete: dropped
+        if other.sketch is None and other.count == 0:
+            return
+        if self.sketch is None and self.count == 0:
+            self.sketch = dict(other.sketch) if other.sketch is not None else None
+        elif self.sketch is None or other.sketch is None:
+            self.sketch = None
+        else:
+            merge_counts(self.sketch, other.sketch)
+
     @property
     def std(self) -> float:
         """Population standard deviation (NaN when empty)."""
@@ -104,6 +130,7 @@ class Moments:
             "std": None if empty else self.std,
             "min": None if empty else self.min,
             "max": None if empty else self.max,
+            **({"sketch": sketch_json(self.sketch)} if self.sketch is not None else {}),
         }
 
 
@@ -122,6 +149,162 @@ class ChannelMoments:
         for a, b in zip(self.channels, other.channels):
             a.merge(b)
         return self
+
+
+#: the sketch's scheme, recorded beside its buckets in stats.json
+SKETCH_SCHEME = "float64-log2-m5"
+#: float64 bits below the 11 exponent bits and the top 5 mantissa bits: 32 buckets per
+#: power of two, so a bucket spans at most 1/32 of its lower edge (3.1 %)
+SKETCH_SHIFT = 47
+_SIGNED_OFFSET = 1 << (63 - SKETCH_SHIFT)
+
+
+def bucket_counts(values) -> dict[int, int]:
+    """Counts of finite ``values`` per log-scale bucket index.
+
+    The index of x is ``a = bits(|x|) >> 47`` (the float64 exponent and the top 5
+    mantissa bits), negated for negative x; 0 holds zero (and |x| < 2**-1021).
+    Buckets are fixed in advance, like HdrHistogram's or DDSketch's, so counts
+    from any pieces of a column add up to exactly the counts of the whole.
+    """
+    import numpy as np
+
+    f = np.asarray(values).astype(np.float64, copy=False)
+    if f.size == 0:
+        return {}
+    # arithmetic shift of the signed bit pattern: x >= 0 -> a, x < 0 -> a - 2**16
+    k = f.view(np.int64) >> SKETCH_SHIFT
+    base = int(k.min())
+    k -= base
+    counts = np.bincount(k)
+    keys = np.flatnonzero(counts)
+    n = counts[keys]
+    keys += base
+    neg = keys < 0
+    keys[neg] = -(keys[neg] + _SIGNED_OFFSET)
+    out: dict[int, int] = {}
+    for key, c in zip(keys.tolist(), n.tolist()):
+        out[key] = out.get(key, 0) + c  # +0.0 and -0.0 share bucket 0
+    return out
+
+
+def bucket_bounds(index: int) -> tuple[float, float]:
+    """The [low, high) range of values (by magnitude; negated for a negative index) of a bucket."""
+    import numpy as np
+
+    a = abs(int(index))
+    low, high = np.array([a << SKETCH_SHIFT, (a + 1) << SKETCH_SHIFT], dtype=np.int64).view(np.float64)
+    sign = -1.0 if index < 0 else 1.0
+    return sign * float(low), sign * float(high)
+
+
+def sketch_json(sketch: dict[int, int]) -> dict[str, Any]:
+    """The stats.json form of a sketch: its scheme and [index, count] pairs sorted by index."""
+    return {"scheme": SKETCH_SCHEME, "buckets": [[k, sketch[k]] for k in sorted(sketch)]}
+
+
+#: distinct values counted per categorical column; a column with more is only
+#: marked high-cardinality (exact counts would grow with the data)
+CATEGORY_CAP = 1000
+
+
+@dataclass
+class ValueCounts:
+    """Exact counts of the values of a categorical column, up to :data:`CATEGORY_CAP`
+    distinct values.  Over the cap only ``nulls`` and the fact are kept, which is the
+    same whatever the merge order: the union of the pieces passes the cap exactly
+    when the whole column does."""
+
+    counts: dict[str, int] | None = field(default_factory=dict)  # None: over the cap
+    nulls: int = 0
+
+    @classmethod
+    def of(cls, arr) -> "ValueCounts":
+        """Counts of a pyarrow array (strings, dictionary or bool; keys as strings)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        vc = pc.value_counts(arr.drop_null())
+        out = cls(nulls=arr.null_count)
+        if len(vc) > CATEGORY_CAP:  # an id-like column: no Python dict of every value
+            out.counts = None
+            return out
+        keys = vc.field("values").cast(pa.string()).to_pylist()
+        out.counts = dict(zip(keys, vc.field("counts").to_pylist()))
+        out._cap()
+        return out
+
+    def _cap(self) -> None:
+        if self.counts is not None and len(self.counts) > CATEGORY_CAP:
+            self.counts = None
+
+    def merge(self, other: "ValueCounts") -> "ValueCounts":
+        """Add ``other`` in place; returns self."""
+        self.nulls += other.nulls
+        if self.counts is None or other.counts is None:
+            self.counts = None
+        else:
+            merge_counts(self.counts, other.counts)
+            self._cap()
+        return self
+
+    def as_json(self) -> dict[str, Any]:
+        """The stats.json entry: nulls, and counts sorted by value or ``high_cardinality``."""
+        if self.counts is None:
+            return {"nulls": self.nulls, "high_cardinality": True, "cap": CATEGORY_CAP}
+        return {"nulls": self.nulls, "counts": dict(sorted(self.counts.items()))}
+
+
+def category_counts(batch, exclude) -> dict[str, ValueCounts]:
+    """Value counts of every string, dictionary or bool column of an Arrow batch not in ``exclude``."""
+    import pyarrow as pa
+
+    skip = set(exclude)
+    out = {}
+    for name, arr in zip(batch.schema.names, batch.columns):
+        t = arr.type
+        if name in skip or not (pa.types.is_string(t) or pa.types.is_large_string(t)
+                                or pa.types.is_dictionary(t) or pa.types.is_boolean(t)):
+            continue
+        out[name] = ValueCounts.of(arr)
+    return out
+
+
+def merge_categories(into: dict[str, ValueCounts], other: dict[str, ValueCounts]) -> dict[str, ValueCounts]:
+    """Merge per-column value counts (``category_counts`` results) into ``into``."""
+    for name, vc in other.items():
+        if name in into:
+            into[name].merge(vc)
+        else:
+            into[name] = ValueCounts(dict(vc.counts) if vc.counts is not None else None, vc.nulls)
+    return into
+
+
+def image_profile(store, rows) -> dict[str, Any]:
+    """Per-image brightness (mean pixel, 0..1, over all channels), width, height and
+    aspect (width / height) of the images ``rows`` of an image record store, as
+    :meth:`Moments.as_json` entries with their sketches (stats.json ``profile``)."""
+    import numpy as np
+
+    rows = list(rows)
+    width = np.array([store.width[i] for i in rows], dtype=np.float64)
+    height = np.array([store.height[i] for i in rows], dtype=np.float64)
+    bright = []
+    for i in rows:
+        sums = store.sums(i)
+        if sums is not None and sums.n and sums.s:
+            bright.append(sum(sums.s) / (sums.n * len(sums.s) * sums.scale))
+        elif i in store.fmoments:
+            bright.append(float(np.mean([m.mean for m in store.fmoments[i]])))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aspect = width / height
+    return {"brightness": Moments.of(np.array(bright, dtype=np.float64)).as_json(),
+            "width": Moments.of(width).as_json(), "height": Moments.of(height).as_json(),
+            "aspect": Moments.of(aspect).as_json()}
 
 
 def merge_counts(into: dict, other: dict) -> dict:

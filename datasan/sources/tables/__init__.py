@@ -29,7 +29,7 @@ from datasan.options import ScanOptions
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 from datasan.sources.regular import NotRegularFile
 from datasan.sources.tables import convert, read
-from datasan.stats import Moments, merge_counts
+from datasan.stats import Moments, category_counts, merge_categories, merge_counts
 
 
 # --------------------------------------------------------------------------- pass 1: profile
@@ -543,6 +543,7 @@ class ShardResult:
     moments: dict[str, Moments] = field(default_factory=dict)
     fp16: dict[str, int] = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
+    categories: dict = field(default_factory=dict)  # drift: value counts of string columns
     #: missing cells (null or NaN) per output column over every row read
     missing: dict[str, int] = field(default_factory=dict)
     #: rows that reached the checks (rows read, less ragged or malformed records)
@@ -866,6 +867,7 @@ def scan_shard(task: ShardTask) -> ShardResult:
                     for i in kept_idx:
                         res.labels[tv[i]] = res.labels.get(tv[i], 0) + 1
             kept = typed.filter(pa.array(keep)) if error.any() else typed
+            merge_categories(res.categories, category_counts(kept, [*plan.features, tcol]))  # drift
             if kept.num_rows:
                 full, feat = _row_hashes(kept, tcol)
                 rows_all.append(rows[keep])
@@ -1018,12 +1020,14 @@ class TableKind:
         moments: dict[str, Moments] = {}
         fp16: dict[str, int] = {}
         labels: dict = {}
+        categories: dict = {}
         for r in results:
             fb.merge(r.findings)
             for k, m in r.moments.items():
                 moments.setdefault(k, Moments()).merge(m)
             merge_counts(fp16, r.fp16)
             merge_counts(labels, r.labels)
+            merge_categories(categories, r.categories)  # drift
             if r.error:
                 fb.add(Finding("DS001", f"{src.name} could not be read past row {r.seen}: {_short(r.error)}",
                                source=src.name))
@@ -1062,7 +1066,9 @@ class TableKind:
         else:
             _empty_clean(plan, dest, None, ctx.run_id)
         stats_cols = {k: m.as_json() for k, m in moments.items()}
-        stats = {"tables": {src.name: {"rows": kept, "columns": stats_cols}}}
+        stats = {"tables": {src.name: {"rows": kept, "columns": stats_cols,  # drift: types, categories
+                                       "types": {c: plan.types.get(c, "string") for c in plan.output_columns()},
+                                       "categories": {c: v.as_json() for c, v in sorted(categories.items())}}}}
         if plan.target.task == "classification":
             stats["labels"] = {src.name: {str(k): v for k, v in sorted(labels.items(), key=lambda kv: str(kv[0]))}}
         tp = plan.target
@@ -1079,6 +1085,8 @@ class TableKind:
             "dropped_columns": list(plan.dropped),
             "encoding": plan.encoding if read.is_text_format(plan.fmt) else None,
             "clean_file": f"clean/{clean_rel}",
+            "missing": dict(sorted(missing.items())),  # drift: missing cells per column over rows read
+            "rows_read": sum(r.checked for r in results),
         }
         oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats, clean_files=[clean_rel], report=report)
         # Row findings decided over the whole table (duplicates) are warnings by

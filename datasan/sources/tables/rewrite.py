@@ -46,6 +46,7 @@ class CleanRewriter:
         self.moment_cols = [c for c in features if c in names] + ([target] if numeric else [])
         self.moments = {c: Moments() for c in self.moment_cols}
         self.labels: dict = {}
+        self.categories: dict = {}  # drift: value counts of string columns
         self.tmp = path + ".probe-tmp"
         # _row never repeats: a dictionary for it is wasted work
         dict_cols = [f.name for f in self.schema if not pa.types.is_floating(f.type) and f.name != "_row"]
@@ -80,6 +81,9 @@ class CleanRewriter:
             self.moments[c].merge(m)
         if self.task == "classification" and self.target is not None:
             merge_counts(self.labels, label_counts(batch.column(self.target)))
+        from datasan.stats import category_counts, merge_categories  # drift
+
+        merge_categories(self.categories, category_counts(batch, [*self.moment_cols, self.target, "_row"]))
         self.buf.append(batch)
         self.buffered += batch.num_rows
         if self.buffered >= self.group:
@@ -98,8 +102,10 @@ class CleanRewriter:
         self.writer.close()
         os.replace(self.tmp, self.path)
         oc, name = self.oc, self.oc.source.name
+        prev = oc.stats.get("tables", {}).get(name, {})  # drift: keep "types"
         oc.stats.setdefault("tables", {})[name] = {
-            "rows": oc.kept, "columns": {c: m.as_json() for c, m in self.moments.items()}}
+            **prev, "rows": oc.kept, "columns": {c: m.as_json() for c, m in self.moments.items()},
+            "categories": {c: v.as_json() for c, v in sorted(self.categories.items())}}
         if self.task == "classification":
             oc.stats.setdefault("labels", {})[name] = {
                 str(k): v for k, v in sorted(self.labels.items(), key=lambda kv: str(kv[0]))}
