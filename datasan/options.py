@@ -51,6 +51,15 @@ class Thresholds:
     #: probe (issue 5): a finite loss is extreme when its log is more than this many
     #: robust standard deviations (1.4826 MAD) above the median log-loss
     probe_outlier_k: float = 10.0
+    #: drift against --baseline (see docs/drift.md for how these were chosen): a change is
+    #: a finding when it passes its threshold *and* drift_noise_z standard errors of
+    #: the sampling noise expected for the two scans' sizes
+    drift_js: float = 0.2  # Jensen-Shannon distance (base 2) of a numeric column
+    drift_mean_shift: float = 0.5  # |mean - baseline mean| in baseline standard deviations
+    drift_class_linf: float = 0.05  # L-infinity distance of class (and category) shares
+    drift_missing_rate: float = 0.05  # change in the share of missing cells of a column
+    drift_noise_z: float = 4.0
+    drift_bins: int = 20  # equal-mass bins of the baseline the JS distance is taken over
 
 
 @dataclass

@@ -274,10 +274,14 @@ def _scan(root_arg: str, options: ScanOptions, baseline, staging: str, run_id: s
         "probe": probe_report,
         "internal_errors": internal_errors,
     }
+    stats = merge_stats(outcomes)
+    from datasan.drift import compare_to_baseline  # statistics drift against --baseline
+
+    report["drift"] = compare_to_baseline(options, stats, report, findings)
     return ScanResult(
         findings_table=findings.to_arrow(),
         quarantine_table=quarantine,
-        stats=merge_stats(outcomes),
+        stats=stats,
         report=report,
         index_table=index,
         fail_on=options.fail_on,
