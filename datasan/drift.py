@@ -176,12 +176,13 @@ def numeric_comparisons(section: str, src: str, col: str, base: dict, cur: dict,
                           baseline_std=base["std"]))
     bs, cs = base.get("sketch"), cur.get("sketch")
     if bs and cs and bs.get("scheme") == cs.get("scheme"):
-        p, q = binned(bs["buckets"], cs["buckets"], th.drift_bins)
+        # at least ~5 values of the smaller scan per bin, where the chi-square noise model holds
+        bins = max(2, min(th.drift_bins, min(nb, nc) // 5))
+        p, q = binned(bs["buckets"], cs["buckets"], bins)
         d = js_distance(p, q)
         k = len(p)
         # 8 JSD (nats) / (1/n1 + 1/n2) is about chi-square with k - 1 degrees of freedom
-        q_chi = (k - 1) + z * math.sqrt(2 * (k - 1))
-        noise = math.sqrt(max(q_chi, 0.0) / 8 / math.log(2) * inv)
+        noise = math.sqrt(chi2_quantile(k - 1, z) / 8 / math.log(2) * inv)
         limit = max(th.drift_js, noise)
         out.append(_entry(section, src, col, "js_distance", d, limit=limit, threshold=th.drift_js,
                           drifted=d > limit, bins=k))
@@ -225,6 +226,15 @@ def js_distance(p: list[int], q: list[int]) -> float:
         if qb:
             jsd += 0.5 * qb * math.log2(qb / m)
     return math.sqrt(max(jsd, 0.0))
+
+
+def chi2_quantile(dof: int, z: float) -> float:
+    """The chi-square quantile with ``dof`` degrees of freedom at the normal quantile ``z``
+    (Wilson-Hilferty: close in the tail where mean + z sd is not, for few degrees)."""
+    if dof <= 0:
+        return 0.0
+    a = 2.0 / (9.0 * dof)
+    return dof * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3
 
 
 def _poisson_floor(z: float) -> float:
