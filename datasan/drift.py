@@ -22,6 +22,7 @@ from bisect import bisect_left
 from typing import Any
 
 from datasan.errors import UsageError
+from datasan.stats import sketch_buckets
 
 Entry = dict[str, Any]
 
@@ -178,7 +179,7 @@ def numeric_comparisons(section: str, src: str, col: str, base: dict, cur: dict,
     if bs and cs and bs.get("scheme") == cs.get("scheme"):
         # at least ~5 values of the smaller scan per bin, where the chi-square noise model holds
         bins = max(2, min(th.drift_bins, min(nb, nc) // 5))
-        p, q = binned(bs["buckets"], cs["buckets"], bins)
+        p, q = binned(sketch_buckets(bs), sketch_buckets(cs), bins)
         d = js_distance(p, q)
         k = len(p)
         # 8 JSD (nats) / (1/n1 + 1/n2) is about chi-square with k - 1 degrees of freedom

@@ -30,9 +30,10 @@ class Moments:
     nan: int = 0
     posinf: int = 0
     neginf: int = 0
-    #: distribution sketch of the finite values: log-scale bucket index -> count
-    #: (see :func:`bucket_counts`); None when not tracked (image pixels)
-    sketch: dict[int, int] | None = None
+    #: distribution sketch of the finite values: (raw bucket keys, counts), numpy int64
+    #: arrays sorted by key (see :func:`raw_buckets`; :meth:`buckets` gives the public
+    #: indices); None when not tracked (image pixels)
+    sketch: Any = None
 
     @classmethod
     def of(cls, values, nulls: int = 0, sketch: bool = True) -> "Moments":
@@ -46,7 +47,7 @@ class Moments:
         v = np.asarray(values)
         if v.dtype.kind == "b":
             v = v.astype(np.int8)
-        m = cls(nulls=int(nulls), sketch={} if sketch else None)
+        m = cls(nulls=int(nulls), sketch=raw_buckets(v[:0]) if sketch else None)
         if v.size == 0:
             return m
         lo, hi = v.min(), v.max()  # NaN and inf show up here: no separate isfinite pass when clean
@@ -75,7 +76,7 @@ class Moments:
         m.min = float(lo)
         m.max = float(hi)
         if sketch:
-            m.sketch = bucket_counts(v)
+            m.sketch = raw_buckets(v)
         return m
 
     def merge(self, other: "Moments") -> "Moments":
@@ -106,11 +107,15 @@ class Moments:
         if other.sketch is None and other.count == 0:
             return
         if self.sketch is None and self.count == 0:
-            self.sketch = dict(other.sketch) if other.sketch is not None else None
+            self.sketch = other.sketch  # arrays are never changed in place: sharing is safe
         elif self.sketch is None or other.sketch is None:
             self.sketch = None
         else:
-            merge_counts(self.sketch, other.sketch)
+            self.sketch = _merge_raw(self.sketch, other.sketch)
+
+    def buckets(self) -> dict[int, int] | None:
+        """The sketch as {bucket index: count} (see :func:`bucket_counts`); None when untracked."""
+        return None if self.sketch is None else _public(*self.sketch)
 
     @property
     def std(self) -> float:
@@ -130,7 +135,7 @@ class Moments:
             "std": None if empty else self.std,
             "min": None if empty else self.min,
             "max": None if empty else self.max,
-            **({"sketch": sketch_json(self.sketch)} if self.sketch is not None else {}),
+            **({"sketch": sketch_json(self.buckets())} if self.sketch is not None else {}),
         }
 
 
@@ -152,39 +157,93 @@ class ChannelMoments:
 
 
 #: the sketch's scheme, recorded beside its buckets in stats.json
-SKETCH_SCHEME = "float64-log2-m5"
-#: float64 bits below the 11 exponent bits and the top 5 mantissa bits: 32 buckets per
-#: power of two, so a bucket spans at most 1/32 of its lower edge (3.1 %)
-SKETCH_SHIFT = 47
-_SIGNED_OFFSET = 1 << (63 - SKETCH_SHIFT)
+SKETCH_SCHEME = "float64-log2-m4-n128"
+#: float64 bits below the 11 exponent bits and the top 4 mantissa bits: 16 buckets per
+#: power of two, so a bucket spans at most 1/16 of its lower edge (6.25 %)
+SKETCH_SHIFT = 48
+#: buckets kept per sign (8 powers of two): the smallest magnitudes of a wider column are
+#: collapsed into its lowest kept bucket (zero aside), as DDSketch's collapsing store does
+SKETCH_BUCKETS = 128
 
 
 def bucket_counts(values) -> dict[int, int]:
     """Counts of finite ``values`` per log-scale bucket index.
 
-    The index of x is ``a = bits(|x|) >> 47`` (the float64 exponent and the top 5
-    mantissa bits), negated for negative x; 0 holds zero (and |x| < 2**-1021).
+    The index of x is ``a = bits(|x|) >> 48`` (the float64 exponent and the top 4
+    mantissa bits), negated for negative x; 0 holds zero (and |x| < 2**-1018).
+    Per sign the 128 largest magnitudes are kept; smaller ones (zero aside) are
+    counted in the lowest kept bucket.
     Buckets are fixed in advance, like HdrHistogram's or DDSketch's, so counts
     from any pieces of a column add up to exactly the counts of the whole.
     """
+    return _public(*raw_buckets(values))
+
+
+def raw_buckets(values):
+    """(keys, counts) of finite ``values``: sorted int64 arrays, a key being ``2 a + sign``
+    (a: the bucket of |x|, sign: 1 for x < 0).  Keeping both signs of a magnitude side by
+    side keeps the keys of a column in one short range: one compact bincount per batch."""
     import numpy as np
 
     f = np.asarray(values).astype(np.float64, copy=False)
     if f.size == 0:
-        return {}
-    # arithmetic shift of the signed bit pattern: x >= 0 -> a, x < 0 -> a - 2**16
-    k = f.view(np.int64) >> SKETCH_SHIFT
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    b = f.view(np.int64)
+    k = b >> (SKETCH_SHIFT - 1)  # a and one more mantissa bit; the sign smeared above them
+    k &= (1 << (64 - SKETCH_SHIFT)) - 2  # 2 a: the extra bit and the sign's copies cleared
+    k += b < 0
     base = int(k.min())
     k -= base
     counts = np.bincount(k)
     keys = np.flatnonzero(counts)
-    n = counts[keys]
-    keys += base
-    neg = keys < 0
-    keys[neg] = -(keys[neg] + _SIGNED_OFFSET)
+    return _collapse(keys + base, counts[keys].astype(np.int64, copy=False))
+
+
+def _collapse(keys, counts):
+    """Keep the SKETCH_BUCKETS largest magnitudes of each sign; add the smaller ones (zero
+    aside) into the smallest kept.  Exact in any merge order: a bucket collapsed in a piece
+    is below that piece's top SKETCH_BUCKETS, hence below the whole's."""
+    import numpy as np
+
+    if keys.size <= SKETCH_BUCKETS:
+        return keys, counts
+    groups = []
+    for sign in (0, 1):
+        m = ((keys & 1) == sign) & (keys > 1)  # keys 0 and 1: the zero bucket, never collapsed
+        kg, cg = keys[m], counts[m]
+        if kg.size > SKETCH_BUCKETS:
+            low = cg[:-SKETCH_BUCKETS].sum()
+            kg, cg = kg[-SKETCH_BUCKETS:], cg[-SKETCH_BUCKETS:].copy()
+            cg[0] += low
+        groups.append((kg, cg))
+    zero = keys <= 1
+    keys = np.concatenate([keys[zero], groups[0][0], groups[1][0]])
+    counts = np.concatenate([counts[zero], groups[0][1], groups[1][1]])
+    order = np.argsort(keys, kind="stable")
+    return keys[order], counts[order]
+
+
+def _merge_raw(a, b):
+    """The sum of two raw sketches (sorted keys, counts)."""
+    import numpy as np
+
+    keys = np.concatenate([a[0], b[0]])
+    counts = np.concatenate([a[1], b[1]])
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return _collapse(keys[first], np.add.reduceat(counts, first) if keys.size else counts)
+
+
+def _public(keys, counts) -> dict[int, int]:
+    """{signed bucket index: count} of a raw sketch; +0.0 and -0.0 share index 0."""
+    import numpy as np
+
+    a = keys >> 1
+    idx = np.where(keys & 1, -a, a)
     out: dict[int, int] = {}
-    for key, c in zip(keys.tolist(), n.tolist()):
-        out[key] = out.get(key, 0) + c  # +0.0 and -0.0 share bucket 0
+    for i, c in zip(idx.tolist(), counts.tolist()):
+        out[i] = out.get(i, 0) + c
     return out
 
 
@@ -199,8 +258,15 @@ def bucket_bounds(index: int) -> tuple[float, float]:
 
 
 def sketch_json(sketch: dict[int, int]) -> dict[str, Any]:
-    """The stats.json form of a sketch: its scheme and [index, count] pairs sorted by index."""
-    return {"scheme": SKETCH_SCHEME, "buckets": [[k, sketch[k]] for k in sorted(sketch)]}
+    """The stats.json form of a sketch: its scheme, the bucket indices in increasing order
+    and their counts (two flat lists: a third of the size of [index, count] pairs, indented)."""
+    keys = sorted(sketch)
+    return {"scheme": SKETCH_SCHEME, "index": keys, "count": [sketch[k] for k in keys]}
+
+
+def sketch_buckets(entry: dict[str, Any]) -> list[tuple[int, int]]:
+    """The (index, count) pairs of a stats.json sketch entry."""
+    return list(zip(entry["index"], entry["count"]))
 
 
 #: distinct values counted per categorical column; a column with more is only
