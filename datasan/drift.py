@@ -128,7 +128,8 @@ def _entry(section: str, source: str, column: str | None, metric: str, value: An
     e = {"section": section, "source": source, "column": column, "metric": metric, "value": value}
     e.update(extra)
     e.setdefault("drifted", False)
-    return e
+    # report.json is strict JSON: a mean that overflowed to inf is reported as null
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in e.items()}
 
 
 def table_comparisons(src: str, base: dict, cur: dict, th, skip: str | None = None) -> list[Entry]:
@@ -166,7 +167,9 @@ def numeric_comparisons(section: str, src: str, col: str, base: dict, cur: dict,
     out = []
     mb, mc = base["mean"], cur["mean"]
     scale = base["std"] or cur["std"]
-    if scale:
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (mb, mc, scale)):
+        pass  # moments overflowed (|x| near 1e308): no mean shift to speak of; the sketch still compares
+    elif scale:
         shift = abs(mc - mb) / scale
         limit = max(th.drift_mean_shift, z * math.sqrt(inv))
         out.append(_entry(section, src, col, "mean_shift", shift, limit=limit, threshold=th.drift_mean_shift,

@@ -201,6 +201,18 @@ def test_sources_and_images(tmp_path):
     assert {col for _, col in drift_codes(res)} == {"width", "height"}
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_overflowed_moments_are_not_compared_and_stay_strict_json():
+    from datasan.drift import numeric_comparisons
+    from datasan.options import Thresholds
+
+    big = Moments.of(np.array([1.7e308, 1.7e308, 1e308])).as_json()  # the sum overflows: mean inf
+    assert big["mean"] == float("inf")
+    out = numeric_comparisons("tables", "t.csv", "x", big, big, Thresholds())
+    assert [(e["metric"], e["value"], e["drifted"]) for e in out] == [("js_distance", 0.0, False)]
+    json.dumps(out, allow_nan=False)
+
+
 def test_bare_findings_baseline_compares_findings_only(tmp_path, base):
     import shutil
 
