@@ -230,6 +230,18 @@ class Thresholds:
                                    "image is a decompression bomb (DS202); Pillow's MAX_IMAGE_PIXELS")
     probe_outlier_k: float = option(10.0, doc="a finite loss is extreme (DS405) when its log is more than this "
                                     "many robust standard deviations (1.4826 MAD) above the median log-loss")
+    drift_js: float = option(0.2, doc="drift against `--baseline`: Jensen-Shannon distance (base 2) of a numeric "
+                             "column above which it drifted (DS501); see docs/drift.md for how the drift "
+                             "defaults were chosen")
+    drift_mean_shift: float = option(0.5, doc="a column's mean moved by more than this many baseline standard "
+                                     "deviations (DS502)")
+    drift_class_linf: float = option(0.05, doc="L-infinity distance of class (and category) shares above which "
+                                     "they drifted")
+    drift_missing_rate: float = option(0.05, doc="change in a column's share of missing cells above which it "
+                                       "drifted")
+    drift_noise_z: float = option(4.0, doc="a change is drift only when it also passes this many standard errors "
+                                  "of the sampling noise expected for the two scans' sizes")
+    drift_bins: int = option(20, doc="equal-mass bins of the baseline the Jensen-Shannon distance is taken over")
 
 
 @dataclass
@@ -293,7 +305,8 @@ class ScanOptions:
         flag=Flag(("--baseline",), "A previous findings.parquet (or its report.json / output folder): only "
                   "findings not in it fail the gate.", metavar="FILE",
                   doc="a previous `findings.parquet` (or its `report.json` / output folder): only new findings "
-                  "fail the gate"))
+                  "fail the gate; given an output folder, its statistics are compared too "
+                  "([drift](#drift-against-a-baseline-scan), DS501-DS514)"))
     max_quarantine_fraction: float | None = option(
         None, check=_fraction, doc="the gate fails only when more than this share of some source's samples "
         "is quarantined (errors that quarantine a sample then no longer fail it by themselves)",

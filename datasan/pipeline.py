@@ -221,10 +221,14 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
         probe=probe_report,
         internal_errors=internal_errors,
     )
+    stats = merge_stats(outcomes)
+    from datasan.drift import compare_to_baseline  # statistics drift against --baseline
+
+    summary.drift = compare_to_baseline(options, stats, {"sources": summary.sources}, findings)
     return ScanResult(
         findings_table=findings.to_arrow(),
         quarantine_table=quarantine,
-        stats=merge_stats(outcomes),
+        stats=stats,
         summary=summary,
         index_table=index,
         fail_on=options.fail_on,

@@ -44,13 +44,15 @@ class Report:
     sources: list[dict[str, Any]]
     probe: dict[str, Any]
     internal_errors: list[dict[str, str]]
+    #: the comparison with ``--baseline``'s statistics (docs/drift.md); {"compared": false, ...} without one
+    drift: dict[str, Any] = field(default_factory=dict)
     #: the output folder it was last written to (absolute), None before
     out: str | None = None
     #: keys of a loaded report.json this version does not know, kept as they were
     extra: dict[str, Any] = field(default_factory=dict)
 
     _KEYS = ("datasan_version", "run_id", "path", "started", "seconds", "options", "files", "samples", "kept",
-             "quarantined", "sources", "probe", "internal_errors")
+             "quarantined", "sources", "probe", "internal_errors", "drift")
     _DERIVED = ("findings", "gate", "passed", "out")
 
     def to_dict(self, findings: dict[str, Any], verdict: "GateVerdict") -> dict[str, Any]:
@@ -67,7 +69,7 @@ class Report:
         """The facts of a report.json document (its derived keys are recomputed by the result)."""
         defaults = {"datasan_version": "", "run_id": "", "path": "", "started": "", "seconds": 0.0, "options": {},
                     "files": 0, "samples": 0, "kept": 0, "quarantined": 0, "sources": [], "probe": {},
-                    "internal_errors": []}
+                    "internal_errors": [], "drift": {}}
         known = {k: doc.get(k, defaults[k]) for k in cls._KEYS}
         extra = {k: v for k, v in doc.items() if k not in cls._KEYS and k not in cls._DERIVED}
         return cls(**known, out=doc.get("out"), extra=extra)

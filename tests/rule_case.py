@@ -15,12 +15,15 @@ class Case:
     """A rule's positive builder (the rule fires) and negative builder (it does not).
 
     ``options`` are keyword options of :func:`datasan.scan` for both scans
-    (e.g. ``{"probe": True}`` for the probe's rules).
+    (e.g. ``{"probe": True}`` for the probe's rules).  ``baseline`` builds the
+    data of a baseline scan: when given, it is scanned first (same options) and
+    both scans run with ``baseline=`` its output folder (the drift rules).
     """
 
     positive: Builder
     negative: Builder
     options: dict[str, Any] = field(default_factory=dict)
+    baseline: Builder | None = None
 
 
 def write(path: Path, text: str | bytes) -> Path:

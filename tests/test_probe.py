@@ -77,6 +77,7 @@ def test_probe_finds_rows_static_checks_keep_and_rewrites_clean_file_and_stats(t
         got = stats["columns"][name]
         assert got["count"] == want["count"] == 398
         assert got["min"] == want["min"] and got["max"] == want["max"]
+        assert got["sketch"] == want["sketch"]  # recomputed over the rows the probe kept
         assert got["mean"] == pytest.approx(want["mean"], rel=1e-12, abs=1e-15)
         assert got["std"] == pytest.approx(want["std"], rel=1e-12)
     rep = res.report

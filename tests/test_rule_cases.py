@@ -41,12 +41,22 @@ def codes_of(path: Path, out: Path, options: dict) -> list[str]:
     return result.findings_table.column("code").to_pylist()
 
 
+def options_of(case: Case, tmp_path: Path) -> dict:
+    """The case's options, with ``baseline`` = the output folder of its baseline scan, if any."""
+    if case.baseline is None:
+        return case.options
+    root = tmp_path / "baseline"
+    root.mkdir()
+    codes_of(case.baseline(root), tmp_path / "baseline-out", case.options)
+    return {**case.options, "baseline": str(tmp_path / "baseline-out")}
+
+
 @pytest.mark.parametrize("code", sorted(CASES))
 def test_positive_case_finds_the_rule(code, tmp_path):
     case = CASES[code]
     root = tmp_path / "positive"
     root.mkdir()
-    found = codes_of(case.positive(root), tmp_path / "out", case.options)
+    found = codes_of(case.positive(root), tmp_path / "out", options_of(case, tmp_path))
     assert code in found, found
 
 
@@ -55,7 +65,7 @@ def test_negative_case_does_not(code, tmp_path):
     case = CASES[code]
     root = tmp_path / "negative"
     root.mkdir()
-    found = codes_of(case.negative(root), tmp_path / "out", case.options)
+    found = codes_of(case.negative(root), tmp_path / "out", options_of(case, tmp_path))
     assert code not in found, found
 
 

@@ -21,4 +21,5 @@ FAMILIES: tuple[str, ...] = (
     "datasan.checks.images",  # DS2xx images, DS301-DS307 image labels
     "datasan.checks.boxes",  # DS320-DS339: COCO and YOLO boxes
     "datasan.checks.probe",  # DS4xx: the probe network
+    "datasan.checks.drift",  # DS501-DS519: drift against a baseline scan's statistics
 )

@@ -248,10 +248,12 @@ def recompute_stats(outcome: SourceOutcome, ctx: ScanContext | None = None) -> N
     by_scale: dict[int, PixelSums] = {}
     floats: list[list] = []
     count = 0
+    counted = []  # drift: the images the profile describes
     for i in (outcome.source.meta.get("kept_rows") or ()):
         if st.samples[i] not in remaining or not st.measured(i):
             continue
         count += 1
+        counted.append(i)
         sums = st.sums(i)
         if sums is not None:
             acc = by_scale.get(sums.scale)
@@ -268,6 +270,9 @@ def recompute_stats(outcome: SourceOutcome, ctx: ScanContext | None = None) -> N
     entry: dict[str, Any] = {"count": count, "channels": len(total.channels) or None,
                              "mean": [m.mean for m in total.channels] if count else [],
                              "std": [m.std for m in total.channels] if count else []}
+    from datasan.stats import image_profile  # drift: brightness / size / aspect
+
+    entry["profile"] = image_profile(st, counted)
     stats: dict[str, Any] = {"images": {name: entry}}
     layout = outcome.source.meta["set"].layout
     if layout in ("table", "folders", "split-folders"):

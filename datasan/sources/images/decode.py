@@ -148,7 +148,7 @@ def _measure(im, form: str, rec: ImageRecord) -> bool:
     if mode == "F" or mode in SIXTEEN_BIT:
         arr = np.asarray(im)
         if mode == "F":
-            m = Moments.of(arr.astype(np.float64, copy=False).ravel())
+            m = Moments.of(arr.astype(np.float64, copy=False).ravel(), sketch=False)  # no drift sketch of pixels
             rec.fmoments = [m] * (3 if form == "RGB" else 1)
             constant = m.count > 0 and m.min == m.max
         else:

@@ -140,8 +140,9 @@ def _finish(src: Source, planned: _Planned, results: list[ShardResult], ctx: Sca
         fb.add(file_rules.shortened_clean_name(src.name, clean_rel))
     dest = os.path.join(ctx.staging, "clean", clean_rel)
     _place_clean(plan, results, dest, ctx.run_id)
-    oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats.stats_json(src.name, kept), clean_files=[clean_rel],
-                       report=_report(plan, stats.labels, sparse, clean_rel))
+    types = {c: plan.types.get(c, "string") for c in plan.output_columns()}
+    oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats.stats_json(src.name, kept, types),
+                       clean_files=[clean_rel], report=_report(plan, stats.labels, sparse, clean_rel, results))
     _drop_late_errors(oc, plan, results, dest, ctx)
     return oc
 
@@ -184,8 +185,13 @@ def _place_clean(plan: TablePlan, results: list[ShardResult], dest: str, run_id:
         empty_clean(plan.output_columns(), plan.types, dest, run_id)
 
 
-def _report(plan: TablePlan, labels: dict, sparse: dict[str, float], clean_rel: str) -> dict:
-    """The table's facts for report.json."""
+def _report(plan: TablePlan, labels: dict, sparse: dict[str, float], clean_rel: str,
+            results: list[ShardResult]) -> dict:
+    """The table's facts for report.json (``missing``: missing cells per column over every row
+    read, before the quarantine, for the drift comparison's missing rate)."""
+    missing: dict[str, int] = {}
+    for r in results:
+        merge_counts(missing, r.missing)
     tp = plan.target
     if tp.num_classes is not None:
         num_classes = tp.num_classes
@@ -204,6 +210,8 @@ def _report(plan: TablePlan, labels: dict, sparse: dict[str, float], clean_rel: 
         "dropped_columns": list(plan.dropped),
         "encoding": plan.encoding if read.is_text_format(plan.fmt) else None,
         "clean_file": f"clean/{clean_rel}",
+        "missing": dict(sorted(missing.items())),
+        "rows_read": sum(r.checked for r in results),
     }
 
 

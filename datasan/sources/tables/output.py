@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from datasan.checks.tables.values import FLOAT16_MAX
-from datasan.stats import Moments, merge_counts
+from datasan.stats import Moments, category_counts, merge_categories, merge_counts
 
 #: the longest file name most file systems take, in bytes
 NAME_MAX = 255
@@ -126,9 +126,12 @@ class KeptStats:
         self.moments: dict[str, Moments] = {}
         self.fp16: dict[str, int] = {}
         self.labels: dict = {}
+        #: value counts of the string / bool columns (drift compares them with a baseline)
+        self.categories: dict = {}
 
     def add(self, batch) -> None:
         """Add the rows of one batch (a RecordBatch or Table holding the columns)."""
+        merge_categories(self.categories, category_counts(batch, [*self.features, self.target, "_row"]))
         for name in self.features:
             values, nulls = float_values(batch.column(name))
             self._add_moments(name, values, nulls, is_feature=True)
@@ -158,12 +161,17 @@ class KeptStats:
             self.moments.setdefault(k, Moments()).merge(m)
         merge_counts(self.fp16, other.fp16)
         merge_counts(self.labels, other.labels)
+        merge_categories(self.categories, other.categories)
         return self
 
-    def stats_json(self, source: str, rows: int) -> dict[str, Any]:
-        """The source's fragment of stats.json: ``tables`` (and ``labels`` for classification)."""
-        out: dict[str, Any] = {"tables": {source: {
-            "rows": rows, "columns": {k: m.as_json() for k, m in self.moments.items()}}}}
+    def stats_json(self, source: str, rows: int, types: dict[str, str] | None = None) -> dict[str, Any]:
+        """The source's fragment of stats.json: ``tables`` (and ``labels`` for classification);
+        ``types`` (every output column's type) is kept when given."""
+        entry: dict[str, Any] = {"rows": rows, "columns": {k: m.as_json() for k, m in self.moments.items()}}
+        if types is not None:
+            entry["types"] = types
+        entry["categories"] = {c: v.as_json() for c, v in sorted(self.categories.items())}
+        out: dict[str, Any] = {"tables": {source: entry}}
         if self.classify:
             out["labels"] = {source: {str(k): v for k, v in sorted(self.labels.items(), key=lambda kv: str(kv[0]))}}
         return out

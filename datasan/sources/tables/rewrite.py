@@ -55,7 +55,8 @@ class CleanRewriter:
         self.writer.close()
         os.replace(self.tmp, self.path)
         oc = self.oc
-        for part, by_source in self.stats.stats_json(oc.source.name, oc.kept).items():
+        types = oc.stats.get("tables", {}).get(oc.source.name, {}).get("types")  # the columns stay as they were
+        for part, by_source in self.stats.stats_json(oc.source.name, oc.kept, types).items():
             oc.stats.setdefault(part, {}).update(by_source)
 
     def abort(self) -> None:
