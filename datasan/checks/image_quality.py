@@ -22,7 +22,8 @@ BLURRY_IMAGE = Rule(
     "An image is blurred: the variance of its Laplacian is below thresholds.min_blur.",
     what="The variance of the 4-neighbour Laplacian of the image in gray, reduced to at most "
     "256 pixels on its longer side (so images of any size compare), against "
-    "thresholds.min_blur (default 3.5; 0 turns the check off). The score is index.parquet's `blur`.",
+    "thresholds.min_blur (default 3.5; 0 turns the check off). Dark and overexposed images "
+    "(DS215, DS216) are not reported again as blurry. The score is index.parquet's `blur`.",
     why="Out-of-focus or motion-blurred frames carry little of what the label names and "
     "teach the model that blur belongs to the class.",
     fix="Drop or recapture the image; if blur is expected at inference, keep it on purpose "
@@ -53,8 +54,8 @@ LOW_INFORMATION_IMAGE = Rule(
     "DS217", "low-information-image", "warning",
     "An image holds little information: the entropy of its gray histogram is very low.",
     what="The Shannon entropy (bits, 0..8) of the gray-level histogram below "
-    "thresholds.min_entropy (default 3.0; 0 turns it off). Constant images are DS204 and dark or "
-    "overexposed ones DS215 / DS216 instead. "
+    "thresholds.min_entropy (default 3.0; 0 turns it off). Constant images are DS204, and dark, "
+    "overexposed or blurry ones DS215, DS216 or DS214 instead. "
     "The score is index.parquet's `entropy`.",
     why="Near-blank frames, placeholder graphics and scanner-bed images teach nothing and "
     "often stand in for a failed capture.",
@@ -87,21 +88,21 @@ def quality_findings(sample: str, facts: "Perceptual", limits: QualityLimits) ->
     """DS214-DS218 for one (non-constant) image's perceptual facts."""
     s, f, lim = sample, facts, limits
     found = []
-    if f.blur < lim.min_blur:
-        found.append(Finding(BLURRY_IMAGE.code, f"{s}: variance of the Laplacian {f.blur:.1f}, below "
-                             f"{lim.min_blur:g} (blurred).", sample=s, source=s))
     if f.p95 < lim.dark_p95:
         found.append(Finding(DARK_IMAGE.code, f"{s}: 95% of its pixels are at or below luminance {f.p95} "
                              f"(under {lim.dark_p95}: dark).", sample=s, source=s))
-    if f.p5 > lim.bright_p5:
+    elif f.p5 > lim.bright_p5:
         found.append(Finding(OVEREXPOSED_IMAGE.code, f"{s}: 95% of its pixels are at or above luminance {f.p5} "
                              f"(over {lim.bright_p5}: overexposed).", sample=s, source=s))
-    exposure = bool(found) and found[-1].code in (DARK_IMAGE.code, OVEREXPOSED_IMAGE.code)
-    # a dark or washed-out frame has a narrow histogram by nature: one finding, the cause
-    if f.entropy < lim.min_entropy and not exposure:
+    # a dark or washed-out frame has little contrast and a narrow histogram by nature:
+    # one finding, the cause, not three
+    if not found and f.blur < lim.min_blur:
+        found.append(Finding(BLURRY_IMAGE.code, f"{s}: variance of the Laplacian {f.blur:.1f}, below "
+                             f"{lim.min_blur:g} (blurred).", sample=s, source=s))
+    if not found and f.entropy < lim.min_entropy:
         found.append(Finding(LOW_INFORMATION_IMAGE.code, f"{s}: entropy {f.entropy:.2f} bits, below "
                              f"{lim.min_entropy:g} (little information).", sample=s, source=s))
     if f.gray_rgb:
-        found.append(Finding(GRAYSCALE_STORED_AS_RGB.code, f"{s} is RGB but R = G = B in every pixel (a gray picture).",
-                             sample=s, source=s))
+        found.append(Finding(GRAYSCALE_STORED_AS_RGB.code, f"{s} is RGB but R = G = B in every pixel (a gray "
+                             "picture).", sample=s, source=s))
     return found
