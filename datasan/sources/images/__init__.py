@@ -220,10 +220,18 @@ def _identity_keys(st, ok: list[int], ctx: ScanContext) -> dict[int, bytes]:
     from datasan.discover import path_of
     from datasan.sources.images.perceptual import pixel_digest
 
+    import numpy as np
+
+    rows = np.asarray([i for i in ok if st.perceived[i]], dtype=np.int64)
+    if len(rows) < 2:
+        return {}
+    # equal hashes first, in numpy (no Python object per image); the full key only for those
+    mixed = np.frombuffer(st.phash, np.uint64)[rows] ^ (np.frombuffer(st.dhash, np.uint64)[rows]
+                                                         * np.uint64(0x9E3779B97F4A7C15))
+    _, inverse, counts = np.unique(mixed, return_inverse=True, return_counts=True)
     groups: dict[tuple, list[int]] = {}
-    for i in ok:
-        if st.perceived[i]:
-            groups.setdefault(_candidate_key(st, i), []).append(i)
+    for i in rows[counts[inverse] > 1].tolist():
+        groups.setdefault(_candidate_key(st, i), []).append(i)
     keys: dict[int, bytes] = {}
     for members in groups.values():
         if len(members) < 2 or len({st.digest(i) for i in members}) < 2:

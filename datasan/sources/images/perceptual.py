@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 #: longer side of the gray working copy for the sharpness and the hashes: the
 #: Laplacian variance is measured at one scale, so images of any size compare
+#: (128 would cost a fifth, but a Gaussian blur of radius 5 then scores like sharp
+#: smooth photos: measured in bench/image_thresholds.py)
 WORK_SIDE = 256
 #: modes whose pixels Pillow converts to 8-bit gray without losing range
 EIGHT_BIT = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
@@ -85,9 +87,9 @@ def phash_of(small32) -> int:
 
     global _DCT32
     if _DCT32 is None:
-        _DCT32 = _dct_matrix(32)
+        _DCT32 = np.ascontiguousarray(_dct_matrix(32)[:8])  # only the 8 lowest frequencies are kept
     a = np.asarray(small32, dtype=np.float64)
-    low = (_DCT32 @ a @ _DCT32.T)[:8, :8]
+    low = _DCT32 @ a @ _DCT32.T
     return _bits(low > np.median(low))
 
 
@@ -112,13 +114,15 @@ def laplacian_variance(gray) -> float:
     a = np.asarray(gray, dtype=np.int16)
     if a.shape[0] < 3 or a.shape[1] < 3:
         return 0.0
-    lap = (a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4 * a[1:-1, 1:-1]).ravel()
-    # int16 holds +-1020: exact integer sums, twice as fast as var(), and no BLAS call
-    # (a threaded dot product stalls on a busy machine)
-    v = lap.astype(np.int32)
-    n = v.size
-    s = int(v.sum(dtype=np.int64))
-    q = int(np.square(v).sum(dtype=np.int64))
+    # in place in int16 (the Laplacian lies in +-1020) and exact integer sums: no float
+    # temporaries and no BLAS call (a threaded dot product stalls on a busy machine)
+    lap = a[1:-1, :-2] + a[1:-1, 2:]
+    lap += a[:-2, 1:-1]
+    lap += a[2:, 1:-1]
+    lap -= a[1:-1, 1:-1] * np.int16(4)
+    n = lap.size
+    s = int(lap.sum(dtype=np.int64))
+    q = int(np.einsum("ij,ij->", lap, lap, dtype=np.int64))
     return (n * q - s * s) / (n * n)
 
 
@@ -144,6 +148,21 @@ def _channels_equal(im) -> bool:
     return ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(g, b).getbbox() is None
 
 
+def _working_copy(gray):
+    """``gray`` box-reduced to at most WORK_SIDE pixels on its longer side: Pillow's integer
+    ``reduce`` first (4x cheaper than a general resize), a box resize for the rest."""
+    from PIL import Image
+
+    w, h = gray.size
+    k = max(w, h) // WORK_SIDE
+    work = gray.reduce(k) if k > 1 else gray
+    w, h = work.size
+    if max(w, h) > WORK_SIDE:
+        scale = WORK_SIDE / max(w, h)
+        work = work.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
+    return work
+
+
 def perceptual(im, rgb_hist=None) -> Perceptual | None:
     """The perceptual facts of a loaded Pillow image, or None for 16-bit and float images.
 
@@ -156,12 +175,7 @@ def perceptual(im, rgb_hist=None) -> Perceptual | None:
         return None
     gray = im if im.mode == "L" else im.convert("L")
     p5, p50, p95, entropy = percentiles_and_entropy(gray.histogram())
-    w, h = gray.size
-    scale = WORK_SIDE / max(w, h)
-    work = gray
-    if scale < 1:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        work = gray.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+    work = _working_copy(gray)
     # a box-filtered 64 x 64 first: Lanczos from the full working copy costs 3x more
     # and the hashes only look at the lowest frequencies
     base = work.resize((64, 64), Image.Resampling.BOX) if min(work.size) > 64 else work
