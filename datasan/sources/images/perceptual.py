@@ -89,7 +89,9 @@ def phash_of(small32) -> int:
     if _DCT32 is None:
         _DCT32 = np.ascontiguousarray(_dct_matrix(32)[:8])  # only the 8 lowest frequencies are kept
     a = np.asarray(small32, dtype=np.float64)
-    low = _DCT32 @ a @ _DCT32.T
+    # einsum, not @: a matrix product goes to the threaded BLAS, whose threads compete
+    # with the other workers (the table checks avoid np.dot for the same reason)
+    low = np.einsum("kj,lj->kl", np.einsum("ki,ij->kj", _DCT32, a), _DCT32)
     return _bits(low > np.median(low))
 
 
