@@ -198,21 +198,23 @@ def quality_set(root):
     g = crop(5).mean(axis=2).astype(np.uint8)
     save(root, "p/gray.png", np.ascontiguousarray(np.stack([g, g, g], axis=2)))
     save(root, "p/blank.png", np.zeros((32, 32, 3), np.uint8))  # constant: DS204 only
+    save(root, "p/icon.png", np.full((4, 4, 3), 7, np.uint8) + np.eye(4, dtype=np.uint8)[:, :, None])  # DS205 only
     return root
 
 
 def test_quality_warnings_one_per_defect(tmp_path):
     res = run(quality_set(tmp_path))
     got = sorted((f["code"], f["sample"]) for f in res.findings_table.to_pylist())
-    assert got == [("DS204", "p/blank.png"), ("DS214", "p/blurred.png"), ("DS215", "p/dark.png"),
-                   ("DS216", "p/bright.png"), ("DS217", "p/levels.png"), ("DS218", "p/gray.png")]
-    assert res.report["kept"] == 7  # warnings quarantine nothing
+    assert got == [("DS204", "p/blank.png"), ("DS205", "p/icon.png"), ("DS214", "p/blurred.png"),
+                   ("DS215", "p/dark.png"), ("DS216", "p/bright.png"), ("DS217", "p/levels.png"),
+                   ("DS218", "p/gray.png")]
+    assert res.report["kept"] == 8  # warnings quarantine nothing
 
 
 def test_quality_checks_turn_off_at_their_neutral_limits(tmp_path):
     off = Thresholds(min_blur=0, dark_p95=0, bright_p5=255, min_entropy=0)
     res = run(quality_set(tmp_path), thresholds=off)
-    assert sorted({f["code"] for f in res.findings_table.to_pylist()}) == ["DS204", "DS218"]
+    assert sorted({f["code"] for f in res.findings_table.to_pylist()}) == ["DS204", "DS205", "DS218"]
 
 
 def test_index_carries_the_scores(tmp_path):

@@ -269,7 +269,8 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
     if task.checks:
         rec.findings.extend(checks.pixel_findings(checks.PixelFacts(rel, w, h, constant), task.min_side,
                                                   task.max_aspect))
-        if rec.perceptual is not None and not constant:  # a constant image is DS204 and nothing more
+        # a constant (DS204) or tiny (DS205) image has no texture to judge: one finding, the cause
+        if rec.perceptual is not None and not constant and min(w, h) >= task.min_side:
             rec.findings.extend(quality_findings(rel, rec.perceptual, task.quality))
     return rec
 
