@@ -129,6 +129,13 @@ def _at_least(low: int, hint: str = "") -> Callable[[str, Any], Any]:
     return check
 
 
+def _near_bits(key: str, value: int) -> int:
+    # 32 bits and more would make every pair a candidate of the band join
+    if not -1 <= value <= 31:
+        raise ValueError(f"{key} must lie in -1..31 (-1: off), not {value!r}")
+    return value
+
+
 def _seconds(key: str, value: float) -> float:
     if not value >= 0:
         raise ValueError(f"{key} must be a number of seconds >= 0 (0: no limit), not {value!r}")
@@ -170,12 +177,16 @@ def _thresholds(key: str, value: Any) -> dict[str, Any]:
     if isinstance(value, Thresholds):
         value = dataclasses.asdict(value)
     hints = _hints(Thresholds)
+    fields = {f.name: f for f in dataclasses.fields(Thresholds)}
     out = {}
     for k, v in value.items():
         if k not in hints:
             raise ValueError(f"unknown key {key}.{k} (known: {', '.join(sorted(hints))})")
         want = accepted_types(hints[k])
         check_type(f"{key}.{k}", v, want)
+        m = meta_of(fields[k])
+        if m is not None and m.check:
+            v = m.check(f"{key}.{k}", v)
         out[k] = float(v) if float in want else v
     return out
 
@@ -223,6 +234,17 @@ class Thresholds:
     min_image_side: int = option(8, doc="images with a side under this many pixels are tiny (DS205)")
     max_aspect: float = option(10.0, doc="images whose longer side is more than this many times the shorter "
                                "are extreme (DS206)")
+    near_duplicate_bits: int = option(6, check=_near_bits,
+                                      doc="two images whose pHash and dHash both differ in at most this many "
+                                      "bits (of 64) are near duplicates (DS211-DS213); -1 turns it off")
+    min_blur: float = option(3.5, doc="images whose variance of the Laplacian (gray, at most 256 px) is below "
+                             "this are blurry (DS214); 0 turns it off")
+    dark_p95: int = option(30, doc="images whose 95th luminance percentile (0..255) is below this are dark "
+                           "(DS215); 0 turns it off")
+    bright_p5: int = option(225, doc="images whose 5th luminance percentile (0..255) is above this are "
+                            "overexposed (DS216); 255 turns it off")
+    min_entropy: float = option(3.0, doc="images whose gray-histogram entropy (bits, 0..8) is below this hold "
+                                "little information (DS217); 0 turns it off")
     box_tolerance: float = option(0.01, doc="a box may pass the image border by this fraction of the image side "
                                   "(at least 1 px for COCO) before it is outside (DS325)")
     min_box_px: float = option(1.0, doc="boxes under this many pixels wide or high are tiny (DS335)")

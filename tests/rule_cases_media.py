@@ -220,6 +220,77 @@ def _no_target(root: Path) -> Path:
     return root
 
 
+# --------------------------------------------------------------------------- perceptual (DS211-DS218)
+
+def _photo(k: int = 0, side: int = 96):
+    """A real photo crop (scikit-image's bundled astronaut, no download), different for each k."""
+    import numpy as np
+    from skimage import data
+
+    a = data.astronaut()
+    y, x = 40 + 90 * (k % 4), 40 + 90 * (k // 4 % 4)
+    return np.ascontiguousarray(a[y:y + side, x:x + side])
+
+
+def _save(path: Path, arr, fmt: str = "PNG", **kw) -> Path:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt, **kw)
+    return write(path, buf.getvalue())
+
+
+def _pair(first: str, second: str, same: bool):
+    """``first`` a photo (PNG); ``second`` its JPEG re-encode (``same``) or another photo."""
+    def build(root: Path) -> Path:
+        _save(root / first, _photo(0))
+        _save(root / second, _photo(0 if same else 5), "JPEG", quality=70)
+        return root
+    return build
+
+
+def _classes_pair(same_class: bool):
+    def build(root: Path) -> Path:
+        _save(root / "pets/cat/a.png", _photo(0))
+        _save(root / f"pets/{'cat' if same_class else 'dog'}/b.jpg", _photo(0), "JPEG", quality=70)
+        _save(root / "pets/dog/c.png", _photo(6))
+        return root
+    return build
+
+
+def _edited(edit):
+    def build(root: Path) -> Path:
+        _save(root / "photos/a.png", _photo(1))
+        _save(root / "photos/b.png", _photo(2) if edit is None else edit(_photo(2)))
+        return root
+    return build
+
+
+def _blurred(a):
+    from PIL import Image, ImageFilter
+
+    return __import__("numpy").asarray(Image.fromarray(a).filter(ImageFilter.GaussianBlur(6)))
+
+
+def _dark(a):
+    return (a // 12).astype(a.dtype)
+
+
+def _overexposed(a):
+    return (240 + a // 16).astype(a.dtype)
+
+
+def _four_levels(a):
+    return (a // 64 * 64).astype(a.dtype)  # 2 bits of information per pixel at most
+
+
+def _gray_rgb(a):
+    import numpy as np
+
+    g = a.mean(axis=2).astype(np.uint8)
+    return np.ascontiguousarray(np.stack([g, g, g], axis=2))
+
+
 PROBE = {"probe": True}
 
 CASES = {
@@ -234,6 +305,15 @@ CASES = {
     "DS209": Case(lambda r: _copies(r, ("pets/cat", "pets/dog"), True),
                   lambda r: _copies(r, ("pets/cat", "pets/dog"), False)),
     "DS210": Case(_named("b.jpg"), _named("b.png")),
+    "DS211": Case(_pair("photos/a.png", "photos/b.jpg", True), _pair("photos/a.png", "photos/b.jpg", False)),
+    "DS212": Case(_classes_pair(False), _classes_pair(True)),
+    "DS213": Case(_pair("ds/train/cat/a.png", "ds/test/cat/b.jpg", True),
+                  _pair("ds/train/cat/a.png", "ds/test/cat/b.jpg", False)),
+    "DS214": Case(_edited(_blurred), _edited(None)),
+    "DS215": Case(_edited(_dark), _edited(None)),
+    "DS216": Case(_edited(_overexposed), _edited(None)),
+    "DS217": Case(_edited(_four_levels), _edited(None)),
+    "DS218": Case(_edited(_gray_rgb), _edited(None)),
     "DS301": Case(lambda r: _classes(r, "cat", "dog", stray=True), lambda r: _classes(r, "cat", "dog")),
     "DS302": Case(_table_set("img/a.png,x", "img/b.png,y", "img/zz.png,x"), _table_set("img/a.png,x", "img/b.png,y")),
     "DS303": Case(_table_set("img/a.png,x", "img/b.png,y", "../../out.png,x"),

@@ -494,7 +494,7 @@ def test_sample_data_images_every_defect(tmp_path):
     res = run(SAMPLE, classes=None)
     counts = res.report["findings"]["by_code"]
     assert counts == {"DS201": 4, "DS202": 1, "DS203": 1, "DS204": 1, "DS205": 1, "DS206": 1, "DS207": 3,
-                      "DS208": 2, "DS209": 1, "DS210": 2, "DS301": 4, "DS302": 1, "DS303": 2, "DS304": 1,
+                      "DS208": 2, "DS209": 1, "DS210": 2, "DS213": 1, "DS301": 4, "DS302": 1, "DS303": 2, "DS304": 1,
                       "DS305": 1, "DS307": 1}
     for s in res.report["sources"]:
         assert s["kept"] + s["quarantined"] == s["seen"]

@@ -18,7 +18,9 @@ FAMILIES: tuple[str, ...] = (
     "datasan.checks.tables.labels",  # DS102-DS104: targets
     "datasan.checks.tables.columns",  # DS106-DS108, DS114, DS116-DS118: whole columns
     "datasan.checks.tables.duplicates",  # DS110, DS111: repeated rows
-    "datasan.checks.images",  # DS2xx images, DS301-DS307 image labels
+    "datasan.checks.images",  # DS201-DS210 images, DS301-DS307 image labels
+    "datasan.checks.image_duplicates",  # DS211-DS213: near duplicates, leakage across splits
+    "datasan.checks.image_quality",  # DS214-DS218: blur, exposure, information, gray as RGB
     "datasan.checks.boxes",  # DS320-DS339: COCO and YOLO boxes
     "datasan.checks.probe",  # DS4xx: the probe network
     "datasan.checks.drift",  # DS501-DS519: drift against a baseline scan's statistics

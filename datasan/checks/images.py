@@ -91,8 +91,10 @@ INCONSISTENT_IMAGE_MODE = Rule(
 )
 DUPLICATE_IMAGE = Rule(
     "DS208", "duplicate-image", "warning",
-    "Two image files have byte-identical content.",
-    what="A content hash (BLAKE2b) of every file's bytes, within each dataset folder.",
+    "Two image files have identical content: the same bytes, or the same pixels in another encoding.",
+    what="A content hash (BLAKE2b) of every file's bytes, within each dataset folder; images "
+    "whose size, exact pixel sums and perceptual hashes agree are decoded again and compared "
+    "by a hash of their pixels, so a PNG copy of a JPEG is a duplicate too.",
     why="Duplicates weight some samples twice and, across train/val/test splits, leak "
     "test data into training and inflate the scores.",
     fix="Keep one copy (and only in one split).",
@@ -101,7 +103,8 @@ DUPLICATE_IMAGE = Rule(
 CONFLICTING_DUPLICATE_IMAGE = Rule(
     "DS209", "conflicting-duplicate-image", "warning",
     "Identical image files carry different labels.",
-    what="Byte-identical images (see DS208) whose labels differ; the message names both.",
+    what="Identical images (same bytes or same pixels, see DS208) whose labels differ; the "
+    "message names both.",
     why="The model is asked to predict two classes for the same input: label noise "
     "that caps accuracy and confuses evaluation.",
     fix="Decide the right label and drop the other copy.",
@@ -379,21 +382,27 @@ def channels_of(mode: str) -> int:
     return _channels(mode)
 
 
-def duplicates(digests: Iterable[tuple[str, bytes, str | None]]) -> Iterator[Finding]:
-    """DS208 for each image byte-identical to an earlier one; DS209 when their labels differ."""
-    first: dict[bytes, tuple[str, str | None]] = {}
-    for sample, digest, label in digests:
-        seen = first.get(digest)
+def duplicates(digests: Iterable[tuple[str, bytes, str | None, bytes]]) -> Iterator[Finding]:
+    """DS208 for each image identical to an earlier one; DS209 when their labels differ.
+
+    Each item: (sample, identity key, label, byte digest); the key is the byte
+    digest, or a hash of the pixels for images that may be another encoding of
+    the same pixels.
+    """
+    first: dict[bytes, tuple[str, str | None, bytes]] = {}
+    for sample, key, label, digest in digests:
+        seen = first.get(key)
         if seen is None:
-            first[digest] = (sample, label)
+            first[key] = (sample, label, digest)
             continue
-        other, other_label = seen
+        other, other_label, other_digest = seen
+        how = "byte-identical to" if digest == other_digest else "pixel-identical (another encoding) to"
         if label != other_label and label is not None and other_label is not None:
             yield Finding(CONFLICTING_DUPLICATE_IMAGE.code,
-                          f"{sample} (label {label!r}) is identical to {other} (label {other_label!r}).",
+                          f"{sample} (label {label!r}) is {how} {other} (label {other_label!r}).",
                           sample=sample, source=sample)
         else:
-            yield Finding(DUPLICATE_IMAGE.code, f"{sample} is byte-identical to {other}.", sample=sample, source=sample)
+            yield Finding(DUPLICATE_IMAGE.code, f"{sample} is {how} {other}.", sample=sample, source=sample)
 
 
 def _as_int(label: str) -> int | None:

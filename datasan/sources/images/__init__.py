@@ -54,10 +54,12 @@ class ImageKind:
         return sources, rest
 
     def run(self, sources: list[Source], ctx: ScanContext) -> tuple[list[SourceOutcome], FindingBuffer]:
+        from datasan.checks.image_quality import QualityLimits
         from datasan.sources.images.decode import ImageTask, inspect_shard
 
         opts = ctx.options
         th = opts.thresholds
+        quality = QualityLimits(th.min_blur, th.dark_p95, th.bright_p5, th.min_entropy)
         size = max(1, int(getattr(opts, "shard_images", 128)))
         tasks: list[tuple[int, ImageTask]] = []
         for i, src in enumerate(sources):
@@ -66,7 +68,7 @@ class ImageKind:
             chunk = max(1, min(size, -(-len(files) // max(1, ctx.engine.parallelism))))
             for k in range(0, len(files), chunk):
                 tasks.append((i, ImageTask(files[k:k + chunk], th.max_image_pixels, th.min_image_side,
-                                           th.max_aspect)))
+                                           th.max_aspect, quality=quality)))
         from datasan.sources.images.store import RecordStore
 
         if isinstance(getattr(ctx.engine, "preload", None), set):
@@ -151,7 +153,10 @@ def _finish(src: Source, st, found: FindingBuffer, ctx: ScanContext) -> SourceOu
     fb.extend(checks.label_value_findings(present, opts, where))
     ok = [i for i in range(len(st)) if st.ok[i]]
     fb.extend(checks.mode_outliers({names[i]: st.name(st.mode, i) for i in ok}))
-    fb.extend(checks.duplicates((names[i], st.digest(i), labels.get(names[i])) for i in ok))
+    keys = _identity_keys(st, ok, ctx)
+    fb.extend(checks.duplicates((names[i], keys.get(i, st.digest(i)), labels.get(names[i]), st.digest(i))
+                                for i in ok))
+    fb.extend(_near_duplicates(s, st, ok, labels, keys, opts.thresholds.near_duplicate_bits))
     fb.apply_policy(opts)
     bad = {smp for smp, sev in zip(fb.column("sample"), fb.column("severity")) if sev == "error" and smp}
     kept = [i for i in range(len(st)) if names[i] not in bad]
@@ -199,6 +204,91 @@ def _remeasure(st, kept: list[int], ctx: ScanContext) -> None:
             st.set_pixels(i, new.form or form, new.sums, new.fmoments)
 
 
+def _candidate_key(st, i: int) -> tuple:
+    """What pixel-identical images share for sure: size, mode, exact pixel sums, hashes."""
+    return (st.width[i], st.height[i], st.mode[i], st.scale[i], st.n[i], tuple(st.s[3 * i:3 * i + 3]),
+            tuple(st.q[3 * i:3 * i + 3]), st.phash[i], st.dhash[i])
+
+
+def _identity_keys(st, ok: list[int], ctx: ScanContext) -> dict[int, bytes]:
+    """A pixel hash for the images that may be another encoding of another image's pixels.
+
+    Hashing every image's pixels in the workers would cost a third of the decode;
+    instead only the images whose candidate key matches another's while their
+    bytes differ are decoded again (here, a handful in a normal dataset).
+    """
+    from datasan.discover import path_of
+    from datasan.sources.images.perceptual import pixel_digest
+
+    import numpy as np
+
+    rows = np.asarray([i for i in ok if st.perceived[i]], dtype=np.int64)
+    if len(rows) < 2:
+        return {}
+    # equal hashes first, in numpy (no Python object per image); the full key only for those
+    mixed = np.frombuffer(st.phash, np.uint64)[rows] ^ (np.frombuffer(st.dhash, np.uint64)[rows]
+                                                         * np.uint64(0x9E3779B97F4A7C15))
+    _, inverse, counts = np.unique(mixed, return_inverse=True, return_counts=True)
+    groups: dict[tuple, list[int]] = {}
+    for i in rows[counts[inverse] > 1].tolist():
+        groups.setdefault(_candidate_key(st, i), []).append(i)
+    keys: dict[int, bytes] = {}
+    for members in groups.values():
+        if len(members) < 2 or len({st.digest(i) for i in members}) < 2:
+            continue
+        for i in members:
+            d = pixel_digest(path_of(ctx.root, st.samples[i]))
+            if d is not None:
+                keys[i] = b"px" + d
+    return keys
+
+
+def _near_duplicates(s, st, ok: list[int], labels: dict, keys: dict[int, bytes], bits: int):
+    """DS211-DS213 over the perceived images of the set (see ``neardup.py``)."""
+    import numpy as np
+
+    from datasan.checks.image_duplicates import near_duplicate_findings
+    from datasan.sources.images.neardup import near_partners
+
+    rows = [i for i in ok if st.perceived[i]]
+    if bits < 0 or len(rows) < 2:
+        return []
+    names = [st.samples[i] for i in rows]
+    labs = [labels.get(x) for x in names]
+    splits = [s.split_of(x) for x in names]
+    codes: dict = {None: -1}
+    code = lambda v: codes.setdefault(v, len(codes))  # noqa: E731
+    exact: dict[bytes, int] = {}
+    ids = [exact.setdefault(keys.get(i, st.digest(i)), len(exact)) for i in rows]
+    phash = np.frombuffer(st.phash, dtype=np.uint64)[rows]
+    dhash = np.frombuffer(st.dhash, dtype=np.uint64)[rows]
+    found = near_partners(phash, dhash, np.asarray(ids, np.int64),
+                          np.asarray([code(("split", v)) if v else -1 for v in splits], np.int64),
+                          np.asarray([code(("label", v)) if v is not None else -1 for v in labs], np.int64),
+                          bits, train=codes.get(("split", "train"), -2))
+    return list(near_duplicate_findings(names, labs, splits, found.near.tolist(), found.conflict.tolist(),
+                                        found.leak.tolist()))
+
+
+def _scores(st, kept: list[int]) -> dict[str, list]:
+    """index.parquet's perceptual columns (null where an image has none: 16-bit, float)."""
+    has = [bool(st.perceived[i]) for i in kept]
+    luma = st.luma
+    return {
+        "phash": [f"{st.phash[i]:016x}" if h else None for i, h in zip(kept, has)],
+        "dhash": [f"{st.dhash[i]:016x}" if h else None for i, h in zip(kept, has)],
+        "blur": [st.blur[i] if h else None for i, h in zip(kept, has)],
+        "brightness_p5": [luma[3 * i] if h else None for i, h in zip(kept, has)],
+        "brightness_p50": [luma[3 * i + 1] if h else None for i, h in zip(kept, has)],
+        "brightness_p95": [luma[3 * i + 2] if h else None for i, h in zip(kept, has)],
+        "entropy": [st.entropy[i] if h else None for i, h in zip(kept, has)],
+    }
+
+
+SCORE_SCHEMA = (("phash", "string"), ("dhash", "string"), ("blur", "float32"), ("brightness_p5", "int16"),
+                ("brightness_p50", "int16"), ("brightness_p95", "int16"), ("entropy", "float32"))
+
+
 def _index(s, st, kept: list[int], labels: dict):
     import pyarrow as pa
 
@@ -219,11 +309,13 @@ def _index(s, st, kept: list[int], labels: dict):
         "hash": [st.digest(i).hex() if st.nbytes[i] else None for i in kept],
         "dataset": [s.folder] * len(kept),
         "split": [s.split_of(x) for x in samples],
+        **_scores(st, kept),
     }
     schema = pa.schema([("sample", pa.string()), ("label", pa.string()), ("width", pa.int32()),
                         ("height", pa.int32()), ("mode", pa.string()), ("channels", pa.int8()),
                         ("format", pa.string()), ("bytes", pa.int64()), ("hash", pa.string()),
-                        ("dataset", pa.string()), ("split", pa.string())])
+                        ("dataset", pa.string()), ("split", pa.string())]
+                       + [(name, getattr(pa, typ)()) for name, typ in SCORE_SCHEMA])
     return pa.table(cols, schema=schema)
 
 

@@ -15,9 +15,11 @@ import warnings
 from dataclasses import dataclass, field
 
 from datasan.findings import Finding
+from datasan.sources.images.perceptual import Perceptual, perceptual
 from datasan.sources.images.pixels import PixelSums
 from datasan.stats import Moments
 from datasan.checks import images as checks
+from datasan.checks.image_quality import QualityLimits, quality_findings
 
 #: extensions that name an image, and the Pillow formats each may hold
 EXT_FORMATS: dict[str, tuple[str, ...]] = {
@@ -65,6 +67,7 @@ class ImageTask:
     max_aspect: float = 10.0
     form: str | None = None
     checks: bool = True
+    quality: QualityLimits = field(default_factory=QualityLimits)
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class ImageRecord:
     form: str = ""  # loader form the pixel sums are in: "L" or "RGB"
     sums: PixelSums | None = None  # integer images
     fmoments: list | None = None  # float images: one Moments per channel
+    perceptual: Perceptual | None = None  # hashes and scores (8-bit images, checks on)
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -139,8 +143,9 @@ def _form_of(mode: str) -> str:
     return "L" if mode in GRAY_MODES else "RGB"
 
 
-def _measure(im, form: str, rec: ImageRecord) -> bool:
-    """Fill rec.sums / rec.fmoments in ``form``; return True when every pixel is equal."""
+def _measure(im, form: str, rec: ImageRecord) -> tuple[bool, list | None]:
+    """Fill rec.sums / rec.fmoments in ``form``; return (every pixel is equal, the RGB
+    histogram when one was taken)."""
     import numpy as np
 
     mode = im.mode
@@ -156,7 +161,7 @@ def _measure(im, form: str, rec: ImageRecord) -> bool:
             rec.sums = sums.replicated(3) if form == "RGB" else sums
             constant = bool(arr.size) and int(arr.min()) == int(arr.max())
         rec.form = form
-        return constant
+        return constant, None
     if mode == form:
         img = im
     elif native == "L" and form == "RGB":
@@ -164,11 +169,12 @@ def _measure(im, form: str, rec: ImageRecord) -> bool:
     else:
         img = im.convert(form)
     bands = 1 if img.mode == "L" else 3
-    hist = np.asarray(img.histogram(), dtype=np.int64).reshape(bands, 256)
+    raw = img.histogram()
+    hist = np.asarray(raw, dtype=np.int64).reshape(bands, 256)
     sums = PixelSums.of_histogram(hist, bands)
     rec.sums = sums.replicated(3) if (bands == 1 and form == "RGB") else sums
     rec.form = form
-    return bool((np.count_nonzero(hist, axis=1) <= 1).all())
+    return bool((np.count_nonzero(hist, axis=1) <= 1).all()), (raw if img is im and bands == 3 else None)
 
 
 def _frames_finding(im, rel: str, max_pixels: int) -> Finding | None:
@@ -256,10 +262,16 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
                                                              int(np.isinf(arr).sum())))
                 return rec
         form = task.form or _form_of(im.mode)
-        constant = _measure(im, form, rec)
+        constant, rgb_hist = _measure(im, form, rec)
+        if task.checks:
+            # from the image already decoded: no second decode for the perceptual facts
+            rec.perceptual = perceptual(im, rgb_hist)
     if task.checks:
         rec.findings.extend(checks.pixel_findings(checks.PixelFacts(rel, w, h, constant), task.min_side,
                                                   task.max_aspect))
+        # a constant (DS204) or tiny (DS205) image has no texture to judge: one finding, the cause
+        if rec.perceptual is not None and not constant and min(w, h) >= task.min_side:
+            rec.findings.extend(quality_findings(rel, rec.perceptual, task.quality))
     return rec
 
 
