@@ -16,7 +16,7 @@ from typing import Any
 
 from datasan import __version__
 from datasan.discover import discover
-from datasan.engine import Engine, LocalEngine
+from datasan.engine import Engine, make_engine
 from datasan.errors import UsageError
 from datasan.checks import files as file_rules
 from datasan.findings import Finding, FindingBuffer
@@ -121,11 +121,12 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     root_arg = os.fspath(path)
     if not os.path.exists(root_arg):
         raise UsageError(f"no such file or folder: {root_arg}")
+    engine = make_engine(options)  # before --out is claimed: a missing Ray exits 2 with nothing written
     run_id = new_run_id()
     folder = claim_output(out_dir, root_arg, run_id, force=force) if out_dir is not None else None
     staging = folder.staging if folder is not None else tempfile.mkdtemp(prefix="datasan-staging-")
     try:
-        result = _scan(root_arg, options, baseline, staging, run_id)
+        result = _scan(root_arg, options, baseline, staging, run_id, engine)
     except BaseException as exc:
         env = environment_error(exc, os.fspath(out_dir) if out_dir is not None else staging)
         # a bug keeps its staging folder: the partial results its message names
@@ -142,7 +143,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
 
 
 def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None, staging: str,
-          run_id: str) -> ScanResult:
+          run_id: str, engine: Engine) -> ScanResult:
     """The scan itself; clean files go to ``staging``."""
     started = time.time()
     t0 = time.perf_counter()
@@ -151,7 +152,6 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
     from datasan.outputs.progress import Progress
 
     progress = Progress(enabled=options.progress)
-    engine: Engine = LocalEngine(options.resolved_workers())
     ctx = ScanContext(root=discovery.root, options=options,
                       engine=engine, staging=staging, progress=progress, run_id=run_id)
     loose = FindingBuffer()
@@ -246,6 +246,7 @@ def report_options(options: ScanOptions) -> dict[str, Any]:
         "missing_policy": options.missing_policy,
         "num_classes": options.num_classes,
         "workers": options.resolved_workers(),
+        "engine": options.engine,
         "probe": options.probe,
         "select": options.select,
         "ignore": options.ignore,

@@ -223,7 +223,7 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
         if sniffed == "HEIF":
             why = "its format (HEIF/AVIF) is not supported by Pillow"
         elif sniffed:
-            why = f"its {sniffed} header is corrupt or truncated ({exc})"
+            why = f"its {sniffed} header is corrupt or truncated ({_stable_text(exc)})"
         else:
             why = f"it is not an image Pillow can identify ({type(exc).__name__})"
         return _failed(rec, "identify", why)
@@ -269,3 +269,11 @@ def inspect_shard(task: ImageTask) -> list[ImageRecord]:
         # Pillow warns about odd metadata (EXIF, ICC) of images it decodes fine: not findings
         warnings.simplefilter("ignore")
         return [inspect_image(rel, path, task) for rel, path in task.files]
+
+
+def _stable_text(exc: BaseException) -> str:
+    """The exception's message without object addresses (Pillow names ``<_io.BytesIO object at
+    0x7f...>``), so a finding reads the same on every run, worker and engine."""
+    import re
+
+    return re.sub(r"<([\w.]+) object at 0x[0-9a-fA-F]+>", r"\1", str(exc))
