@@ -14,7 +14,7 @@ import tempfile
 import time
 from typing import Any
 
-from datasan import __version__
+from datasan import __version__, fs
 from datasan.discover import discover
 from datasan.engine import Engine, make_engine
 from datasan.errors import UsageError
@@ -118,12 +118,22 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         from datasan.baseline import load_baseline
 
         baseline = load_baseline(options.baseline)
-    root_arg = os.fspath(path)
-    if not os.path.exists(root_arg):
+    root_arg = fs.local_path(path)
+    if out_dir is not None:
+        out_dir = fs.local_path(out_dir)
+    if not fs.exists(root_arg):
         raise UsageError(f"no such file or folder: {root_arg}")
     engine = make_engine(options)  # before --out is claimed: a missing Ray exits 2 with nothing written
     run_id = new_run_id()
-    folder = claim_output(out_dir, root_arg, run_id, force=force) if out_dir is not None else None
+    folder = None
+    if out_dir is not None and fs.is_remote(out_dir):
+        # an object store: the run stages on this machine and is uploaded as a unit when written
+        from datasan.outputs import remote
+
+        remote.check_places(out_dir, root_arg)
+        remote.check_owner(out_dir, force)
+    elif out_dir is not None:
+        folder = claim_output(out_dir, root_arg, run_id, force=force)
     staging = folder.staging if folder is not None else tempfile.mkdtemp(prefix="datasan-staging-")
     try:
         result = _scan(root_arg, options, baseline, staging, run_id, engine)
@@ -198,7 +208,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
     summary = Report(
         datasan_version=__version__,
         run_id=run_id,
-        path=os.path.abspath(root_arg),
+        path=root_arg if fs.is_remote(root_arg) else os.path.abspath(root_arg),
         started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         seconds=round(time.perf_counter() - t0, 3),
         options=report_options(options),
