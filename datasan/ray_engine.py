@@ -25,6 +25,17 @@ INSTALL_HINT = 'pip install "datasan[ray]"'
 MAX_RETRIES = 3
 
 
+#: the standard variables of the object stores (datasan/fs.py): workers read PATH and write clean
+#: parts with the driver's endpoint and credentials (a node's own IAM role needs none of them)
+STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def storage_env() -> dict[str, str]:
+    """The :data:`STORAGE_ENV` variables set in this process."""
+    return {k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)}
+
+
 def import_ray() -> Any:
     """The ``ray`` module; UsageError (exit 2) with the install command when it is missing."""
     try:
@@ -79,7 +90,10 @@ class RayEngine:
             # a system failure (the worker process or its node died) runs the task again;
             # shard functions are pure and write their part file whole, so a retry gives
             # the same result.  An exception raised by the function itself is not retried.
-            self._remote = ray.remote(max_retries=self.max_retries, retry_exceptions=False)(_call)
+            remote = ray.remote(max_retries=self.max_retries, retry_exceptions=False)(_call)
+            env = storage_env()
+            # workers of a running cluster were started without the driver's storage settings
+            self._remote = remote.options(runtime_env={"env_vars": env}) if env else remote
         return ray
 
     @property

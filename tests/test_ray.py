@@ -1,8 +1,8 @@
 """--engine ray: the same findings, quarantine, clean files, index and statistics as the local engine.
 
-One Ray instance serves the whole test session: a simulated two-node cluster
-(``ray.cluster_utils.Cluster``, one CPU per node), so tasks really land on
-two raylets.  Without ray the tests skip on a laptop and fail under CI=true.
+One Ray instance serves the whole test session (conftest's ``ray_cluster``): a
+simulated two-node cluster, one CPU per node, so tasks really land on two
+raylets.  Without ray the tests skip on a laptop and fail under CI=true.
 """
 
 from __future__ import annotations
@@ -17,29 +17,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"
-
-
-def _import_ray():
-    if os.environ.get("CI", "").lower() == "true":
-        import ray  # CI installs .[ray]: a missing ray is a failure there, not a skip
-
-        return ray
-    return pytest.importorskip("ray", reason='ray is not installed (pip install "datasan[ray]")')
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A two-node Ray cluster for the session, this process connected to it."""
-    ray = _import_ray()
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-    cluster.shutdown()
 
 
 # ------------------------------------------------------------------ comparing two runs

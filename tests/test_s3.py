@@ -112,6 +112,14 @@ def test_bucket_to_bucket_publishes_one_whole_run_with_the_manifest_last(s3, tmp
     assert _download(s3, f"{BUCKET}/data", tmp_path / "after") == before  # PATH untouched
 
 
+def test_ray_engine_reads_and_writes_the_bucket_like_the_local_engine(s3, ray_cluster, tmp_path):
+    _scan(SAMPLE, tmp_path / "local")
+    _scan(f"s3://{BUCKET}/data", f"s3://{BUCKET}/runs/ray", engine="ray", workers=0)
+    _download(s3, f"{BUCKET}/runs/ray", tmp_path / "ray")
+    (tmp_path / "local" / ".datasan.lock").unlink(missing_ok=True)
+    assert_same_run(tmp_path / "local", tmp_path / "ray")
+
+
 def test_out_inside_path_and_foreign_objects_are_refused(s3, tmp_path):
     import datasan
     from datasan.errors import UsageError
