@@ -115,6 +115,37 @@ def shard_bytes_per_row(table: str, shard_rows: int) -> float:
     return size / max(1, res.seen)
 
 
+def image_bytes_per_image(images: str, n: int = 128) -> float:
+    """Pickled size of one image shard's records (what Ray sends to the driver) per image."""
+    from datasan.discover import discover
+    from datasan.sources.images.decode import ImageTask, inspect_shard
+
+    files = [(f.rel, f.path) for f in discover(images).files[:n]]
+    return len(pickle.dumps(inspect_shard(ImageTask(files)), protocol=5)) / len(files)
+
+
+def concat_rows_per_s(table: str, parts: int) -> float:
+    """Rows per second the driver assembles a split table's clean parts into one file at."""
+    import pyarrow.parquet as pq
+
+    from datasan.sources.tables.output import concat_parts
+
+    work = tempfile.mkdtemp()
+    pf = pq.ParquetFile(table)
+    groups = list(range(pf.num_row_groups))
+    paths = []
+    for k in range(parts):
+        mine = groups[k::parts]
+        if mine:
+            paths.append(os.path.join(work, f"{k}.parquet"))
+            pq.write_table(pf.read_row_groups(mine), paths[-1])
+    t0 = time.perf_counter()
+    concat_parts(paths, os.path.join(work, "clean.parquet"), "bench")
+    took = time.perf_counter() - t0
+    shutil.rmtree(work)
+    return pf.metadata.num_rows / took
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -178,6 +209,9 @@ def main() -> None:
         per_row = shard_bytes_per_row(table, args.shard_rows)
         print(f"table shard result sent to the driver: {per_row:.1f} bytes per row "
               f"({per_row * args.shard_rows / 2**20:.1f} MiB per shard of {args.shard_rows:,})")
+        print(f"image shard result sent to the driver: {image_bytes_per_image(images):.0f} bytes per image")
+        rate = concat_rows_per_s(table, max(1, args.rows // args.shard_rows))
+        print(f"driver assembling the clean parts of a split table into one file: {rate:,.0f} rows/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

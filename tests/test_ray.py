@@ -199,3 +199,16 @@ def test_ray_is_imported_only_for_engine_ray(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "False"
+
+
+def test_ray_address_defaults_to_the_environment(monkeypatch):
+    from conftest import _import_ray
+
+    _import_ray()
+    from datasan.ray_engine import RayEngine
+
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    assert RayEngine().address == "ray://head:10001"
+    assert RayEngine("auto").address == "auto"
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert RayEngine().address is None  # a local instance with this machine's cores
