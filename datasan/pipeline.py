@@ -121,7 +121,11 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     root_arg = fs.local_path(path)
     if out_dir is not None:
         out_dir = fs.local_path(out_dir)
-    if not fs.exists(root_arg):
+    try:
+        found = fs.exists(root_arg)
+    except OSError as exc:  # a store that cannot be reached or refuses the credentials
+        raise UsageError(f"cannot read {root_arg}: {exc}") from None
+    if not found:
         raise UsageError(f"no such file or folder: {root_arg}")
     engine = make_engine(options)  # before --out is claimed: a missing Ray exits 2 with nothing written
     run_id = new_run_id()

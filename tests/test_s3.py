@@ -150,6 +150,32 @@ def test_one_object_and_a_missing_prefix(s3, tmp_path):
         datasan.scan(f"s3://{BUCKET}/nothing-here", probe=False, config=False)
 
 
+def test_an_unreachable_store_exits_2_naming_it(tmp_path, monkeypatch):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from datasan import fs
+    from datasan.cli import app
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for k, v in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
+                 "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    fs._filesystem.cache_clear()
+    try:
+        runner = CliRunner()
+        r = runner.invoke(app, ["scan", f"s3://{BUCKET}/data", "--no-probe", "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2 and f"cannot read s3://{BUCKET}/data" in " ".join(r.output.split())
+        r = runner.invoke(app, ["scan", str(SAMPLE / "tables"), "--no-probe", "--out", f"s3://{BUCKET}/out"])
+        assert r.exit_code == 2 and f"cannot write the outputs to s3://{BUCKET}/out" in " ".join(r.output.split())
+    finally:
+        fs._filesystem.cache_clear()
+    assert not (tmp_path / "o").exists()
+
+
 def test_file_uri_is_the_local_path(tmp_path):
     _scan(SAMPLE / "tables", tmp_path / "a")
     _scan((SAMPLE / "tables").as_uri(), (tmp_path / "b").as_uri())

@@ -59,9 +59,12 @@ def _read_manifest(store, base: str) -> dict | None:
 
 
 def check_owner(out: str, force: bool) -> None:
-    """UsageError unless ``out`` is empty, new or a datasan output (or ``force``)."""
-    store, base = fs.resolve(out)
-    found = [r for r in _objects(store, base) if not r.startswith(STAGING_PREFIX)]
+    """UsageError unless ``out`` is empty, new or a datasan output (or ``force``), and can be listed."""
+    try:
+        store, base = fs.resolve(out)
+        found = [r for r in _objects(store, base) if not r.startswith(STAGING_PREFIX)]
+    except OSError as exc:  # unreachable, no such bucket, credentials refused
+        raise UsageError(f"cannot write the outputs to {out}: {exc}") from None
     if found and _read_manifest(store, base) is None and not force:
         raise UsageError(f"the output folder {out} holds files and is not a datasan output (no manifest.json): "
                          "choose another --out, or give --force (no file datasan did not write is replaced)")
@@ -89,12 +92,20 @@ def _put_json(store, key: str, doc: dict) -> None:
 def publish_remote(result, out: str, force: bool = False) -> list[str]:
     """Write every file of ``result`` under the store URI ``out`` (see the module docstring);
     returns their URIs."""
-    from datasan.outputs.files import stage_outputs
-
     out = out.rstrip("/")
     check_places(out, result.summary.path)
     check_owner(out, force)
     store, base = fs.resolve(out)
+    try:
+        return _publish(result, out, store, base)
+    except OSError as exc:
+        raise UsageError(f"cannot write the outputs to {out}: {exc}; it holds the previous complete run, or "
+                         "files readers refuse (manifest.json not complete): run again to publish") from None
+
+
+def _publish(result, out: str, store, base: str) -> list[str]:
+    from datasan.outputs.files import stage_outputs
+
     stage = tempfile.mkdtemp(prefix="datasan-publish-")
     staging = f"{base}/{STAGING_PREFIX}{result.run_id}"
     try:
