@@ -99,9 +99,18 @@ def test_bucket_to_bucket_publishes_one_whole_run_with_the_manifest_last(s3, tmp
     _scan(SAMPLE, tmp_path / "local")
     out = f"s3://{BUCKET}/runs/one"
     _scan(f"s3://{BUCKET}/data", out)
-    _scan(f"s3://{BUCKET}/data", out)  # a second run replaces the first
+    for name, mark in ((".datasan-staging-cut-short", True), (".datasan-staging-not-ours", False)):
+        with s3.open_output_stream(f"{BUCKET}/runs/one/{name}/findings.parquet") as f:
+            f.write(b"left behind")
+        if mark:
+            with s3.open_output_stream(f"{BUCKET}/runs/one/{name}/.datasan-staging") as f:
+                f.write(b"an earlier run\n")
+    _scan(f"s3://{BUCKET}/data", out)  # a second run replaces the first and removes its own stale staging
     rels = _download(s3, f"{BUCKET}/runs/one", tmp_path / "remote")
-    assert not any(r.startswith(".datasan-staging-") for r in rels)  # the staging prefix is gone
+    # this run's staging prefix and the one a run cut short left are gone; an unmarked one stays
+    assert [r for r in rels if r.startswith(".datasan-staging-")] == [".datasan-staging-not-ours/findings.parquet"]
+    (tmp_path / "remote" / ".datasan-staging-not-ours" / "findings.parquet").unlink()
+    rels.remove(".datasan-staging-not-ours/findings.parquet")
     assert "manifest.json" in rels and ".datasan.lock" not in rels
     doc = json.loads((tmp_path / "remote" / "manifest.json").read_text())
     assert doc["complete"] is True and sorted(e["path"] for e in doc["files"]) == \

@@ -22,7 +22,7 @@ import tempfile
 
 from datasan import fs
 from datasan.errors import UsageError
-from datasan.outputs.folder import STAGING_PREFIX
+from datasan.outputs.folder import STAGING_MARK, STAGING_PREFIX
 from datasan.outputs.manifest import FORMAT, MANIFEST, file_entry, manifest_doc, owned_entries
 
 
@@ -79,6 +79,18 @@ def _in_way(existing: dict[str, int], rels: list[str], owned: dict[str, list[dic
     return bad
 
 
+def _remove_stale_staging(store, base: str) -> None:
+    """Remove the staging prefixes runs cut short left (only those holding datasan's mark)."""
+    import pyarrow.fs as pafs
+
+    for info in store.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
+        name = info.path.rsplit("/", 1)[-1]
+        if info.type == pafs.FileType.Directory and name.startswith(STAGING_PREFIX) \
+                and store.get_file_info(f"{info.path}/{STAGING_MARK}").type == pafs.FileType.File:
+            store.delete_dir_contents(info.path, missing_dir_ok=True)
+            store.delete_dir(info.path)
+
+
 def _put(store, local: str, key: str) -> None:
     with open(local, "rb") as src, store.open_output_stream(key) as dst:
         shutil.copyfileobj(src, dst, 8 << 20)
@@ -123,6 +135,9 @@ def _publish(result, out: str, store, base: str) -> list[str]:
             raise UsageError(f"{out} holds files datasan did not write (or that changed since it wrote them) "
                              f"where this run's files go: {', '.join(in_way[:8])}; move them away or choose "
                              "another --out. Nothing was published.")
+        _remove_stale_staging(store, base)
+        with store.open_output_stream(f"{staging}/{STAGING_MARK}") as f:
+            f.write(result.run_id.encode() + b"\n")  # marks the prefix as datasan's to remove
         for rel in new:
             _put(store, os.path.join(stage, rel), f"{staging}/{rel}")
         journal = [e for es in owned.values() for e in es]
@@ -134,6 +149,7 @@ def _publish(result, out: str, store, base: str) -> list[str]:
                 store.delete_file(f"{base}/{rel}")
         _put_json(store, f"{base}/{MANIFEST}", manifest_doc(result.run_id, entries, True))
         store.delete_dir_contents(staging, missing_dir_ok=True)
+        store.delete_dir(staging)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return [f"{out}/{rel}" for rel in new] + [f"{out}/{MANIFEST}"]
