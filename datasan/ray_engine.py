@@ -84,7 +84,10 @@ class RayEngine:
             if self.address:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             else:
-                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+                # "local": a new instance even when `ray start` left one on this machine (which
+                # ray.init() would join, and then refuse num_cpus)
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                         log_to_driver=False)
             self._owned = True
         if self._remote is None:
             # a system failure (the worker process or its node died) runs the task again;

@@ -212,3 +212,15 @@ def test_ray_address_defaults_to_the_environment(monkeypatch):
     assert RayEngine("auto").address == "auto"
     monkeypatch.delenv("RAY_ADDRESS")
     assert RayEngine().address is None  # a local instance with this machine's cores
+
+
+def test_cli_starts_and_stops_its_own_local_instance(ray_cluster, tmp_path):
+    """Without --ray-address or RAY_ADDRESS the command starts a new local instance (not the
+    session's cluster, though one runs on this machine) and stops it when the scan ends."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    p = subprocess.run([sys.executable, "-m", "datasan", "scan", str(SAMPLE / "tables" / "iris.csv"), "--engine",
+                        "ray", "--no-probe", "--out", str(tmp_path / "o"), "--quiet"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["options"]["engine"] == "ray" and report["kept"] == 150
