@@ -181,6 +181,9 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
         for f in files:
             loose.add(_unclaimed(f))
         with engine:
+            shared = getattr(engine, "check_shared_paths", None)
+            if shared is not None:  # a cluster: its workers read PATH and write to staging here
+                shared([p for p in (discovery.root, staging) if not fs.is_remote(p)])
             for kind, sources in claimed:
                 if not sources:
                     continue

@@ -50,6 +50,13 @@ def _call(fn: Callable[[Any], Any], task: Any) -> Any:
     return fn(task)
 
 
+def _missing(paths: list[str]) -> tuple[str, list[str]]:
+    """(this machine's name, those of ``paths`` it does not see): runs on one node."""
+    import socket
+
+    return socket.gethostname(), [p for p in paths if not os.path.exists(p)]
+
+
 class RayEngine:
     """Runs shard functions as Ray tasks, results in task order, a bounded number in flight.
 
@@ -105,6 +112,32 @@ class RayEngine:
         ray = self._connect()
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         return min(cpus, self.workers) if self.workers else cpus
+
+    def check_shared_paths(self, paths: list[str]) -> None:
+        """UsageError (exit 2) when a node of the cluster does not see one of ``paths``.
+
+        Workers read PATH and write their clean parts to the run's staging folder
+        by the driver's paths, so on several machines those must lie on a filesystem
+        every node mounts at the same place; without this check a node that does not
+        see them would turn whole sources into internal errors.
+        """
+        if not paths:
+            return
+        ray = self._connect()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
+        probe = ray.remote(num_cpus=0)(_missing)
+        env = storage_env()
+        refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                              **({"runtime_env": {"env_vars": env}} if env else {})).remote(list(paths))
+                for node in nodes]
+        for host, missing in ray.get(refs):
+            if missing:
+                raise UsageError(f"node {host} of the Ray cluster does not see {', '.join(missing)}: on several "
+                                 "machines PATH and the staging folder (the temporary folder, or a local --out) "
+                                 "must be on a filesystem every node mounts at the same path, or be s3:// / gs:// "
+                                 "URIs for PATH")
 
     def map_ordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         """Yield ``fn(task)`` for every task, in task order, with at most 2 x parallelism in flight."""

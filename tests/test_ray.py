@@ -224,3 +224,13 @@ def test_cli_starts_and_stops_its_own_local_instance(ray_cluster, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["options"]["engine"] == "ray" and report["kept"] == 150
+
+
+def test_every_node_must_see_the_local_paths_workers_use(ray_cluster, tmp_path):
+    from datasan.errors import UsageError
+    from datasan.ray_engine import RayEngine
+
+    engine = RayEngine()
+    engine.check_shared_paths([str(SAMPLE), str(tmp_path)])  # the simulated nodes share this disk
+    with pytest.raises(UsageError, match="does not see .*gone"):
+        engine.check_shared_paths([str(SAMPLE), str(tmp_path / "gone")])
