@@ -89,7 +89,10 @@ class RayEngine:
         ray = self._ray
         if not ray.is_initialized():
             if self.address:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                # Ray Client (ray://) takes the server's settings; a direct connection keeps the
+                # workers' logs off this terminal
+                kw = {} if self.address.startswith("ray://") else {"log_to_driver": False}
+                ray.init(address=self.address, **kw)
             else:
                 # "local": a new instance even when `ray start` left one on this machine (which
                 # ray.init() would join, and then refuse num_cpus)
@@ -98,8 +101,8 @@ class RayEngine:
             self._owned = True
         if self._remote is None:
             # a system failure (the worker process or its node died) runs the task again;
-            # shard functions are pure and write their part file whole, so a retry gives
-            # the same result.  An exception raised by the function itself is not retried.
+            # shard functions are pure and a retry writes its part file again from the start,
+            # so it gives the same result.  An exception raised by the function is not retried.
             remote = ray.remote(max_retries=self.max_retries, retry_exceptions=False)(_call)
             env = storage_env()
             # workers of a running cluster were started without the driver's storage settings

@@ -234,3 +234,13 @@ def test_every_node_must_see_the_local_paths_workers_use(ray_cluster, tmp_path):
     engine.check_shared_paths([str(SAMPLE), str(tmp_path)])  # the simulated nodes share this disk
     with pytest.raises(UsageError, match="does not see .*gone"):
         engine.check_shared_paths([str(SAMPLE), str(tmp_path / "gone")])
+
+
+def test_cli_joins_a_running_cluster_by_its_address(ray_cluster, tmp_path):
+    address = ray_cluster.get_runtime_context().gcs_address
+    p = subprocess.run([sys.executable, "-m", "datasan", "scan", str(SAMPLE / "tables" / "defects.csv"),
+                        "--engine", "ray", "--ray-address", address, "--no-probe", "--out", str(tmp_path / "o"),
+                        "--quiet"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert p.returncode == 1, p.stderr[-2000:]  # defects.csv fails the gate: 12 rows quarantined
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert (report["options"]["engine"], report["kept"], report["quarantined"]) == ("ray", 29, 12)
