@@ -72,8 +72,13 @@ def _inside(path: str, root: str) -> bool:
 def discover(path: str | os.PathLike) -> Discovery:
     """Walk ``path`` (a folder or one file) and return its regular files, sorted by ``rel``.
 
-    Raises FileNotFoundError when ``path`` does not exist.
+    Raises FileNotFoundError when ``path`` does not exist.  A URI of an object store
+    (``s3://bucket/prefix``) lists the objects under it (see :func:`discover_remote`).
     """
+    from datasan import fs
+
+    if fs.is_remote(path):
+        return discover_remote(os.fspath(path))
     root = os.path.abspath(os.fspath(path))
     if not os.path.exists(root):
         raise FileNotFoundError(root)
@@ -142,6 +147,26 @@ def discover(path: str | os.PathLike) -> Discovery:
         stack.extend(reversed(subfolders))  # depth-first, in name order
     files.sort(key=lambda f: f.rel)
     return Discovery(root, files, findings)
+
+
+def discover_remote(uri: str) -> Discovery:
+    """The objects under a remote prefix (or the one object ``uri`` names), sorted by ``rel``.
+
+    An object store has no symlinks, FIFOs or loops; names are UTF-8 by definition.
+    Hidden names (a part starting with ``.``) are skipped as on a local disk.
+    """
+    from datasan import fs
+
+    uri = uri.rstrip("/")
+    if fs.kind(uri) == "missing":
+        raise FileNotFoundError(uri)
+    listed = fs.list_files(uri)
+    if len(listed) == 1 and listed[0][1] == uri:  # one object: its parent is the root
+        rel, full, size = listed[0]
+        return Discovery(uri.rsplit("/", 1)[0], [FileEntry(rel, full, size)], [])
+    files = [FileEntry(rel, full, size) for rel, full, size in listed
+             if not any(part.startswith(".") for part in rel.split("/"))]
+    return Discovery(uri, files, [])
 
 
 def relative_to_root(root: str, candidate: str, base_rel: str = "") -> str | None:

@@ -184,3 +184,13 @@ class LocalEngine:
             if nxt is not None:
                 in_flight.append(pool.submit(fn, nxt))
             yield result
+
+
+def make_engine(options) -> Engine:
+    """The engine ``options.engine`` names; UsageError (exit 2) when it cannot be built here
+    (Ray not installed).  Nothing is started yet: engines start their workers on first use."""
+    if options.engine == "ray":
+        from datasan.ray_engine import RayEngine
+
+        return RayEngine(options.ray_address, workers=options.workers)
+    return LocalEngine(options.resolved_workers())

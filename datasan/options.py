@@ -24,6 +24,8 @@ TASKS = ("auto", "classification", "regression")
 MISSING_POLICIES = ("quarantine", "drop-column")
 #: how image labels are found
 IMAGE_LABELS = ("auto", "table", "folders", "none")
+#: where shard functions run (datasan/engine.py builds them)
+ENGINES = ("local", "ray")
 #: column types a config may declare (text tables), and the type each is read as
 COLUMN_TYPES = {"int": "int64", "float": "float64", "bool": "bool", "string": "string", "category": "string"}
 
@@ -308,6 +310,19 @@ class ScanOptions:
         0, check=_at_least(0, " (0: all cores)"), doc="worker processes (0: all cores)",
         flag=Flag(("--workers",), "Worker processes (0: all cores). [default: 0]", metavar="N",
                   doc="worker processes (0 = all cores)"))
+    engine: str = option(
+        "local", choices=ENGINES, doc="where shard functions run: local processes, or Ray tasks "
+        "(`pip install \"datasan[ray]\"`)",
+        flag=Flag(("--engine",), "Where shards run: local processes or a Ray cluster. [default: local]",
+                  doc="where shards run: `local` processes (default) or Ray tasks (`pip install "
+                  "\"datasan[ray]\"`; with `ray`, `--workers N` caps the tasks running at once)"))
+    ray_address: str | None = option(
+        None, doc="the Ray cluster of `engine = \"ray\"` (default: RAY_ADDRESS, else a local instance with "
+        "this machine's cores)",
+        flag=Flag(("--ray-address",), "Ray cluster for --engine ray (auto, ray://host:10001); default: "
+                  "RAY_ADDRESS, else a local instance.", metavar="ADDRESS",
+                  doc="the Ray cluster of `--engine ray` (`auto`, `ray://host:10001`; default `RAY_ADDRESS`, "
+                  "else a local instance with this machine's cores)"))
     select: list[str] = option(
         factory=list, accepts=(list, tuple, str), check=rule_codes, doc="only these rule codes or prefixes",
         flag=Flag(("--select",), "Only these rule codes or prefixes (e.g. DS1,DS201).", metavar="CODES",

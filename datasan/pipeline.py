@@ -14,9 +14,9 @@ import tempfile
 import time
 from typing import Any
 
-from datasan import __version__
+from datasan import __version__, fs
 from datasan.discover import discover
-from datasan.engine import Engine, LocalEngine
+from datasan.engine import Engine, make_engine
 from datasan.errors import UsageError
 from datasan.checks import files as file_rules
 from datasan.findings import Finding, FindingBuffer
@@ -118,14 +118,29 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         from datasan.baseline import load_baseline
 
         baseline = load_baseline(options.baseline)
-    root_arg = os.fspath(path)
-    if not os.path.exists(root_arg):
+    root_arg = fs.local_path(path)
+    if out_dir is not None:
+        out_dir = fs.local_path(out_dir)
+    try:
+        found = fs.exists(root_arg)
+    except OSError as exc:  # a store that cannot be reached or refuses the credentials
+        raise UsageError(f"cannot read {root_arg}: {exc}") from None
+    if not found:
         raise UsageError(f"no such file or folder: {root_arg}")
+    engine = make_engine(options)  # before --out is claimed: a missing Ray exits 2 with nothing written
     run_id = new_run_id()
-    folder = claim_output(out_dir, root_arg, run_id, force=force) if out_dir is not None else None
+    folder = None
+    if out_dir is not None and fs.is_remote(out_dir):
+        # an object store: the run stages on this machine and is uploaded as a unit when written
+        from datasan.outputs import remote
+
+        remote.check_places(out_dir, root_arg)
+        remote.check_owner(out_dir, force)
+    elif out_dir is not None:
+        folder = claim_output(out_dir, root_arg, run_id, force=force)
     staging = folder.staging if folder is not None else tempfile.mkdtemp(prefix="datasan-staging-")
     try:
-        result = _scan(root_arg, options, baseline, staging, run_id)
+        result = _scan(root_arg, options, baseline, staging, run_id, engine)
     except BaseException as exc:
         env = environment_error(exc, os.fspath(out_dir) if out_dir is not None else staging)
         # a bug keeps its staging folder: the partial results its message names
@@ -142,7 +157,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
 
 
 def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None, staging: str,
-          run_id: str) -> ScanResult:
+          run_id: str, engine: Engine) -> ScanResult:
     """The scan itself; clean files go to ``staging``."""
     started = time.time()
     t0 = time.perf_counter()
@@ -151,7 +166,6 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
     from datasan.outputs.progress import Progress
 
     progress = Progress(enabled=options.progress)
-    engine: Engine = LocalEngine(options.resolved_workers())
     ctx = ScanContext(root=discovery.root, options=options,
                       engine=engine, staging=staging, progress=progress, run_id=run_id)
     loose = FindingBuffer()
@@ -167,6 +181,9 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
         for f in files:
             loose.add(_unclaimed(f))
         with engine:
+            shared = getattr(engine, "check_shared_paths", None)
+            if shared is not None:  # a cluster: its workers read PATH and write to staging here
+                shared([p for p in (discovery.root, staging) if not fs.is_remote(p)])
             for kind, sources in claimed:
                 if not sources:
                     continue
@@ -198,7 +215,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
     summary = Report(
         datasan_version=__version__,
         run_id=run_id,
-        path=os.path.abspath(root_arg),
+        path=root_arg if fs.is_remote(root_arg) else os.path.abspath(root_arg),
         started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         seconds=round(time.perf_counter() - t0, 3),
         options=report_options(options),
@@ -250,6 +267,7 @@ def report_options(options: ScanOptions) -> dict[str, Any]:
         "missing_policy": options.missing_policy,
         "num_classes": options.num_classes,
         "workers": options.resolved_workers(),
+        "engine": options.engine,
         "probe": options.probe,
         "select": options.select,
         "ignore": options.ignore,

@@ -95,3 +95,26 @@ def scan_to(tmp_path):
         return Scanned(result, out)
 
     return run
+
+
+def _import_ray():
+    if os.environ.get("CI", "").lower() == "true":
+        import ray  # CI installs .[ray]: a missing ray is a failure there, not a skip
+
+        return ray
+    return pytest.importorskip("ray", reason='ray is not installed (pip install "datasan[ray]")')
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A two-node Ray cluster for the session, this process connected to it."""
+    ray = _import_ray()
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    cluster.shutdown()

@@ -39,14 +39,14 @@ def test_help_order_is_the_field_order_with_format_and_config_before_baseline():
     scan = typer.main.get_command(app).commands["scan"]
     names = [p.name for p in scan.params]
     assert names == ["path", "out", "force", "fail_on", "probe", "target", "task", "num_classes", "classes",
-                     "workers", "select", "ignore", "format", "config", "baseline", "max_quarantine_fraction",
+                     "workers", "engine", "ray_address", "select", "ignore", "format", "config", "baseline", "max_quarantine_fraction",
                      "max_total_quarantine_fraction", "probe_model", "device", "probe_batch_size", "probe_seed",
                      "probe_timeout", "quiet"]
 
 
 def test_config_keys_are_the_fields_with_config_metadata():
     top, per = settings_fields(), settings_fields(per_source=True)
-    assert len(top) == 25 and set(per) == {"target", "task", "num_classes", "classes", "label_file", "types",
+    assert len(top) == 27 and set(per) == {"target", "task", "num_classes", "classes", "label_file", "types",
                                            "missing_policy", "thresholds"}
     api_only = {f.name for f in dataclasses.fields(ScanOptions)} - set(top)
     assert api_only == {"shard_rows", "batch_rows", "row_group_rows", "shard_images", "progress"}
@@ -74,6 +74,7 @@ def test_command_line_values_become_option_keywords():
     ("image_labels", "guess", "image_labels must be one of auto, table, folders, none"),
     ("missing_policy", "drop", "missing_policy must be one of quarantine, drop-column"),
     ("fail_on", "sometimes", "fail_on must be one of error, warning, never"),
+    ("engine", "spark", "engine must be one of local, ray"),
     ("select", ["DS999"], "unknown rule code(s) in select: DS999"),
     ("severity", {"DS101": "fatal"}, "severity.DS101 must be one of"),
     ("max_total_quarantine_fraction", 1.5, "max_total_quarantine_fraction must lie in 0..1"),

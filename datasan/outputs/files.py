@@ -129,7 +129,7 @@ def stage_outputs(result, stage: str, out_dir: str) -> list[str]:
         put("index.parquet", write_parquet, with_run_id(result.index_table, run_id))
     rels.extend(_stage_clean(result, stage))
     put("stats.json", write_json, {"run_id": run_id, **_clean_json(result.stats)})
-    result.summary.out = os.path.abspath(out_dir)
+    result.summary.out = out_dir if "://" in out_dir else os.path.abspath(out_dir)
     put("report.json", write_json, _clean_json(result.report))
     return rels
 
@@ -212,6 +212,13 @@ def write_outputs(result, out_dir: str, force: bool = False) -> list[str]:
     disk or a read-only place is a UsageError; the folder then still holds
     its previous complete run.
     """
+    from datasan import fs
+
+    out_dir = fs.local_path(out_dir)
+    if fs.is_remote(out_dir):
+        from datasan.outputs.remote import publish_remote
+
+        return publish_remote(result, out_dir, force=force)
     held = result.workspace
     folder = held.output
     if folder is None or not folder.held or not _same_place(folder.out, out_dir):

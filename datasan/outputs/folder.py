@@ -62,7 +62,7 @@ def check_places(out: str, path: str | None) -> None:
     """UsageError when ``out`` is a file, lies inside PATH, or holds PATH."""
     if os.path.lexists(out) and not os.path.isdir(out):
         raise UsageError(f"the output folder {out} exists and is not a folder: choose another --out")
-    if path is None:
+    if path is None or "://" in path:  # PATH on an object store cannot overlap a local folder
         return
     if os.path.isdir(path) and inside(out, path):
         raise UsageError(f"the output folder {out} lies inside PATH {path}; datasan never writes "

@@ -228,7 +228,10 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
                 unreadable.extend(batch.failed)
                 drop = np.zeros(0, dtype=np.int64)
                 if len(batch.keys):
-                    res = prober.probe_batch(torch.from_numpy(batch.x), torch.from_numpy(batch.y))
+                    # an engine may hand back read-only arrays (Ray's zero-copy object store);
+                    # torch wants writable memory under its tensors
+                    x, y = (np.require(a, requirements="W") for a in (batch.x, batch.y))
+                    res = prober.probe_batch(torch.from_numpy(x), torch.from_numpy(y))
                     probed += len(batch.keys)
                     bisections += res.bisections
                     for code, items in res.flags.items():

@@ -18,6 +18,8 @@ import stat
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
+from datasan.fs import is_remote, open_input
+
 
 class NotRegularFile(OSError):
     """The path no longer names a regular file (a FIFO, socket, device or folder)."""
@@ -48,17 +50,27 @@ def open_fd(path: str | bytes) -> int:
 
 
 def open_binary(path: str | bytes) -> BinaryIO:
-    """A buffered binary file object for ``path`` (see :func:`open_fd`)."""
+    """A buffered binary file object for ``path`` (see :func:`open_fd`); an object of a store
+    (``s3://...``) through :mod:`datasan.fs`."""
+    if isinstance(path, str) and is_remote(path):
+        import io
+
+        return io.BufferedReader(open_input(path), 1 << 20)
     return os.fdopen(open_fd(path), "rb")
 
 
 @contextmanager
-def regular_file(path: str) -> Iterator[str]:
-    """Yield a path that native readers can open and that names the checked regular file.
+def regular_file(path: str) -> Iterator:
+    """Yield a path that native readers can open and that names the checked regular file
+    (for an object of a store: its open pyarrow file, which they read as well).
 
     ``/proc/self/fd/N`` while the descriptor is held; on systems without it,
     ``path`` itself (checked just before).
     """
+    if is_remote(path):  # an object: Arrow and Pillow read its pyarrow file handle directly
+        with open_input(path) as handle:
+            yield handle
+        return
     fd = open_fd(path)
     try:
         proc = f"/proc/self/fd/{fd}"

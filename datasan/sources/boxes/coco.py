@@ -44,6 +44,8 @@ def looks_like_coco(path: str) -> bool:
     """True when the file mentions the three COCO keys (a cheap byte scan, no parse)."""
     import mmap
 
+    if _remote(path):
+        return _object_mentions(path, MARKERS)
     try:
         with open_binary(path) as f:
             if os.fstat(f.fileno()).st_size == 0:
@@ -329,7 +331,7 @@ def _images(task: CocoTask, imgs: list, fb: FindingBuffer) -> dict[Any, _Image]:
         else:
             beside = relative_to_root(task.root, fn, task.image_dir) if task.image_dir != json_dir else None
             found = next((r for r in (direct, beside)
-                          if r is not None and os.path.isfile(os.path.join(task.root, r))), None)
+                          if r is not None and _is_file(task.root, r)), None)
             img = _Image(j, found or (beside or direct), "ok" if found else "missing", None)
         w, h = e.get("width"), e.get("height")
         if ("width" in e or "height" in e) and not all(
@@ -359,3 +361,38 @@ def _image_size(task: CocoTask, img: _Image, fb: FindingBuffer) -> tuple[float, 
                            "read; its boxes were not checked against the image border.",
                            source=task.rel))
     return img.size
+
+
+def _remote(path: str) -> bool:
+    from datasan import fs
+
+    return fs.is_remote(path)
+
+
+def _object_mentions(uri: str, keys: tuple[bytes, ...]) -> bool:
+    """:func:`looks_like_coco` for an object of a store: a streaming byte scan (no map), with
+    an overlap so that a key split between two reads is still found."""
+    tail = max(len(k) for k in keys)
+    left = set(keys)
+    prev = b""
+    try:
+        with open_binary(uri) as f:
+            while left:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                window = prev + chunk
+                left = {k for k in left if window.find(k) < 0}
+                prev = window[-tail:]
+    except (OSError, ValueError):
+        return False
+    return not left
+
+
+def _is_file(root: str, rel: str) -> bool:
+    """Whether ``rel`` under ``root`` is a file (an object, under a store's URI)."""
+    from datasan import fs
+
+    if fs.is_remote(root):
+        return fs.kind(fs.join(root, rel)) == "file"
+    return os.path.isfile(os.path.join(root, rel))

@@ -99,6 +99,10 @@ def _read_regular(path: str) -> tuple[bytes | None, int, bytes]:
 
     Never blocks on a FIFO (O_NONBLOCK) and refuses anything but a regular file.
     """
+    from datasan import fs
+
+    if fs.is_remote(path):
+        return _read_object(path)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         st = os.fstat(fd)
@@ -120,6 +124,25 @@ def _read_regular(path: str) -> tuple[bytes | None, int, bytes]:
         os.close(fd)
 
 
+def _read_object(uri: str) -> tuple[bytes | None, int, bytes]:
+    """:func:`_read_regular` for an object of a store (one streaming pass; kept in memory
+    only up to IN_MEMORY_BYTES)."""
+    from datasan import fs
+
+    h = hashlib.blake2b(digest_size=16)
+    with fs.open_input(uri) as f:
+        size = f.size()
+        chunks: list[bytes] | None = [] if size <= IN_MEMORY_BYTES else None
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+            if chunks is not None:
+                chunks.append(b)
+    return (b"".join(chunks) if chunks is not None else None), size, h.digest()
+
+
 def _open_header(data: bytes | None, path: str):
     """Image.open (header only) with Pillow's own bomb guard off: datasan checks the size itself."""
     import io
@@ -129,13 +152,25 @@ def _open_header(data: bytes | None, path: str):
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
+        if data is None and _is_remote(path):
+            from datasan.sources.regular import open_binary
+
+            return Image.open(open_binary(path))  # Pillow closes it with the image
         return Image.open(io.BytesIO(data) if data is not None else path)
     finally:
         Image.MAX_IMAGE_PIXELS = old
 
 
+def _is_remote(path: str) -> bool:
+    from datasan import fs
+
+    return fs.is_remote(path)
+
+
 def _head(path: str) -> bytes:
-    with open(path, "rb") as f:
+    from datasan.sources.regular import open_binary
+
+    with (open_binary(path) if _is_remote(path) else open(path, "rb")) as f:
         return f.read(32)
 
 
@@ -229,7 +264,7 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
         if sniffed == "HEIF":
             why = "its format (HEIF/AVIF) is not supported by Pillow"
         elif sniffed:
-            why = f"its {sniffed} header is corrupt or truncated ({exc})"
+            why = f"its {sniffed} header is corrupt or truncated ({_stable_text(exc)})"
         else:
             why = f"it is not an image Pillow can identify ({type(exc).__name__})"
         return _failed(rec, "identify", why)
@@ -281,3 +316,11 @@ def inspect_shard(task: ImageTask) -> list[ImageRecord]:
         # Pillow warns about odd metadata (EXIF, ICC) of images it decodes fine: not findings
         warnings.simplefilter("ignore")
         return [inspect_image(rel, path, task) for rel, path in task.files]
+
+
+def _stable_text(exc: BaseException) -> str:
+    """The exception's message without object addresses (Pillow names ``<_io.BytesIO object at
+    0x7f...>``), so a finding reads the same on every run, worker and engine."""
+    import re
+
+    return re.sub(r"<([\w.]+) object at 0x[0-9a-fA-F]+>", r"\1", str(exc))

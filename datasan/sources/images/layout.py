@@ -91,6 +91,14 @@ def _is_within(rel_or_folder: str, folder: str) -> bool:
 
 
 def _head(path: str, n: int = 32) -> bytes:
+    from datasan import fs
+
+    if fs.is_remote(path):
+        try:
+            with fs.open_input(path) as f:
+                return f.read(n)
+        except OSError:
+            return b""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:

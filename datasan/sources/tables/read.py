@@ -24,6 +24,7 @@ from typing import Iterator
 
 from datasan.checks.files import MALFORMED_RECORD, RAGGED_ROW, RECORD_TOO_DEEP, BadRecord
 from datasan.findings import quote
+from datasan.fs import is_remote, open_input
 from datasan.sources.regular import open_binary, regular_file
 
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -62,6 +63,8 @@ def _open_binary(path: str):
     import pyarrow as pa
 
     codec = _CODECS.get(os.path.splitext(path)[1].lower())
+    if is_remote(path):  # Arrow's own reader over the object's ranged reads
+        return pa.input_stream(open_input(path), compression=codec)
     with regular_file(path) as native:
         if native != path:  # Arrow's own reader is ~25 % faster on CSV than a Python file object
             return pa.input_stream(native, compression=codec)

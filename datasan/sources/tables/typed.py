@@ -34,7 +34,7 @@ def _group_sizes(path: str, fmt: str) -> list[int]:
     if fmt == "parquet":
         md = pq.ParquetFile(path).metadata
         return [md.row_group(i).num_rows for i in range(md.num_row_groups)]
-    with pa.memory_map(path) as src:
+    with _mapped(path) as src:
         try:
             r = pa.ipc.open_file(src)
             return [r.get_batch(i).num_rows for i in range(r.num_record_batches)]
@@ -51,7 +51,7 @@ def typed_schema(path: str, fmt: str):
         with regular_file(path) as native:
             if fmt == "parquet":
                 return pq.ParquetFile(native).schema_arrow
-            with pa.memory_map(native) as src:
+            with _mapped(native) as src:
                 try:
                     return pa.ipc.open_file(src).schema
                 except pa.ArrowInvalid:
@@ -94,7 +94,7 @@ def _typed_batches(path, fmt, first_group, n_groups, first_row, batch_rows, colu
             yield batch, np.arange(row, row + n, dtype=np.int64), []
             row += n
         return
-    with pa.memory_map(path) as src:
+    with _mapped(path) as src:
         try:
             r = pa.ipc.open_file(src)
             batches = (r.get_batch(i) for i in range(first_group, first_group + n_groups))
@@ -138,7 +138,7 @@ def typed_null_counts(path: str, fmt: str) -> dict[str, int] | None:
                     total += st.null_count
                 counts[name] = total
             return counts
-        with pa.memory_map(path) as src:
+        with _mapped(path) as src:
             try:
                 r = pa.ipc.open_file(src)
                 batches = (r.get_batch(i) for i in range(r.num_record_batches))
@@ -152,3 +152,13 @@ def typed_null_counts(path: str, fmt: str) -> dict[str, int] | None:
         return counts
     except (pa.ArrowException, OSError):
         return None
+
+
+def _mapped(source):
+    """A memory map of a local path; an object's open pyarrow file as it is (a store has no
+    map: Arrow IPC reads it with ranged reads)."""
+    import contextlib
+
+    import pyarrow as pa
+
+    return pa.memory_map(source) if isinstance(source, str) else contextlib.nullcontext(source)

@@ -1,0 +1,155 @@
+"""Publishing a run to an object store (``--out s3://bucket/prefix``) as one unit.
+
+An object store has no rename and no lock, so the order is what makes a run
+whole: the files are written to a local staging folder, uploaded under
+``<out>/.datasan-staging-<run id>/``, then manifest.json is written saying
+"being published" (listing both runs' files), each file is copied into place
+(a server-side copy), the previous run's files this run does not write are
+removed, and the final manifest.json is written last; the staging prefix
+goes.  Every file carries the run id, so a reader tells a run cut short
+(``complete: false``, or files of two runs) from a complete one.  As on a
+disk, nothing datasan did not write is ever replaced, and ``--out`` may not
+lie inside PATH (nor PATH inside ``--out``).  Two runs publishing to one
+prefix at once are not locked out of each other: give each its own prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from datasan import fs
+from datasan.errors import UsageError
+from datasan.outputs.folder import STAGING_MARK, STAGING_PREFIX
+from datasan.outputs.manifest import FORMAT, MANIFEST, file_entry, manifest_doc, owned_entries
+
+
+def check_places(out: str, path: str | None) -> None:
+    """UsageError when ``out`` lies inside PATH or holds it (both on one store)."""
+    if path is None or not fs.is_remote(path):
+        return
+    if fs.inside(out, path):
+        raise UsageError(f"the output folder {out} lies inside PATH {path}; datasan never writes under "
+                         "PATH: choose another --out")
+    if fs.inside(path, out):
+        raise UsageError(f"PATH {path} lies inside the output folder {out}; datasan keeps its outputs apart "
+                         "from the data: choose another --out")
+
+
+def _objects(store, base: str) -> dict[str, int]:
+    import pyarrow.fs as pafs
+
+    sel = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    return {i.path[len(base):].lstrip("/"): int(i.size or 0)
+            for i in store.get_file_info(sel) if i.type == pafs.FileType.File}
+
+
+def _read_manifest(store, base: str) -> dict | None:
+    try:
+        with store.open_input_stream(f"{base}/{MANIFEST}") as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(doc, dict) and doc.get("datasan_manifest") == FORMAT
+            and isinstance(doc.get("run_id"), str) and isinstance(doc.get("files"), list)):
+        return None
+    return doc
+
+
+def check_owner(out: str, force: bool) -> None:
+    """UsageError unless ``out`` is empty, new or a datasan output (or ``force``), and can be listed."""
+    try:
+        store, base = fs.resolve(out)
+        found = [r for r in _objects(store, base) if not r.startswith(STAGING_PREFIX)]
+    except OSError as exc:  # unreachable, no such bucket, credentials refused
+        raise UsageError(f"cannot write the outputs to {out}: {exc}") from None
+    if found and _read_manifest(store, base) is None and not force:
+        raise UsageError(f"the output folder {out} holds files and is not a datasan output (no manifest.json): "
+                         "choose another --out, or give --force (no file datasan did not write is replaced)")
+
+
+def _in_way(existing: dict[str, int], rels: list[str], owned: dict[str, list[dict]]) -> list[str]:
+    """Objects where this run writes or removes that datasan did not write (or whose size changed)."""
+    bad = []
+    for rel in rels:
+        if rel in existing and not any(e.get("size") == existing[rel] for e in owned.get(rel, [])):
+            bad.append(rel)
+    return bad
+
+
+def _remove_stale_staging(store, base: str) -> None:
+    """Remove the staging prefixes runs cut short left (only those holding datasan's mark)."""
+    import pyarrow.fs as pafs
+
+    for info in store.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
+        name = info.path.rsplit("/", 1)[-1]
+        if info.type == pafs.FileType.Directory and name.startswith(STAGING_PREFIX) \
+                and store.get_file_info(f"{info.path}/{STAGING_MARK}").type == pafs.FileType.File:
+            store.delete_dir_contents(info.path, missing_dir_ok=True)
+            store.delete_dir(info.path)
+
+
+def _put(store, local: str, key: str) -> None:
+    with open(local, "rb") as src, store.open_output_stream(key) as dst:
+        shutil.copyfileobj(src, dst, 8 << 20)
+
+
+def _put_json(store, key: str, doc: dict) -> None:
+    with store.open_output_stream(key) as dst:
+        dst.write(json.dumps(doc, indent=1).encode("utf-8"))
+
+
+def publish_remote(result, out: str, force: bool = False) -> list[str]:
+    """Write every file of ``result`` under the store URI ``out`` (see the module docstring);
+    returns their URIs."""
+    out = out.rstrip("/")
+    check_places(out, result.summary.path)
+    check_owner(out, force)
+    store, base = fs.resolve(out)
+    try:
+        return _publish(result, out, store, base)
+    except OSError as exc:
+        raise UsageError(f"cannot write the outputs to {out}: {exc}; it holds the previous complete run, or "
+                         "files readers refuse (manifest.json not complete): run again to publish") from None
+
+
+def _publish(result, out: str, store, base: str) -> list[str]:
+    from datasan.outputs.files import stage_outputs
+
+    stage = tempfile.mkdtemp(prefix="datasan-publish-")
+    staging = f"{base}/{STAGING_PREFIX}{result.run_id}"
+    try:
+        rels = stage_outputs(result, stage, out)
+        entries = [file_entry(stage, rel) for rel in rels]
+        prev = _read_manifest(store, base)
+        owned = owned_entries(prev)
+        new = [e["path"] for e in entries]
+        old = [p for p in owned if p not in set(new)]
+        existing = _objects(store, base)
+        in_way = _in_way(existing, new + old, owned)
+        if prev is None and MANIFEST in existing:
+            in_way.insert(0, MANIFEST)
+        if in_way:
+            raise UsageError(f"{out} holds files datasan did not write (or that changed since it wrote them) "
+                             f"where this run's files go: {', '.join(in_way[:8])}; move them away or choose "
+                             "another --out. Nothing was published.")
+        _remove_stale_staging(store, base)
+        with store.open_output_stream(f"{staging}/{STAGING_MARK}") as f:
+            f.write(result.run_id.encode() + b"\n")  # marks the prefix as datasan's to remove
+        for rel in new:
+            _put(store, os.path.join(stage, rel), f"{staging}/{rel}")
+        journal = [e for es in owned.values() for e in es]
+        _put_json(store, f"{base}/{MANIFEST}", manifest_doc(result.run_id, entries, False, journal))
+        for rel in new:
+            store.copy_file(f"{staging}/{rel}", f"{base}/{rel}")
+        for rel in old:
+            if rel in existing:
+                store.delete_file(f"{base}/{rel}")
+        _put_json(store, f"{base}/{MANIFEST}", manifest_doc(result.run_id, entries, True))
+        store.delete_dir_contents(staging, missing_dir_ok=True)
+        store.delete_dir(staging)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [f"{out}/{rel}" for rel in new] + [f"{out}/{MANIFEST}"]
