@@ -32,6 +32,8 @@ MIN_SAMPLES = 40
 #: the training schedule: at least MIN_EPOCHS and MIN_STEPS optimizer steps per fold, at most MAX_EPOCHS
 MIN_EPOCHS, MAX_EPOCHS, MIN_STEPS = 3, 60, 300
 LEARNING_RATE = 3e-3
+#: how many binomial standard errors above the majority class the out-of-fold accuracy must be
+CHANCE_Z = 3.0
 #: the kNN vote joins the network's when samples**2 x input size stays under this (its distance work)
 KNN_WORK = 2e10
 KNN_K = 10
@@ -299,6 +301,14 @@ def confident_learning(probs: np.ndarray, given: np.ndarray) -> tuple[Verdicts, 
     return v, th, joint
 
 
+def chance_floor(y: np.ndarray) -> float:
+    """The out-of-fold accuracy a source must beat before its labels are judged: the most
+    common class's share plus CHANCE_Z binomial standard errors.  Labels the features do not
+    predict (random labels) would otherwise make confident learning flag most samples."""
+    share = float(np.bincount(y).max()) / len(y)
+    return share + CHANCE_Z * math.sqrt(share * (1 - share) / len(y))
+
+
 # ------------------------------------------------------------------ one source
 @dataclass
 class LabelScores:
@@ -348,6 +358,10 @@ def _estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, re
         # the network and the neighbours err on different samples: averaging their votes
         # keeps the flags both agree on (precision) and calms the unflipped data's false flags
         probs = (probs + knn_probs(xs, y, num_classes)) / 2
+    acc, floor = float((probs.argmax(axis=1) == y).mean()), chance_floor(y)
+    if acc <= floor:
+        return (f"the out-of-fold predictions ({acc:.1%} right) do not beat guessing the most common class "
+                f"by a clear margin (needed: above {floor:.1%}), so the features cannot judge the labels")
     v, th, joint = confident_learning(probs, y)
     parts = [(keys, y, v)]
     if not sample.complete and rest is not None:
