@@ -126,7 +126,9 @@ class LabelSample:
 # ------------------------------------------------------------------ standardization (tables)
 @dataclass
 class Standardizer:
-    """z-scores of table features from the sample's mean and std, clipped to +-Z_CLIP."""
+    """z-scores of table features, clipped to +-Z_CLIP, from the mean and std of the sample
+    winsorized at its 0.5 and 99.5 percentiles: a few huge finite values (the probe's
+    DS403/DS405 warnings) cannot squash a column, and normal columns keep their usual scale."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -134,8 +136,10 @@ class Standardizer:
     @classmethod
     def fit(cls, x: np.ndarray) -> "Standardizer":
         xd = x.astype(np.float64)
-        std = xd.std(axis=0)
-        return cls(xd.mean(axis=0), np.where(std > 0, std, 1.0))
+        lo, hi = np.percentile(xd, [0.5, 99.5], axis=0)
+        xw = np.clip(xd, lo, hi)
+        std = xw.std(axis=0)
+        return cls(xw.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
