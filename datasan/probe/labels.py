@@ -143,8 +143,9 @@ class Standardizer:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            z = (x.astype(np.float64) - self.mean) / self.std
-        return np.clip(np.nan_to_num(z, nan=0.0), -Z_CLIP, Z_CLIP).astype(np.float32)
+            z = (x.astype(np.float32, copy=False) - self.mean.astype(np.float32)) / self.std.astype(np.float32)
+        np.nan_to_num(z, copy=False, nan=0.0)
+        return np.clip(z, -Z_CLIP, Z_CLIP, out=z)
 
 
 def identity(x: np.ndarray) -> np.ndarray:
@@ -187,9 +188,14 @@ def schedule(n_train: int) -> tuple[int, int]:
 def train(x: np.ndarray, y: np.ndarray, num_classes: int, seed: int, device: str = "cpu"):
     """A seeded network trained on (x, y) with Adam and cross-entropy; returned in eval mode."""
     import torch
+    # the functional form of torch.optim.Adam: constructing the class imports torch._dynamo,
+    # 1-2 s per process, more than training the folds of a small source takes
+    from torch.optim.adam import adam
 
     model = label_network(tuple(x.shape[1:]), num_classes, seed).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, weight_decay=1e-4)
+    params = list(model.parameters())
+    avg, avg_sq = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    steps = [torch.tensor(0.0) for _ in params]
     gen = torch.Generator().manual_seed(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     batch, epochs = schedule(len(y))
@@ -197,10 +203,12 @@ def train(x: np.ndarray, y: np.ndarray, num_classes: int, seed: int, device: str
         perm = torch.randperm(len(y), generator=gen)
         for s in range(0, len(y), batch):
             idx = perm[s:s + batch]
-            opt.zero_grad(set_to_none=True)
+            model.zero_grad(set_to_none=False)
             loss = torch.nn.functional.cross_entropy(model(xt[idx].to(device)), yt[idx].to(device))
             loss.backward()
-            opt.step()
+            with torch.no_grad():
+                adam(params, [p.grad for p in params], avg, avg_sq, [], steps, foreach=False, amsgrad=False,
+                     beta1=0.9, beta2=0.999, lr=LEARNING_RATE, weight_decay=1e-4, eps=1e-8, maximize=False)
     return model.eval()
 
 
