@@ -194,7 +194,8 @@ def test_regression_and_small_sources_are_not_scored(tmp_path):
         assert _codes(r) == []
 
 
-def test_a_mislabeled_image_is_flagged_and_indexed(tmp_path):
+def _colour_images(root: Path) -> Path:
+    """Red, green and blue 16x16 images, 20 each, with one red image filed under green."""
     from PIL import Image
 
     rng = np.random.default_rng(4)
@@ -204,10 +205,14 @@ def test_a_mislabeled_image_is_flagged_and_indexed(tmp_path):
             # one red image filed under green
             folder = "green" if (cls, i) == ("red", 3) else cls
             pix = np.clip(np.array(rgb) + rng.normal(scale=20, size=(16, 16, 3)), 0, 255).astype(np.uint8)
-            path = tmp_path / "data" / "colours" / folder / f"{cls}{i:02d}.png"
+            path = root / "colours" / folder / f"{cls}{i:02d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pix).save(path)
-    with datasan.scan(tmp_path / "data", probe=True) as r:
+    return root
+
+
+def test_a_mislabeled_image_is_flagged_and_indexed(tmp_path):
+    with datasan.scan(_colour_images(tmp_path / "data"), probe=True) as r:
         f = r.findings
         assert f[f["code"] == "DS407"]["sample"].tolist() == ["colours/green/red03.png"]
         index = r.index_table.to_pydict()
@@ -232,3 +237,23 @@ def test_labels_the_features_do_not_predict_are_not_judged(tmp_path):
         ln = r.report["probe"]["sources"]["random.csv"]["label_noise"]
         assert ln["skipped"].startswith("the out-of-fold predictions (")
         assert r.label_quality_table is None
+
+
+def test_a_mislabeled_image_made_an_error_leaves_the_index(tmp_path):
+    with datasan.scan(_colour_images(tmp_path / "data"), probe=True, severity={"DS407": "error"}) as r:
+        assert r.quarantine_table.column("sample").to_pylist() == ["colours/green/red03.png"]
+        index = r.index_table.to_pydict()
+        assert len(index["sample"]) == 59 and "colours/green/red03.png" not in index["sample"]
+        src = r.report["sources"][0]
+        assert (src["seen"], src["kept"], src["quarantined"]) == (60, 59, 1)
+        assert r.stats["images"]["colours"]["count"] == 59
+
+
+def test_a_huge_finite_value_does_not_hide_the_flips(tmp_path):
+    root = _blobs(tmp_path / "data")
+    lines = (root / "blobs.csv").read_text().splitlines()
+    x0, x1, lab = lines[1 + 50].split(",")
+    lines[1 + 50] = f"1e30,{x1},{lab}"  # a finite outlier (the probe's DS405 warning), not an error
+    (root / "blobs.csv").write_text("\n".join(lines) + "\n")
+    with datasan.scan(root, probe=True) as r:
+        assert _codes(r) == list(FLIPPED)

@@ -39,6 +39,9 @@ KNN_WORK = 2e10
 KNN_K = 10
 #: standardized table features are clipped here: one huge value must not own the network
 Z_CLIP = 10.0
+#: a table row with a feature this many standard deviations out is not scored: a sparse
+#: column's rare values reach sqrt(samples) (224 at 50,000), a unit error or sentinel far more
+OUTLIER_Z = 1000.0
 
 
 def _mix(keys: np.ndarray, seed: int, salt: int) -> np.ndarray:
@@ -127,8 +130,10 @@ class LabelSample:
 @dataclass
 class Standardizer:
     """z-scores of table features, clipped to +-Z_CLIP, from the mean and std of the sample
-    winsorized at its 0.5 and 99.5 percentiles: a few huge finite values (the probe's
-    DS403/DS405 warnings) cannot squash a column, and normal columns keep their usual scale."""
+    with each column clipped to Tukey's far fences (quartiles -+ 3 IQR): a few huge finite
+    values (the probe's DS403/DS405 warnings) cannot squash a column, and a normal column
+    (fences at about 4.7 std) keeps its usual scale. A column whose IQR is 0 (mostly one
+    value, e.g. a sparse pixel) is not clipped: its fences would erase it."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -136,10 +141,19 @@ class Standardizer:
     @classmethod
     def fit(cls, x: np.ndarray) -> "Standardizer":
         xd = x.astype(np.float64)
-        lo, hi = np.percentile(xd, [0.5, 99.5], axis=0)
+        q1, q3 = np.percentile(xd, [25, 75], axis=0)
+        iqr = q3 - q1
+        lo = np.where(iqr > 0, q1 - 3 * iqr, -np.inf)
+        hi = np.where(iqr > 0, q3 + 3 * iqr, np.inf)
         xw = np.clip(xd, lo, hi)
         std = xw.std(axis=0)
         return cls(xw.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def judgeable(self, x: np.ndarray) -> np.ndarray:
+        """Rows with no feature more than OUTLIER_Z standard deviations out."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = np.abs((x.astype(np.float64) - self.mean) / self.std)
+        return ~(z > OUTLIER_Z).any(axis=1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -355,13 +369,19 @@ def estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, res
 def _estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, rest, device: str
               ) -> LabelScores | str:
     x, y, keys = sample.arrays()
-    present = np.unique(y)
     if len(y) < MIN_SAMPLES:
         return f"only {len(y)} usable samples (at least {MIN_SAMPLES} are needed)"
-    if len(present) < 2:
-        return "the samples carry a single class"
     prep = identity if images else Standardizer.fit(x)
+    if not images:
+        # an extreme outlier (the probe's DS403/DS405 warn about it) lies near no class,
+        # so its label cannot be judged from its features
+        inside = prep.judgeable(x)
+        x, y, keys = x[inside], y[inside], keys[inside]
     xs = prep(x)
+    if len(y) < MIN_SAMPLES:
+        return f"only {len(y)} samples inside the features' usual range (at least {MIN_SAMPLES} are needed)"
+    if len(np.unique(y)) < 2:
+        return "the samples carry a single class"
     t0 = time.perf_counter()
     probs, models = out_of_fold(xs, y, keys, num_classes, seed, FOLDS, device)
     t_train = time.perf_counter() - t0
@@ -385,13 +405,17 @@ def _estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, re
             if not out.any():
                 continue
             bk, bx, by = bk[out], bx[out], by[out].astype(np.int64)
+            if not images:
+                inside = prep.judgeable(bx)
+                bk, bx, by = bk[inside], bx[inside], by[inside]
+            bx = prep(bx)
             probs_rest = np.zeros((len(bk), num_classes))
             fold = fold_of(bk, seed, FOLDS)
             # each row is scored by its fold's network alone: none of them saw it, and one
             # forward per row keeps this pass as cheap as the probe's own
             for k in np.unique(fold):
                 sel = fold == k
-                probs_rest[sel] = predict([models[k]], prep(bx[sel]), device)
+                probs_rest[sel] = predict([models[k]], bx[sel], device)
             bv = judge(probs_rest, by, th)
             joint.add(by, bv)
             parts.append((bk, by, bv))
