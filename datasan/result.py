@@ -139,6 +139,8 @@ class ScanResult:
     * ``findings_table`` / ``quarantine_table`` / ``index_table``: pyarrow
       Tables with the contract's columns (``findings`` / ``quarantine`` give
       pandas DataFrames).
+    * ``label_quality_table``: label_quality.parquet (one row per sample whose
+      label the probe scored), None when no source's labels were scored.
     * ``stats``: the stats.json document; ``summary``: the run's facts
       (:class:`Report`); ``report``: the report.json document.
     * ``verdict`` / ``passed``: the gate's judgement at ``fail_on`` (and the

@@ -152,7 +152,8 @@ class Standardizer:
     def judgeable(self, x: np.ndarray) -> np.ndarray:
         """Rows with no feature more than OUTLIER_Z standard deviations out."""
         with np.errstate(over="ignore", invalid="ignore"):
-            z = np.abs((x.astype(np.float64) - self.mean) / self.std)
+            z = np.abs((x.astype(np.float32, copy=False) - self.mean.astype(np.float32))
+                       / self.std.astype(np.float32))
         return ~(z > OUTLIER_Z).any(axis=1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
