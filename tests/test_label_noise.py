@@ -257,3 +257,12 @@ def test_a_huge_finite_value_does_not_hide_the_flips(tmp_path):
     (root / "blobs.csv").write_text("\n".join(lines) + "\n")
     with datasan.scan(root, probe=True) as r:
         assert _codes(r) == list(FLIPPED)
+
+
+def test_image_scores_are_the_same_with_one_or_two_workers(tmp_path):
+    root = _colour_images(tmp_path / "data")
+    tables = []
+    for workers in (1, 2):
+        with datasan.scan(root, probe=True, workers=workers) as r:
+            tables.append(r.label_quality_table)
+    assert tables[0].equals(tables[1])
