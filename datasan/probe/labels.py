@@ -397,8 +397,8 @@ def _estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, re
                 f"by a clear margin (needed: above {floor:.1%}), so the features cannot judge the labels")
     v, th, joint = confident_learning(probs, y)
     parts = [(keys, y, v)]
+    t1 = time.perf_counter()
     if not sample.complete and rest is not None:
-        joint = Joint(joint.c.copy())
         in_sample = keys
         for bx, by, bk in rest():
             bk = np.asarray(bk, dtype=np.int64)
@@ -420,7 +420,7 @@ def _estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, re
             bv = judge(probs_rest, by, th)
             joint.add(by, bv)
             parts.append((bk, by, bv))
-    t_rest = time.perf_counter() - t0 - t_train
+    t_rest = time.perf_counter() - t1
     all_keys = np.concatenate([p[0] for p in parts])
     order = np.argsort(all_keys, kind="stable")
     cat = lambda f: np.concatenate([f(p) for p in parts])[order]  # noqa: E731
