@@ -254,6 +254,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
         baseline=baseline,
         clean_files=[f for oc in outcomes for f in oc.clean_files],
         workspace=Workspace(staging),
+        label_quality_table=_label_quality(ctx),
     )
 
 
@@ -295,6 +296,15 @@ def _merge_index(outcomes: list[SourceOutcome]):
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _label_quality(ctx: ScanContext):
+    """label_quality.parquet's table when the probe scored some source's labels, else None."""
+    if not ctx.shared.get("label_quality"):
+        return None
+    from datasan.probe.label_outputs import merge_quality_tables
+
+    return merge_quality_tables(ctx)
 
 
 def _run_probe(outcomes: list[SourceOutcome], ctx: ScanContext) -> dict[str, Any]:

@@ -141,6 +141,8 @@ class ScanResult:
     * ``findings_table`` / ``quarantine_table`` / ``index_table``: pyarrow
       Tables with the contract's columns (``findings`` / ``quarantine`` give
       pandas DataFrames).
+    * ``label_quality_table``: label_quality.parquet (one row per sample whose
+      label the probe scored), None when no source's labels were scored.
     * ``stats``: the stats.json document; ``summary``: the run's facts
       (:class:`Report`); ``report``: the report.json document.
     * ``verdict`` / ``passed``: the gate's judgement at ``fail_on`` (and the
@@ -167,6 +169,8 @@ class ScanResult:
     workspace: Workspace = field(default_factory=Workspace, repr=False)
     #: the folder this result was last published to
     published: str | None = None
+    #: label_quality.parquet: one row per sample whose label the probe scored (None: none scored)
+    label_quality_table: "pyarrow.Table | None" = None
 
     def __post_init__(self) -> None:
         self._release = weakref.finalize(self, self.workspace.release)
@@ -383,9 +387,11 @@ class ScanResult:
             raise UsageError(f"{out_dir} is not a complete datasan output folder: {exc}") from exc
         index_path = os.path.join(out_dir, "index.parquet")
         index = pq.read_table(index_path) if os.path.isfile(index_path) else None
+        quality_path = os.path.join(out_dir, "label_quality.parquet")
+        quality = pq.read_table(quality_path) if os.path.isfile(quality_path) else None
         gate = report.get("gate") or {}
         return cls(findings_table=findings, quarantine_table=quarantine, stats=stats,
-                   summary=Report.from_dict(report), index_table=index,
+                   summary=Report.from_dict(report), index_table=index, label_quality_table=quality,
                    fail_on=gate.get("fail_on") or report.get("options", {}).get("fail_on", "error"),
                    published=out_dir, max_quarantine_fraction=gate.get("max_quarantine_fraction"),
                    max_total_quarantine_fraction=gate.get("max_total_quarantine_fraction"))

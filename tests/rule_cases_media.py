@@ -291,6 +291,21 @@ def _gray_rgb(a):
     return np.ascontiguousarray(np.stack([g, g, g], axis=2))
 
 
+def _blobs(flip: bool):
+    """Three well-separated classes of 20 rows (x0, x1, label); ``flip`` files row 7 under another class."""
+    def build(root: Path) -> Path:
+        import numpy as np
+
+        rng = np.random.default_rng(5)
+        label = np.repeat(np.arange(3), 20)
+        x = rng.normal(scale=0.3, size=(60, 2)) + np.array([[0, 0], [4, 0], [0, 4]])[label]
+        if flip:
+            label[7] = 2
+        write(root / "blobs.csv", "x0,x1,label\n" + "".join(f"{a:.5f},{b:.5f},{c}\n" for (a, b), c in zip(x, label)))
+        return root
+    return build
+
+
 PROBE = {"probe": True}
 
 CASES = {
@@ -354,4 +369,5 @@ CASES = {
                   options={**PROBE, "probe_model": "rule_case_models:tiny_linear_l1_loss"}),
     "DS405": Case(_regression(rows=60, cell=(11, "x0", "30000")), _regression(rows=60), options=PROBE),
     "DS406": Case(_no_target, _regression(), options=PROBE),
+    "DS407": Case(_blobs(flip=True), _blobs(flip=False), options=PROBE),
 }

@@ -200,7 +200,8 @@ def test_sample_data_quickstart_runs(tmp_path):
     res = runner.invoke(app, ["scan", str(SAMPLE), "--out", str(out)])
     assert res.exit_code == 1
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".datasan.lock", "clean", "findings.parquet", "index.parquet", "manifest.json",
+    assert names == [".datasan.lock", "clean", "findings.parquet", "index.parquet", "label_quality.parquet",
+                     "manifest.json",
                      "quarantine.csv", "quarantine.parquet", "report.json", "stats.json"]
     report = json.loads((out / "report.json").read_text())
     from datasan.outputs.manifest import verify_output

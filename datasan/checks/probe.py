@@ -80,6 +80,23 @@ PROBE_SKIPPED = Rule(
     fix="Pass --target, label the images, or bring your own model with --probe-model.",
     example="tables/ids.csv: no numeric feature columns",
 )
+SUSPECT_LABEL = Rule(
+    "DS407", "suspect-label", "warning",
+    "A classification sample's given label is confidently contradicted by out-of-fold predictions.",
+    what="The probe trains its seeded network K-fold (4 folds) on a sample of the source "
+    "(standardized features for tables, 32x32 images), so every sample gets class "
+    "probabilities from a network that never saw it (averaged with a leave-one-out kNN vote "
+    "when the sample is small enough). Confident learning (Northcutt et al., JAIR 2021) "
+    "then flags the samples whose probability for another class reaches that class's "
+    "threshold (its mean self-confidence) and beats every other class doing so: the "
+    "off-diagonal of the confident joint.",
+    why="A flipped label (a 7 filed as 1) is finite, in range and passes every static "
+    "check, yet it trains the network towards the wrong answer and, in a test split, "
+    "makes a right prediction count as an error.",
+    fix="Look at the sample and its likely label; relabel it, or drop it if it fits no "
+    "class. label_quality.parquet ranks every sample (low label_quality first).",
+    example="digits/1/0413.png: labelled '1', the out-of-fold probe predicts '7' (p=0.97)",
+)
 
 
 #: the codes whose finding names the flagged row's largest input value: the input may be the cause
@@ -120,3 +137,11 @@ def extreme_loss(at: ProbedSample, loss: float, median: float, limit: float) -> 
 def probe_skipped(source: str, reason: str) -> Finding:
     """DS406: the probe did not run on ``source``, for ``reason``."""
     return Finding(PROBE_SKIPPED.code, f"The probe skipped {source}: {reason}.", source=source)
+
+
+def suspect_label(at: ProbedSample, given: str, likely: str, p_likely: float, quality: float) -> Finding:
+    """DS407: ``at`` is labelled ``given`` but out-of-fold predictions say ``likely``."""
+    return Finding(SUSPECT_LABEL.code, f"{at.where}: labelled {given!r}, but the out-of-fold probe predicts "
+                                       f"{likely!r} (p={p_likely:.3f}; label quality {quality:.3f}).",
+                   sample=at.sample, source=at.source, row=at.row)
+

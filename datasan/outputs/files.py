@@ -127,6 +127,8 @@ def stage_outputs(result, stage: str, out_dir: str) -> list[str]:
     put("quarantine.csv", write_csv, quarantine)
     if result.index_table is not None:
         put("index.parquet", write_parquet, with_run_id(result.index_table, run_id))
+    if result.label_quality_table is not None:
+        put("label_quality.parquet", write_parquet, with_run_id(result.label_quality_table, run_id))
     rels.extend(_stage_clean(result, stage))
     put("stats.json", write_json, {"run_id": run_id, **_clean_json(result.stats)})
     result.summary.out = out_dir if "://" in out_dir else os.path.abspath(out_dir)

@@ -9,6 +9,8 @@ pipeline calls :func:`datasan.probe.run.probe_outcomes`.  Modules:
 * ``bisect``: finding bad samples of models that couple a batch
 * ``data``: batches from clean tables, image files and arrays
 * ``run``: the pipeline hook (findings, quarantine, clean file and stats)
+* ``labels``: out-of-fold probabilities and confident learning (suspect labels)
+* ``label_outputs``: the label estimate's findings, report and label_quality rows
 * ``api``: the Python entry point
 
 torch is imported only by these modules' functions, never by ``import datasan``.

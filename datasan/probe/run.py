@@ -201,6 +201,7 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
     import torch
 
     from datasan.options import effective_severity
+    from datasan.probe.label_outputs import label_sample_for, score_labels
     from datasan.probe.stages import Prober
 
     t0 = time.perf_counter()
@@ -218,6 +219,7 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
     counts: dict[str, int] = {}
     net = prober = None
     suspicious = 0  # DS401 samples whose input is finite: many of them mean a broken model
+    label_sample = label_sample_for(feed, ctx)
     try:
         with time_limit(ctx.options.probe_timeout):
             net = _net_for(ctx, network=feed.network, input_shape=feed.input_shape,
@@ -245,6 +247,8 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
                     if res.losses is not None:
                         losses.append(res.losses)
                         loss_keys.append(np.asarray(batch.keys))
+                    if label_sample is not None:
+                        label_sample.add(batch.x, batch.y, batch.keys, skip=drop)
                 if stream is not None:
                     t_rw = time.perf_counter()
                     stream.add(batch, drop)
@@ -265,6 +269,12 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
     found.extend(extreme)
     if extreme:
         counts[checks.EXTREME_LOSS.code] = len(extreme)
+    label_noise = None
+    if label_sample is not None:
+        label_noise, suspects = score_labels(label_sample, feed, oc, ctx, device, where)
+        found.extend(suspects)
+        if suspects:
+            counts[checks.SUSPECT_LABEL.code] = len(suspects)
     errors = _error_samples(_add_policy(oc, ctx, found))
     out: dict[str, Any] = {"network": net.description, "task": feed.task, "outputs": feed.num_outputs,
                            **feed.report, "coupled": net.coupled, "probed": probed, "flagged": counts,
@@ -278,6 +288,8 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
         out["not_probed"] = f"{left_out} {feed.left_out_what}"
     if unreadable:
         out["unreadable"] = unreadable[:20]
+    if label_noise is not None:
+        out["label_noise"] = label_noise
     t_rw = time.perf_counter()
     dropped: set[str] = set()
     if stream is not None and stream.active:

@@ -153,7 +153,8 @@ class ProbeFeed:
     * ``left_out_what``: what :attr:`ProbeBatch.left_out` counts, for the report;
     * ``stream``: removes errors in the same pass, or None (then errors leave
       through :meth:`DropsSamples.drop_samples` after the probe);
-    * ``report``: extra facts for the source's probe report.
+    * ``report``: extra facts for the source's probe report;
+    * ``class_names``: the name of each class id (classification), for messages and reports.
     """
 
     network: str
@@ -166,6 +167,7 @@ class ProbeFeed:
     left_out_what: str = "samples that could not be probed"
     stream: DropStream | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] | None = None
 
 
 @runtime_checkable

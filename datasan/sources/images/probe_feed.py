@@ -50,7 +50,8 @@ def image_feed(outcome: SourceOutcome, ctx: ScanContext) -> ProbeFeed | str:
 
     return ProbeFeed(network="cnn", input_shape=(3, IMAGE_SIZE, IMAGE_SIZE), num_outputs=len(classes),
                      task="classification", batches=batches, samples=samples,
-                     left_out_what="images without a label", report={"image_size": IMAGE_SIZE})
+                     left_out_what="images without a label", report={"image_size": IMAGE_SIZE},
+                     class_names=classes)
 
 
 @dataclass

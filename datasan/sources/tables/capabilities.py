@@ -58,7 +58,8 @@ class TableCapabilities:
             network="mlp", input_shape=(len(features),), num_outputs=num_out, task=task,
             batches=lambda: table_batches(path, features, target, task, labels, bs),
             features=features, left_out_what="rows without a usable target",
-            stream=_RewriteStream(outcome, ctx, path, features, target, task, bs))
+            stream=_RewriteStream(outcome, ctx, path, features, target, task, bs),
+            class_names=labels.names() if labels is not None else None)
 
     def drop_samples(self, outcome: SourceOutcome, ctx: ScanContext, samples: list[str]) -> dict[str, Any]:
         """Rewrite the clean file without ``samples`` (``<source>#<row>`` ids) and recompute
@@ -176,6 +177,12 @@ class LabelMap:
             n = max(num_classes or 0, max(ints) + 1)
             return cls(num_classes=n, direct=True)
         return cls(num_classes=max(1, len(keys)), direct=False, ids={k: i for i, k in enumerate(keys)})
+
+    def names(self) -> list[str]:
+        """The label of each class id."""
+        if self.direct:
+            return [str(i) for i in range(self.num_classes)]
+        return sorted(self.ids, key=self.ids.__getitem__)
 
     def map_arrow(self, arr):
         """(int64 class ids, bool mask of rows with a known label) of an Arrow array."""
