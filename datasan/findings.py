@@ -17,6 +17,8 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+from datasan.numpy_arrow import from_numpy
+
 
 def _rules():
     # the rule table imports the check families, which import this module: look it up lazily
@@ -174,7 +176,7 @@ class _Run:
 
         if self.samples is not None:
             return self.samples.slice(lo, hi - lo)
-        rows = pa.array(self.rows[lo:hi]).cast(pa.string())
+        rows = from_numpy(self.rows[lo:hi]).cast(pa.string())
         return pc.binary_join_element_wise(f"{self.source}#", rows, "")
 
     def message_array(self, lo: int, hi: int):
@@ -209,7 +211,7 @@ class _Run:
             "message": self.message_array(lo, hi),
             "sample": self.sample_array(lo, hi),
             "source": same(self.source),
-            "row": pa.array(self.rows[lo:hi], type=pa.int64()),
+            "row": from_numpy(self.rows[lo:hi], pa.int64()),
             "column": same(self.field),
             "severity": same(self.sev()),
         }
@@ -237,7 +239,7 @@ def _param_strings(param, lo: int, hi: int, spec: str, conv: str | None):
     if isinstance(param, np.ndarray):
         part = param[lo:hi]
         if part.dtype.kind in "iub" and not spec:
-            return pa.array(part).cast(pa.string())
+            return from_numpy(part).cast(pa.string())
         return pa.array([format(format_number(v), spec) for v in part.tolist()], type=pa.string())
     if isinstance(param, (pa.Array, pa.ChunkedArray)):
         return param.slice(lo, hi - lo)

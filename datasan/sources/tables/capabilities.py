@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from datasan.numpy_arrow import to_numpy
 from datasan.sources.base import ProbeBatch, ProbeFeed, ScanContext, SourceOutcome
 
 #: rows per probe batch unless --probe-batch-size says otherwise
@@ -199,9 +200,9 @@ class LabelMap:
         numeric = (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
                    or pa.types.is_boolean(arr.type) or pa.types.is_decimal(arr.type))
         if numeric:
-            values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+            values = np.asarray(to_numpy(pc.cast(arr, pa.float64())), dtype=np.float64)
             if arr.null_count:
-                values[arr.is_null().to_numpy(zero_copy_only=False)] = np.nan
+                values[to_numpy(arr.is_null())] = np.nan
             ok = np.isfinite(values)
             if self.direct:
                 ok &= (values >= 0) & (values < self.num_classes) & (np.floor(values) == values)
@@ -231,7 +232,7 @@ def float_matrix(batch, features: list[str]):
         if arr.null_count:
             arr = arr.fill_null(0.0)
         with np.errstate(over="ignore", invalid="ignore"):
-            out[:, j] = arr.to_numpy(zero_copy_only=False)
+            out[:, j] = to_numpy(arr)
     return out
 
 
@@ -249,21 +250,21 @@ def table_batches(path: str, features: list[str], target: str, task: str, labels
         if batch.num_rows == 0:
             continue
         x = float_matrix(batch, features)
-        rows = np.asarray(batch.column("_row").to_numpy(zero_copy_only=False), dtype=np.int64)
+        rows = np.asarray(to_numpy(batch.column("_row")), dtype=np.int64)
         t = batch.column(target)
         if task == "classification":
             y, ok = labels.map_arrow(t)
         else:
             if pa.types.is_dictionary(t.type):
                 t = t.dictionary_decode()
-            ok = ~np.asarray(t.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            ok = ~np.asarray(to_numpy(t.is_null()), dtype=bool)
             try:
                 tv = pc.cast(t, pa.float64(), safe=False).fill_null(0.0)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 ok = np.zeros(batch.num_rows, dtype=bool)
                 tv = pa.array(np.zeros(batch.num_rows))
             with np.errstate(over="ignore", invalid="ignore"):
-                y = np.asarray(tv.to_numpy(zero_copy_only=False), dtype=np.float64).astype(np.float32)
+                y = np.asarray(to_numpy(tv), dtype=np.float64).astype(np.float32)
         left_out = int((~ok).sum())
         if left_out:
             x, y, rows = x[ok], y[ok], rows[ok]

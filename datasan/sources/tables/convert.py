@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from datasan.numpy_arrow import to_numpy
+
 # Cells that mean "no value".  'nan' is both: in a numeric column it is a NaN
 # float (DS101), in the target a missing label (DS102).
 MISSING_TOKENS = ["", "na", "n/a", "null", "none", "nil"]
@@ -183,7 +185,7 @@ def convert_column(arr, typ: str, missing_tokens=None) -> Converted:
         missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
         if not pc.any(missing).as_py():
             return Converted(arr)
-        return Converted(pc.if_else(missing, pa.scalar(None, pa.string()), arr), missing.to_numpy(zero_copy_only=False))
+        return Converted(pc.if_else(missing, pa.scalar(None, pa.string()), arr), to_numpy(missing))
     if typ in ("int64", "float64") and missing_tokens is None:
         fast = _cast_all(arr, pa.int64() if typ == "int64" else pa.float64())
         if fast is not None:
@@ -192,7 +194,7 @@ def convert_column(arr, typ: str, missing_tokens=None) -> Converted:
     missing = pc.is_in(norm, value_set=pa.array(list(missing_tokens or MISSING_TOKENS)))
     if typ == "bool":
         out = pc.if_else(missing, pa.scalar(None, pa.bool_()), pc.equal(norm, "true"))
-        return Converted(out, missing.to_numpy(zero_copy_only=False), None)
+        return Converted(out, to_numpy(missing), None)
     pattern = INT_RE if typ == "int64" else FLOAT_RE
     ok = pc.match_substring_regex(norm, pattern)
     bad = pc.and_(pc.invert(missing), pc.invert(ok))
@@ -202,5 +204,5 @@ def convert_column(arr, typ: str, missing_tokens=None) -> Converted:
         out = pc.cast(values, pa.float64())
     else:
         out = pc.cast(values, pa.int64())
-    return Converted(out, missing.to_numpy(zero_copy_only=False),
-                     bad.to_numpy(zero_copy_only=False) if pc.any(bad).as_py() else np.zeros(len(arr), bool))
+    return Converted(out, to_numpy(missing),
+                     to_numpy(bad) if pc.any(bad).as_py() else np.zeros(len(arr), bool))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datasan.numpy_arrow import to_numpy
+
 
 def row_hashes(batch, target: str | None):
     """(full row hash, feature-only hash) as uint64 arrays; deterministic across processes.
@@ -45,7 +47,7 @@ def _column_hash(arr, mult: int):
         arr = arr.dictionary_decode()
         t = arr.type
     if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)) and arr.null_count == 0:
-        v = np.asarray(arr.to_numpy(zero_copy_only=False))
+        v = np.asarray(to_numpy(arr))
         if v.dtype.kind == "f":
             h = np.add(v, 0.0, dtype=np.float64).view(np.uint64)  # fresh; -0.0 + 0.0 == +0.0
         else:
@@ -58,7 +60,7 @@ def _column_hash(arr, mult: int):
         strings = arr.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         strings = pa.array([None if v is None else repr(v) for v in arr.to_pylist()], type=pa.string())
-    obj = strings.to_numpy(zero_copy_only=False)
+    obj = to_numpy(strings)
     h = np.asarray(pd.util.hash_array(obj, categorize=False), dtype=np.uint64).copy()
     np.multiply(h, np.uint64(mult), out=h)
     return h

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from datasan.checks.tables.values import FLOAT16_MAX
+from datasan.numpy_arrow import to_numpy
 from datasan.stats import Moments, category_counts, merge_categories, merge_counts
 
 #: the longest file name most file systems take, in bytes
@@ -52,14 +53,14 @@ def float_values(arr):
         arr = arr.dictionary_decode()
     if pa.types.is_decimal(arr.type):
         arr = pc.cast(arr, pa.float64())
-    nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    nulls = to_numpy(arr.is_null()) if arr.null_count else None
     if nulls is not None:
         if pa.types.is_floating(arr.type):
-            values = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False))
+            values = np.asarray(to_numpy(arr.fill_null(0.0)))
         else:
-            values = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False))
+            values = np.asarray(to_numpy(arr.fill_null(0)))
     else:
-        values = np.asarray(arr.to_numpy(zero_copy_only=False))
+        values = np.asarray(to_numpy(arr))
     return values, nulls
 
 
@@ -71,10 +72,10 @@ def target_floats(arr):
 
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
-    values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = np.asarray(to_numpy(pc.cast(arr, pa.float64())), dtype=np.float64)
     missing = np.isnan(values)
     if arr.null_count:
-        missing |= arr.is_null().to_numpy(zero_copy_only=False)
+        missing |= to_numpy(arr.is_null())
     return values, missing
 
 
@@ -100,7 +101,7 @@ def label_counts(arr) -> dict:
         arr = arr.dictionary_decode()
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type) \
             or pa.types.is_decimal(arr.type):
-        values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        values = np.asarray(to_numpy(pc.cast(arr, pa.float64())), dtype=np.float64)
         u, c = np.unique(values, return_counts=True)
         return {(int(a) if float(a).is_integer() else float(a)): int(b) for a, b in zip(u.tolist(), c.tolist())}
     out: dict = {}

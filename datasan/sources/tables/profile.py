@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datasan.checks import files as file_rules
 from datasan.checks.tables import target as target_rules
 from datasan.findings import Finding
+from datasan.numpy_arrow import to_numpy
 from datasan.options import ScanOptions
 from datasan.sources.regular import NotRegularFile
 from datasan.sources.tables import convert, read, typed
@@ -189,7 +190,7 @@ def _target_summary_add(summary: target_rules.TargetSummary, raw, seed: int) -> 
     numeric = pc.match_substring_regex(pc.utf8_lower(present), convert.FLOAT_RE)
     if not pc.all(numeric).as_py() and len(present):
         summary.numeric = False
-    nums = pc.cast(pc.utf8_lower(present.filter(numeric)), pa.float64()).to_numpy(zero_copy_only=False)
+    nums = to_numpy(pc.cast(pc.utf8_lower(present.filter(numeric)), pa.float64()))
     summary.add_numbers(np.asarray(nums, dtype=np.float64), seed)
 
 
@@ -286,16 +287,16 @@ def _profile_typed(task: ProfileTask, prof: TableProfile) -> None:
             summary.rows += len(col)
             if kind in ("int", "float", "decimal", "bool"):
                 as_float = pc.cast(col, pa.float64())
-                vals = np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
+                vals = np.asarray(to_numpy(as_float), dtype=np.float64)
                 present = ~np.isnan(vals)
                 if col.null_count:
-                    present &= ~col.is_null().to_numpy(zero_copy_only=False)
+                    present &= ~to_numpy(col.is_null())
                 summary.missing += int((~present).sum())
                 pv = vals[present]
                 if summary.counts is not None:
                     vc = pc.value_counts(pc.drop_null(as_float))
-                    uniq = vc.field("values").to_numpy(zero_copy_only=False)
-                    cnt = vc.field("counts").to_numpy(zero_copy_only=False)
+                    uniq = to_numpy(vc.field("values"))
+                    cnt = to_numpy(vc.field("counts"))
                     keep_u = ~np.isnan(uniq)
                     for u, c in zip(uniq[keep_u].tolist(), cnt[keep_u].tolist()):
                         key = int(u) if np.isfinite(u) and float(u).is_integer() else u

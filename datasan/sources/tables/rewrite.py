@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from datasan.numpy_arrow import from_numpy, to_numpy
 from datasan.sources.base import ScanContext, SourceOutcome
 from datasan.sources.tables.output import CleanWriter, KeptStats, label_counts, label_key
 
@@ -44,10 +45,10 @@ class CleanRewriter:
         import pyarrow as pa
 
         if len(bad_rows):
-            rows = np.asarray(batch.column("_row").to_numpy(zero_copy_only=False), dtype=np.int64)
+            rows = np.asarray(to_numpy(batch.column("_row")), dtype=np.int64)
             keep = ~np.isin(rows, bad_rows)
             self.excluded.extend(rows[~keep].tolist())
-            batch = batch.filter(pa.array(keep))
+            batch = batch.filter(from_numpy(keep))
         self.writer.write(batch)
 
     def finish(self) -> None:

@@ -16,6 +16,7 @@ from datasan.checks.tables import target as target_rules
 from datasan.checks.tables.rows import check_batch
 from datasan.checks.tables.values import ColumnValues, TargetValues
 from datasan.findings import FindingBuffer
+from datasan.numpy_arrow import from_numpy, to_numpy
 from datasan.sources.tables import convert, read, typed
 from datasan.sources.tables.hashing import row_hashes
 from datasan.sources.tables.output import CleanWriter, KeptStats, float_values, target_floats
@@ -121,7 +122,7 @@ def _target_values(name: str, arr, raw) -> TargetValues:
             # 'abc' in a numeric target is DS109, not a missing label
             norm = pc.utf8_lower(pc.utf8_trim_whitespace(raw.fill_null("")))
             tok = pc.is_in(norm, value_set=pa.array(list(target_rules.TARGET_MISSING_TOKENS)))
-            missing &= tok.to_numpy(zero_copy_only=False)
+            missing &= to_numpy(tok)
         return TargetValues(name, values, missing, raw)
     values = arr.to_pylist()
     stripped = [v.strip() if isinstance(v, str) else v for v in values]
@@ -174,14 +175,14 @@ def scan_shard(task: ShardTask) -> ShardResult:
             err_rows = bc.findings.error_rows()
             error = np.isin(rows, err_rows) if err_rows.size else np.zeros(len(rows), bool)
             keep = ~error
-            kept = typed_batch.filter(pa.array(keep)) if error.any() else typed_batch
+            kept = typed_batch.filter(from_numpy(keep)) if error.any() else typed_batch
             res.kept += kept.num_rows
             if kept.num_rows:
                 full, feat = row_hashes(kept, tcol)
                 rows_all.append(rows[keep])
                 full_all.append(full)
                 feat_all.append(feat)
-            out = kept.append_column("_row", pa.array(rows[keep], type=pa.int64()))
+            out = kept.append_column("_row", from_numpy(rows[keep], pa.int64()))
             if writer is not None:
                 writer.write(out)  # adds the rows to stats too
             else:
