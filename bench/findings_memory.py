@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 COLUMNS = 20
 
@@ -39,25 +37,12 @@ def generate(path: str, rows: int, identical: bool) -> None:
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB of the process tree, exit code)."""
-    import psutil
+    """(wall seconds, peak RSS MiB of the process tree, exit code): bench/tables.py's measure."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from tables import run_measured as measured
 
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    proc = psutil.Process(p.pid)
-    peak = 0
-    while p.poll() is None:
-        try:
-            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode()
-    if p.returncode not in (0, 1):
-        sys.stderr.write(err)
-    return wall, peak / 2**20, p.returncode
+    wall, _cpu, peak, rc = measured(cmd)
+    return wall, peak, rc
 
 
 def measure(work: str, rows: int, identical: bool, workers: int) -> tuple[float, float, int, int]:

@@ -74,10 +74,13 @@ def read_manifest(out_dir: str) -> dict | None:
             doc = json.load(f)
     except (OSError, ValueError):
         return None
-    if not (isinstance(doc, dict) and doc.get("datasan_manifest") == FORMAT
-            and isinstance(doc.get("run_id"), str) and isinstance(doc.get("files"), list)):
-        return None
-    return doc
+    return doc if is_manifest(doc) else None
+
+
+def is_manifest(doc: object) -> bool:
+    """True when ``doc`` (parsed JSON) is a datasan manifest of this format."""
+    return (isinstance(doc, dict) and doc.get("datasan_manifest") == FORMAT
+            and isinstance(doc.get("run_id"), str) and isinstance(doc.get("files"), list))
 
 
 def owned_entries(doc: dict | None) -> dict[str, list[dict]]:

@@ -23,7 +23,7 @@ import tempfile
 from datasan import fs
 from datasan.errors import UsageError
 from datasan.outputs.folder import STAGING_MARK, STAGING_PREFIX
-from datasan.outputs.manifest import FORMAT, MANIFEST, file_entry, manifest_doc, owned_entries
+from datasan.outputs.manifest import MANIFEST, file_entry, is_manifest, manifest_doc, owned_entries
 
 
 def check_places(out: str, path: str | None) -> None:
@@ -52,10 +52,7 @@ def _read_manifest(store, base: str) -> dict | None:
             doc = json.loads(f.read())
     except (OSError, ValueError):
         return None
-    if not (isinstance(doc, dict) and doc.get("datasan_manifest") == FORMAT
-            and isinstance(doc.get("run_id"), str) and isinstance(doc.get("files"), list)):
-        return None
-    return doc
+    return doc if is_manifest(doc) else None
 
 
 def check_owner(out: str, force: bool) -> None:
