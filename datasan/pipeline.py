@@ -253,6 +253,7 @@ def report_options(options: ScanOptions) -> dict[str, Any]:
         "probe": options.probe,
         "select": options.select,
         "ignore": options.ignore,
+        "report_thumbnails": options.report_thumbnails,
     }
 
 

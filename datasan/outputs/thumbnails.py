@@ -1,0 +1,77 @@
+"""Thumbnails of flagged images for report.html: at most 128 px, JPEG, inline as data URLs.
+
+Images are read from PATH (read only) when the report is rendered; a file
+that does not decode, or is gone since the scan, becomes a placeholder tile
+with the decoder's error, so a broken image is shown, never a crash.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from dataclasses import dataclass
+
+#: longest side of a thumbnail, in pixels
+SIDE = 128
+#: file endings of samples that are images
+IMAGE_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+#: images larger than this (width x height, from the header) are not decoded for a thumbnail
+MAX_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """One tile: the sample, why it is shown, and its image as a data URL or the error instead."""
+
+    sample: str
+    code: str
+    severity: str
+    message: str
+    data_url: str | None
+    error: str | None
+
+
+def is_image(sample: str | None) -> bool:
+    """True when the sample id names an image file."""
+    return bool(sample) and sample.lower().endswith(IMAGE_ENDINGS)
+
+
+def _inside(root: str, sample: str) -> str | None:
+    # sample ids are relative posix paths; anything else is not read
+    if sample.startswith("/") or ".." in sample.split("/"):
+        return None
+    return os.path.join(root, *sample.split("/"))
+
+
+def encode(path: str) -> tuple[str | None, str | None]:
+    """(data URL of a <= SIDE px JPEG thumbnail, None), or (None, the error) when it cannot be made."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                return None, f"{im.width}x{im.height} pixels: too large to decode for a thumbnail"
+            im.draft("RGB", (SIDE, SIDE))  # JPEG: decode at a reduced scale, much faster
+            im.thumbnail((SIDE, SIDE))
+            rgb = im.convert("RGB")
+        buf = io.BytesIO()
+        rgb.save(buf, format="JPEG", quality=80)
+    except Exception as exc:  # any decoder failure is what the tile shows
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), None
+
+
+def thumbnails(root: str, flagged: list[tuple[str, str, str, str]]) -> list[Thumbnail]:
+    """One tile per (sample, code, severity, message) of ``flagged``, images read under ``root``."""
+    tiles = []
+    for sample, code, severity, message in flagged:
+        path = _inside(root, sample)
+        if path is None:
+            url, err = None, "not a path under the scanned folder"
+        elif not os.path.isfile(path):
+            url, err = None, "no such file (moved or removed since the scan)"
+        else:
+            url, err = encode(path)
+        tiles.append(Thumbnail(sample, code, severity, message, url, err))
+    return tiles
