@@ -113,7 +113,7 @@ def test_every_format_is_one_registered_module_and_a_cli_choice(data):
     # what the shell offers after `datasan scan --format `: the registry's names
     r = CliRunner().invoke(app, [], prog_name="datasan", env={
         "_DATASAN_COMPLETE": "complete_bash", "COMP_WORDS": "datasan scan --format ", "COMP_CWORD": "3"})
-    assert r.stdout.split() == list(FORMATS) == ["text", "json", "github", "junit", "markdown"]
+    assert r.stdout.split() == list(FORMATS) == ["text", "json", "github", "junit", "markdown", "html"]
     with scan(data) as result:
         for name in FORMATS:
             assert callable(renderer(name).write)

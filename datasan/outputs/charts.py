@@ -37,10 +37,15 @@ def _figure():
 
 
 def _svg(fig, salt: str) -> str:
+    import warnings
+
     import matplotlib
 
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}), warnings.catch_warnings():
+        # a column name with a control character or a rare script has no glyph in the
+        # measuring font; the SVG keeps it as text and the browser draws it
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     # the XML prolog and DOCTYPE do not belong inside HTML
@@ -113,7 +118,7 @@ def _on_index_axis(ax, sketch: dict[str, Any]) -> _IndexAxis:
 
 
 def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | None, salt: str,
-              xlabel: str = "") -> str | None:
+              xlabel: str = "", lo: float | None = None, hi: float | None = None) -> str | None:
     """An SVG histogram of a sketch with the mean marked and mean ± std shaded; None without buckets.
 
     Values spanning under three decades get a linear value axis; wider ones an axis of
@@ -129,6 +134,10 @@ def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | No
         ax.bar([b[0] for b in bars], [b[2] for b in bars], width=[b[1] - b[0] for b in bars], align="edge",
                color=_COLOR, linewidth=0)
         where = float
+        if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+            # a bucket is up to 6 % of its edge wide: show the values' range, not the buckets'
+            pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+            ax.set_xlim(lo - pad, hi + pad)
     if mean is not None and math.isfinite(mean):
         ax.axvline(where(mean), color=_MARK, linewidth=1.2, label="mean")
         if std is not None and math.isfinite(std) and std > 0 and math.isfinite(mean - std) \

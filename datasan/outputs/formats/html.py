@@ -169,7 +169,8 @@ def _tables(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[s
     for source, table in (stats.get("tables") or {}).items():
         cols = []
         for name, c in (table.get("columns") or {}).items():
-            svg = _chart(charts, lambda c=c: ch.histogram(c.get("sketch"), c.get("mean"), c.get("std"), salt()))
+            svg = _chart(charts, lambda c=c: ch.histogram(c.get("sketch"), c.get("mean"), c.get("std"), salt(),
+                                                          lo=c.get("min"), hi=c.get("max")))
             cols.append({"name": name, "stats": c, "quarantined": quarantined.get((source, name), 0),
                          "svg": svg})
         cats = []
@@ -194,7 +195,8 @@ def _profile_charts(profile: dict, salt: _Salt, charts: dict[str, int]) -> list[
 
     return [{"name": name, "stats": m,
              "svg": _chart(charts, lambda m=m, name=name: ch.histogram(m.get("sketch"), m.get("mean"),
-                                                                         m.get("std"), salt(), name))}
+                                                                         m.get("std"), salt(), name,
+                                                                         m.get("min"), m.get("max")))}
             for name, m in profile.items() if isinstance(m, dict)]
 
 
