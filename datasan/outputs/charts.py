@@ -53,15 +53,40 @@ def _svg(fig, salt: str) -> str:
 
 
 def sketch_bars(sketch: dict[str, Any]) -> list[tuple[float, float, int]]:
-    """(left, right, count) of each bucket of a stats.json sketch, in increasing value order."""
-    from datasan.stats import bucket_bounds, sketch_buckets
+    """(left, right, count) of each bucket of a stats.json sketch, in increasing value order.
 
+    When a sign kept its full SKETCH_BUCKETS buckets, its smallest one also holds every
+    smaller magnitude (collapsed): that bucket is given the range down to zero."""
+    from datasan.stats import SKETCH_BUCKETS, bucket_bounds, sketch_buckets
+
+    pairs = sketch_buckets(sketch)
     bars = []
-    for index, count in sketch_buckets(sketch):
-        a, b = bucket_bounds(index)
-        bars.append((min(a, b), max(a, b), count))
+    for sign in (1, -1):
+        mine = sorted((i for i, _ in pairs if i * sign > 0), key=abs)
+        collapsed = mine[0] if len(mine) >= SKETCH_BUCKETS else None
+        for i, count in pairs:
+            if i * sign > 0:
+                low, high = sorted(map(abs, bucket_bounds(i)))
+                if i == collapsed:
+                    low = 0.0
+                bars.append((low, high, count) if sign > 0 else (-high, -low, count))
+    bars += [(0.0, 0.0, c) for i, c in pairs if i == 0]
     bars.sort()
     return bars
+
+
+def _stairs(ax, segments: list[tuple[float, float, int]]) -> None:
+    """Draw (left, right, count) segments as one filled step path, empty gaps as zero steps:
+    one artist instead of a patch per bucket (a column has up to 257 buckets) keeps a
+    chart fast to draw and small as SVG."""
+    edges, heights = [segments[0][0]], []
+    for left, right, count in segments:
+        if left > edges[-1]:
+            heights.append(0)
+            edges.append(left)
+        heights.append(count)
+        edges.append(right)
+    ax.stairs(heights, edges, fill=True, color=_COLOR, linewidth=0)
 
 
 def _wide(bars: list[tuple[float, float, int]]) -> bool:
@@ -109,7 +134,7 @@ def _on_index_axis(ax, sketch: dict[str, Any]) -> _IndexAxis:
     axis = _IndexAxis([i for i, _ in pairs])
     # a negative bucket spans (-high, -low]: its bar lies left of its index
     xs = [axis.index_x(i) - (1 if i < 0 else 0) for i, _ in pairs]
-    ax.bar(xs, [c for _, c in pairs], width=1.0, align="edge", color=_COLOR, linewidth=0)
+    _stairs(ax, [(x, x + 1, c) for x, (_, c) in zip(xs, pairs)])
     chosen = sorted({pairs[0][0], pairs[-1][0], *[pairs[k][0] for k in range(0, len(pairs), max(1, len(pairs) // 4))]})
     ticks = [axis.index_x(i) for i in chosen]
     labels = [f"{min(bucket_bounds(i), key=abs):.2g}" if i else "0" for i in chosen]
@@ -127,12 +152,13 @@ def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | No
         return None
     bars = sketch_bars(sketch)
     fig, ax = _figure()
+    ylabel = "kept values per bucket"
     if _wide(bars):
         where = _on_index_axis(ax, sketch)
         xlabel = (xlabel + " " if xlabel else "") + "(log-scaled buckets)"
     else:
-        ax.bar([b[0] for b in bars], [b[2] for b in bars], width=[b[1] - b[0] for b in bars], align="edge",
-               color=_COLOR, linewidth=0)
+        _stairs(ax, _densities(bars, lo, hi))
+        ylabel = "kept values per unit"
         where = float
         if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
             # a bucket is up to 6 % of its edge wide: show the values' range, not the buckets'
@@ -145,10 +171,39 @@ def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | No
             ax.axvspan(where(mean - std), where(mean + std), color=_MARK, alpha=0.12, linewidth=0,
                        label="mean ± std")
         ax.legend(fontsize=6, frameon=False, loc="upper right")
-    ax.set_ylabel("kept values", fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=7)
     if xlabel:
         ax.set_xlabel(xlabel, fontsize=7)
     return _svg(fig, salt)
+
+
+def _densities(bars: list[tuple[float, float, int]], lo: float | None,
+               hi: float | None) -> list[tuple[float, float, float]]:
+    """(left, right, count / width) with each bucket cut to the column's [min, max]: buckets
+    grow with their values (16 per power of two), so raw counts would dip towards zero
+    and jump at every power of two."""
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = bars[0][0], bars[-1][1]
+    sliver = ((hi - lo) or abs(hi) or 1.0) / 100
+    if hi == lo:
+        return [(lo - sliver / 2, lo + sliver / 2, sum(b[2] for b in bars) / sliver)]
+    out: list[tuple[float, float, float]] = []
+    counts: list[int] = []
+    for k, (left, right, count) in enumerate(bars):
+        left, right = max(left, lo), min(right, hi)
+        if right <= left:
+            # zeros, or a column of one value: up to 1 % of the range wide, short of the next bucket
+            nxt = max(bars[k + 1][0], lo) if k + 1 < len(bars) else math.inf
+            right = min(left + sliver, nxt)
+        if out and left < out[-1][1] or right <= left:
+            # nothing left between its neighbours: its values join the previous bucket
+            if out:
+                counts[-1] += count
+                continue
+            right = left + sliver
+        out.append((left, right, 0.0))
+        counts.append(count)
+    return [(left, right, c / (right - left)) for (left, right, _), c in zip(out, counts)]
 
 
 def bars(counts: dict[str, int], salt: str, xlabel: str = "") -> str | None:

@@ -73,5 +73,7 @@ def thumbnails(root: str, flagged: list[tuple[str, str, str, str]]) -> list[Thum
             url, err = None, "no such file (moved or removed since the scan)"
         else:
             url, err = encode(path)
+            # the decoder names the file by its absolute path; the tile already names the sample
+            err = err.replace(path, sample) if err else err
         tiles.append(Thumbnail(sample, code, severity, message, url, err))
     return tiles
