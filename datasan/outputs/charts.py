@@ -90,10 +90,15 @@ def _stairs(ax, segments: list[tuple[float, float, int]]) -> None:
 
 
 def _wide(bars: list[tuple[float, float, int]]) -> bool:
-    """True when the kept values span more than three decades (or both signs beyond one):
-    a linear axis would squeeze all but the largest bucket into one pixel."""
-    mags = [abs(v) for left, right, _ in bars for v in (left, right) if v != 0]
-    return bool(mags) and max(mags) / min(mags) >= 1e3
+    """True when the largest magnitude is over 1,000 times the median non-zero magnitude: on
+    a linear axis the bulk of the values would be one bar (a heavy tail, a sentinel)."""
+    mags = sorted((max(abs(left), abs(right)), count) for left, right, count in bars if left or right)
+    half, seen = sum(c for _, c in mags) / 2, 0
+    for mag, count in mags:
+        seen += count
+        if seen >= half:
+            return mags[-1][0] > 1e3 * mag
+    return False
 
 
 def bucket_position(x: float) -> float:
@@ -112,18 +117,22 @@ def bucket_position(x: float) -> float:
 class _IndexAxis:
     """An axis of sketch buckets, one unit each, with the empty indices between zero and the
     smallest magnitude present left out: a log-like axis that also takes zero and negative
-    values (a symlog axis cannot span 1e-300..1e300)."""
+    values (a symlog axis cannot span 1e-300..1e300).  Zero is [0, 1], the smallest positive
+    bucket [1, 2], the smallest negative one [-1, 0]."""
 
     def __init__(self, indices: list[int]) -> None:
         nonzero = [abs(i) for i in indices if i]
         self.offset = (min(nonzero) - 1) if nonzero else 0
 
     def __call__(self, x: float) -> float:
-        p = bucket_position(x)
-        return 0.0 if x == 0 else math.copysign(max(abs(p) - self.offset, 0.0), p)
+        """The position of value ``x``."""
+        if x == 0:
+            return 0.5
+        p = abs(bucket_position(x)) - self.offset
+        return max(p, 1.0) if x > 0 else min(1.0 - p, 0.0)
 
-    def index_x(self, i: int) -> int:
-        """The left edge of bucket ``i`` (right edge for a negative one) on this axis."""
+    def left(self, i: int) -> int:
+        """The left edge of bucket ``i``'s bar."""
         return 0 if i == 0 else (abs(i) - self.offset) * (1 if i > 0 else -1)
 
 
@@ -132,13 +141,13 @@ def _on_index_axis(ax, sketch: dict[str, Any]) -> _IndexAxis:
 
     pairs = sketch_buckets(sketch)
     axis = _IndexAxis([i for i, _ in pairs])
-    # a negative bucket spans (-high, -low]: its bar lies left of its index
-    xs = [axis.index_x(i) - (1 if i < 0 else 0) for i, _ in pairs]
-    _stairs(ax, [(x, x + 1, c) for x, (_, c) in zip(xs, pairs)])
-    chosen = sorted({pairs[0][0], pairs[-1][0], *[pairs[k][0] for k in range(0, len(pairs), max(1, len(pairs) // 4))]})
-    ticks = [axis.index_x(i) for i in chosen]
-    labels = [f"{min(bucket_bounds(i), key=abs):.2g}" if i else "0" for i in chosen]
-    ax.set_xticks(ticks, labels, fontsize=6)
+    _stairs(ax, [(axis.left(i), axis.left(i) + 1, c) for i, c in pairs])
+    step = max(1, len(pairs) // 4)
+    chosen = sorted({pairs[0][0], pairs[-1][0], *[pairs[k][0] for k in range(0, len(pairs), step)]})
+    # each tick sits on its bar's left edge: the low bound of a positive bucket, -high of a negative one
+    labels = [f"{max(bucket_bounds(i), key=abs) if i < 0 else bucket_bounds(i)[0]:.2g}" if i else "0"
+              for i in chosen]
+    ax.set_xticks([axis.left(i) for i in chosen], labels, fontsize=6)
     return axis
 
 
@@ -157,8 +166,8 @@ def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | No
         where = _on_index_axis(ax, sketch)
         xlabel = (xlabel + " " if xlabel else "") + "(log-scaled buckets)"
     else:
-        _stairs(ax, _densities(bars, lo, hi))
-        ylabel = "kept values per unit"
+        _stairs(ax, _rebinned(bars, lo, hi))
+        ylabel = "kept values"
         where = float
         if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
             # a bucket is up to 6 % of its edge wide: show the values' range, not the buckets'
@@ -177,33 +186,32 @@ def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | No
     return _svg(fig, salt)
 
 
-def _densities(bars: list[tuple[float, float, int]], lo: float | None,
-               hi: float | None) -> list[tuple[float, float, float]]:
-    """(left, right, count / width) with each bucket cut to the column's [min, max]: buckets
-    grow with their values (16 per power of two), so raw counts would dip towards zero
-    and jump at every power of two."""
+#: equal-width bins of a linear histogram
+BINS = 40
+
+
+def _rebinned(bars: list[tuple[float, float, int]], lo: float | None,
+              hi: float | None) -> list[tuple[float, float, float]]:
+    """(left, right, count) of BINS equal bins over [min, max], each bucket's count spread
+    evenly over the bins it overlaps.  Sketch buckets grow with their values (16 per power
+    of two): drawn as they are, counts would dip towards zero and jump at powers of two."""
+    import numpy as np
+
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
         lo, hi = bars[0][0], bars[-1][1]
-    sliver = ((hi - lo) or abs(hi) or 1.0) / 100
-    if hi == lo:
-        return [(lo - sliver / 2, lo + sliver / 2, sum(b[2] for b in bars) / sliver)]
-    out: list[tuple[float, float, float]] = []
-    counts: list[int] = []
-    for k, (left, right, count) in enumerate(bars):
+    if hi <= lo:
+        half = (abs(hi) or 1.0) / 200
+        return [(lo - half, lo + half, float(sum(b[2] for b in bars)))]
+    edges = np.linspace(lo, hi, BINS + 1)
+    counts = np.zeros(BINS)
+    for left, right, count in bars:
         left, right = max(left, lo), min(right, hi)
-        if right <= left:
-            # zeros, or a column of one value: up to 1 % of the range wide, short of the next bucket
-            nxt = max(bars[k + 1][0], lo) if k + 1 < len(bars) else math.inf
-            right = min(left + sliver, nxt)
-        if out and left < out[-1][1] or right <= left:
-            # nothing left between its neighbours: its values join the previous bucket
-            if out:
-                counts[-1] += count
-                continue
-            right = left + sliver
-        out.append((left, right, 0.0))
-        counts.append(count)
-    return [(left, right, c / (right - left)) for (left, right, _), c in zip(out, counts)]
+        if right <= left:  # zeros, or values on the column's min or max
+            counts[min(int(np.searchsorted(edges, left, side="right")) - 1, BINS - 1)] += count
+            continue
+        overlap = np.clip(np.minimum(right, edges[1:]) - np.maximum(left, edges[:-1]), 0, None)
+        counts += count * overlap / (right - left)
+    return [(float(a), float(b), float(c)) for a, b, c in zip(edges[:-1], edges[1:], counts)]
 
 
 def bars(counts: dict[str, int], salt: str, xlabel: str = "") -> str | None:
