@@ -245,3 +245,11 @@ def test_generated_report_in_a_browser(browser, scans, tmp_path):
     placeholder = browser.find_element(By.CSS_SELECTOR, '.tile[data-code="DS201"] .ph')
     assert placeholder.text.startswith("cannot show: UnidentifiedImageError")
     assert len(browser.find_elements(By.CSS_SELECTOR, '.tile[data-code="DS205"] img.thumb')) == 1
+
+
+def test_category_labels_from_the_data_cannot_break_a_chart():
+    from datasan.outputs.charts import bars
+
+    svg = bars({"a$b^{$c": 3, "x\x1b[2J": 2, "<script>": 1, "$$\\frac{": 4}, "t")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "\x1b" not in svg
+    assert bars({}, "t") is None

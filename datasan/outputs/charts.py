@@ -214,6 +214,15 @@ def _rebinned(bars: list[tuple[float, float, int]], lo: float | None,
     return [(float(a), float(b), float(c)) for a, b, c in zip(edges[:-1], edges[1:], counts)]
 
 
+def _label(value: Any) -> str:
+    """A category as a tick label: printable, cut to 16 characters, ``$`` escaped (matplotlib
+    would read ``$...$`` as mathtext and may fail on it)."""
+    from datasan.outputs.escape import printable
+
+    text = printable(value)
+    return (text[:15] + "…" if len(text) > 16 else text).replace("$", r"\$")
+
+
 def bars(counts: dict[str, int], salt: str, xlabel: str = "") -> str | None:
     """An SVG bar chart of ``counts`` (largest first, at most MAX_BARS bars); None when empty."""
     if not counts:
@@ -223,7 +232,7 @@ def bars(counts: dict[str, int], salt: str, xlabel: str = "") -> str | None:
         rest = sum(c for _, c in items[MAX_BARS - 1:])
         items = items[:MAX_BARS - 1] + [(f"{len(items) - MAX_BARS + 1} others", rest)]
     fig, ax = _figure()
-    names = [str(k)[:16] for k, _ in items]
+    names = [_label(k) for k, _ in items]
     ax.bar(range(len(items)), [c for _, c in items], color=_COLOR, linewidth=0)
     ax.set_xticks(range(len(items)), names, rotation=45 if len(items) > 6 else 0,
                   ha="right" if len(items) > 6 else "center", fontsize=6)
