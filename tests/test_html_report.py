@@ -126,8 +126,9 @@ def test_a_thumbnail_is_at_most_128_px_and_a_broken_file_a_placeholder(tmp_path)
     url, err = encode(str(tmp_path / "wide.png"))
     assert err is None and url.startswith("data:image/jpeg;base64,")
     assert Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size == (128, 40)
-    tiles = thumbnails(str(tmp_path), [("bad.png", "DS201", "error", "m"), ("gone.png", "DS201", "error", "m"),
-                                       ("../wide.png", "DS201", "error", "m")])
+    tiles = thumbnails(str(tmp_path), [("bad.png", "DS201", "error", "m", []),
+                                       ("gone.png", "DS201", "error", "m", []),
+                                       ("../wide.png", "DS201", "error", "m", [])])
     assert [t.data_url for t in tiles] == [None, None, None]
     assert tiles[0].error.startswith("UnidentifiedImageError")
     assert tiles[1].error.startswith("no such file") and tiles[2].error.startswith("not a path")
@@ -235,6 +236,11 @@ def test_sample_data_report_in_a_browser(browser, scans, tmp_path):
     # what the page was checked against: 31 numeric table columns, 53 (rule, image) pairs
     assert numeric_columns(scans["sample"]) == 31
     assert len(flagged_images(scans["sample"])) == 53
+    from selenium.webdriver.common.by import By
+
+    # every box-outside-image tile of the sample data has its box drawn (COCO and YOLO)
+    drawn = browser.find_elements(By.CSS_SELECTOR, '.tile[data-code="DS325"][data-boxes="1"] img.thumb')
+    assert len(drawn) == 4
 
 
 def test_generated_report_in_a_browser(browser, scans, tmp_path):
@@ -253,3 +259,28 @@ def test_category_labels_from_the_data_cannot_break_a_chart():
     svg = bars({"a$b^{$c": 3, "x\x1b[2J": 2, "<script>": 1, "$$\\frac{": 4}, "t")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "\x1b" not in svg
     assert bars({}, "t") is None
+
+
+def test_offending_boxes_are_found_in_their_label_files_and_drawn_in_red(tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from datasan.outputs.box_overlay import BoxLookup
+    from datasan.outputs.thumbnails import encode
+
+    lookup = BoxLookup(str(REPO / "sample_data"))
+    assert lookup.box("detection/coco/annotations.json", 4) == ("px", 50.0, 10.0, 40.0, 20.0)
+    assert lookup.box("detection/yolo/labels/train/a.txt", 6) == ("norm", 1.5, 0.5, 0.2, 0.2)
+    # 'abc', a zero width, NaN, no such row, no such file: nothing to draw
+    assert [lookup.box("detection/yolo/labels/train/a.txt", r) for r in (5, 7, 8, 99)] == [None] * 4
+    assert lookup.box("detection/coco/annotations.json", 3) is None
+    assert lookup.box("nowhere.json", 0) is None and lookup.box("../x.json", 0) is None
+
+    Image.new("RGB", (256, 256), (255, 255, 255)).save(tmp_path / "w.png")
+    url, _ = encode(str(tmp_path / "w.png"), (("px", 20.0, 20.0, 100.0, 100.0),))
+    thumb = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    r, g, b = thumb.getpixel((10, 30))  # on the box's left edge, halved with the image
+    assert r > 180 and g < 90 and b < 90
+    assert thumb.getpixel((30, 30))[1] > 200  # inside the box: still white

@@ -30,6 +30,8 @@ class Thumbnail:
     message: str
     data_url: str | None
     error: str | None
+    #: offending boxes drawn over the image
+    boxes: int = 0
 
 
 def is_image(sample: str | None) -> bool:
@@ -44,17 +46,29 @@ def _inside(root: str, sample: str) -> str | None:
     return os.path.join(root, *sample.split("/"))
 
 
-def encode(path: str) -> tuple[str | None, str | None]:
-    """(data URL of a <= SIDE px JPEG thumbnail, None), or (None, the error) when it cannot be made."""
+def encode(path: str, boxes: tuple = ()) -> tuple[str | None, str | None]:
+    """(data URL of a <= SIDE px JPEG thumbnail, None), or (None, the error) when it cannot be made.
+
+    ``boxes`` (see :mod:`datasan.outputs.box_overlay`) are drawn over it in red."""
     try:
-        from PIL import Image
+        from PIL import Image, ImageDraw
+
+        from datasan.outputs.box_overlay import pixel_rect
 
         with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                return None, f"{im.width}x{im.height} pixels: too large to decode for a thumbnail"
+            width, height = im.size
+            if width * height > MAX_PIXELS:
+                return None, f"{width}x{height} pixels: too large to decode for a thumbnail"
             im.draft("RGB", (SIDE, SIDE))  # JPEG: decode at a reduced scale, much faster
             im.thumbnail((SIDE, SIDE))
             rgb = im.convert("RGB")
+        if boxes:
+            sx, sy = rgb.width / width, rgb.height / height
+            draw = ImageDraw.Draw(rgb)
+            for box in boxes:
+                x0, y0, x1, y1 = pixel_rect(box, width, height)
+                draw.rectangle([x0 * sx, y0 * sy, max(x1 * sx, x0 * sx + 1), max(y1 * sy, y0 * sy + 1)],
+                               outline=(230, 0, 0), width=2)
         buf = io.BytesIO()
         rgb.save(buf, format="JPEG", quality=80)
     except Exception as exc:  # any decoder failure is what the tile shows
@@ -62,18 +76,23 @@ def encode(path: str) -> tuple[str | None, str | None]:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), None
 
 
-def thumbnails(root: str, flagged: list[tuple[str, str, str, str]]) -> list[Thumbnail]:
-    """One tile per (sample, code, severity, message) of ``flagged``, images read under ``root``."""
+def thumbnails(root: str, flagged: list[tuple]) -> list[Thumbnail]:
+    """One tile per (sample, code, severity, message, box locations) of ``flagged``, images read
+    under ``root``; box locations are (label file, row) pairs whose boxes are drawn over it."""
+    from datasan.outputs.box_overlay import BoxLookup
+
+    lookup = BoxLookup(root)
     tiles = []
-    for sample, code, severity, message in flagged:
+    for sample, code, severity, message, where in flagged:
+        boxes = tuple(b for b in (lookup.box(src, row) for src, row in where) if b is not None)
         path = _inside(root, sample)
         if path is None:
             url, err = None, "not a path under the scanned folder"
         elif not os.path.isfile(path):
             url, err = None, "no such file (moved or removed since the scan)"
         else:
-            url, err = encode(path)
+            url, err = encode(path, boxes)
             # the decoder names the file by its absolute path; the tile already names the sample
             err = err.replace(path, sample) if err else err
-        tiles.append(Thumbnail(sample, code, severity, message, url, err))
+        tiles.append(Thumbnail(sample, code, severity, message, url, err, len(boxes) if url else 0))
     return tiles

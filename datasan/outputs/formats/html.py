@@ -29,6 +29,8 @@ MAX_SOURCES = 300
 MAX_DRIFT_ROWS = 200
 #: the default of the report_thumbnails option, for reports of scans that did not record it
 DEFAULT_THUMBNAILS = 200
+#: offending boxes drawn over one thumbnail
+MAX_BOXES = 20
 #: the meta tag that carries the run id (read back by the manifest check)
 RUN_ID_META = "datasan-run-id"
 
@@ -214,9 +216,9 @@ def _boxes(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, A
 
 
 # ------------------------------------------------------------------ images
-def _flagged_images(ft) -> dict[str, list[tuple[str, str, str, str]]]:
-    """{code: [(sample, code, severity, message)]}: distinct image samples per rule with an
-    error or warning, in finding order."""
+def _flagged_images(ft) -> dict[str, list[tuple]]:
+    """{code: [(sample, code, severity, message, [(label file, row), ...])]}: distinct image
+    samples per rule with an error or warning, in finding order, with where their boxes are."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -228,13 +230,16 @@ def _flagged_images(ft) -> dict[str, list[tuple[str, str, str, str]]]:
     sample = ft.column("sample")
     mask = pc.and_(pc.is_in(ft.column("severity"), value_set=pa.array(["error", "warning"])),
                    pc.match_substring_regex(pc.utf8_lower(sample.fill_null("")), r"\." + ending))
-    sub = ft.filter(mask).select(["sample", "code", "severity", "message"])
+    sub = ft.filter(mask).select(["sample", "code", "severity", "message", "source", "row"])
     groups: dict[str, list] = {}
-    seen = set()
-    for s, code, sev, msg in zip(*(sub.column(i).to_pylist() for i in range(4))):
-        if (code, s) not in seen:
-            seen.add((code, s))
-            groups.setdefault(code, []).append((s, code, sev, msg))
+    seen: dict[tuple[str, str], tuple] = {}
+    for s, code, sev, msg, src, row in zip(*(sub.column(i).to_pylist() for i in range(6))):
+        item = seen.get((code, s))
+        if item is None:
+            item = seen[(code, s)] = (s, code, sev, msg, [])
+            groups.setdefault(code, []).append(item)
+        if src and src != s and row is not None and len(item[4]) < MAX_BOXES:
+            item[4].append((src, row))
     return groups
 
 
