@@ -284,3 +284,16 @@ def test_offending_boxes_are_found_in_their_label_files_and_drawn_in_red(tmp_pat
     r, g, b = thumb.getpixel((10, 30))  # on the box's left edge, halved with the image
     assert r > 180 and g < 90 and b < 90
     assert thumb.getpixel((30, 30))[1] > 200  # inside the box: still white
+
+
+def test_class_bars_name_the_quarantined_out_of_range_and_distant_labels(scans):
+    from datasan.outputs.formats.html import report_context
+    from datasan.outputs.view import FindingsView
+    from datasan.result import ScanResult
+
+    labels = {entry["source"]: entry for entry in
+              report_context(FindingsView(ScanResult.load(scans["sample"])), None)["labels"]}
+    assert labels["tables/defects.csv"]["bad"] == {"label-out-of-range": 1, "distant-label": 1}
+    assert labels["images/table"]["bad"] == {"distant-image-label": 1, "image-label-out-of-range": 1}
+    assert labels["images/split"]["bad"] == {}
+    assert labels["tables/defects.csv"]["total"] == 29 and labels["tables/defects.csv"]["svg"].startswith("<svg")

@@ -90,7 +90,7 @@ def report_context(view: "FindingsView", out_dir: str | None) -> dict[str, Any]:
         "rules": _rules(view), "findings": _finding_rows(result.findings_table),
         "total_findings": result.findings_table.num_rows, "rows_per_rule": ROWS_PER_RULE,
         "tables": _tables(stats, result.findings_table, salt, charts),
-        "labels": _labels(stats, salt, charts),
+        "labels": _labels(stats, result.findings_table, salt, charts),
         "images": _images(stats, salt, charts),
         "boxes": _boxes(stats, salt, charts),
         "thumbnails": _thumbnail_groups(summary.path, result.findings_table, int(cap)),
@@ -184,10 +184,42 @@ def _tables(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[s
     return out
 
 
-def _labels(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+def _bad_labels(ft) -> dict[str, dict[str, int]]:
+    """{label source: {rule name: findings}} of the out-of-range and distant labels, which are
+    quarantined and so missing from the class bars of kept labels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from datasan.checks.images import DISTANT_IMAGE_LABEL, IMAGE_LABEL_OUT_OF_RANGE
+    from datasan.checks.tables.labels import DISTANT_LABEL, LABEL_OUT_OF_RANGE
+
+    rules = {r.code: r.name for r in (LABEL_OUT_OF_RANGE, DISTANT_LABEL, IMAGE_LABEL_OUT_OF_RANGE,
+                                      DISTANT_IMAGE_LABEL)}
+    if ft.num_rows == 0:
+        return {}
+    sub = ft.filter(pc.is_in(ft.column("code"), value_set=pa.array(list(rules)))).select(["source", "code"])
+    out: dict[str, dict[str, int]] = {}
+    for src, code in zip(sub.column("source").to_pylist(), sub.column("code").to_pylist()):
+        per = out.setdefault(src or "", {})
+        per[rules[code]] = per.get(rules[code], 0) + 1
+    return out
+
+
+def _labels(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
     from datasan.outputs import charts as ch
 
-    return [{"source": src, "classes": len(counts), "total": sum(counts.values()),
+    bad = _bad_labels(ft)
+
+    def marks(src: str) -> dict[str, int]:
+        # an image dataset's label findings name its labels file inside it
+        found: dict[str, int] = {}
+        for where, per in bad.items():
+            if where == src or where.startswith(src.rstrip("/") + "/"):
+                for name, n in per.items():
+                    found[name] = found.get(name, 0) + n
+        return found
+
+    return [{"source": src, "classes": len(counts), "total": sum(counts.values()), "bad": marks(src),
              "svg": _chart(charts, lambda counts=counts: ch.bars(counts, salt(), "class"))}
             for src, counts in (stats.get("labels") or {}).items() if counts]
 
