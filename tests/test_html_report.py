@@ -297,3 +297,13 @@ def test_class_bars_name_the_quarantined_out_of_range_and_distant_labels(scans):
     assert labels["images/table"]["bad"] == {"distant-image-label": 1, "image-label-out-of-range": 1}
     assert labels["images/split"]["bad"] == {}
     assert labels["tables/defects.csv"]["total"] == 29 and labels["tables/defects.csv"]["svg"].startswith("<svg")
+
+
+def test_boxes_with_absurd_numbers_are_not_drawn(tmp_path):
+    from datasan.outputs.box_overlay import BoxLookup
+
+    anns = [{"bbox": [10 ** 400, 0, 5, 5]}, {"bbox": [1e300, 0, 1e300, 5]}, {"bbox": [True, 0, 5]}, "x",
+            {"bbox": ["1", "2", "3", "4"]}]
+    (tmp_path / "a.json").write_text('{"annotations": ' + str(anns).replace("'", '"').replace("True", "true") + "}")
+    lookup = BoxLookup(str(tmp_path))
+    assert [lookup.box("a.json", r) for r in range(5)] == [None, None, None, None, ("px", 1.0, 2.0, 3.0, 4.0)]

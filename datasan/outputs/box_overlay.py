@@ -69,9 +69,9 @@ def _drawable(values: Any, kind: str) -> Box | None:
         return None
     try:
         nums = [float(v) for v in values]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float range
         return None
-    if not all(math.isfinite(v) for v in nums) or nums[2] <= 0 or nums[3] <= 0:
+    if not all(math.isfinite(v) and abs(v) < 1e12 for v in nums) or nums[2] <= 0 or nums[3] <= 0:
         return None
     return (kind, *nums)  # type: ignore[return-value]
 

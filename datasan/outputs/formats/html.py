@@ -96,7 +96,7 @@ def report_context(view: "FindingsView", out_dir: str | None) -> dict[str, Any]:
         "thumbnails": _thumbnail_groups(summary.path, result.findings_table, int(cap)),
         "thumbnail_cap": int(cap),
         "probe": summary.probe or {},
-        "drift": _drift(getattr(summary, "drift", None) or {}),
+        "drift": _drift(summary.drift or {}),
         "charts_left_out": max(0, -charts["left"]),
         "internal_errors": summary.internal_errors,
     }
