@@ -122,7 +122,7 @@ def scan(
         "write are still never replaced or removed.")] = False,
     format: Annotated[ScanFormat, typer.Option(
         "--format", help="What to print on stdout: text, json (report), github (annotations), "
-        "junit (XML) or markdown.")] = ScanFormat.text,
+        "junit (XML), markdown or html (the page report.html holds).")] = ScanFormat.text,
     config: Annotated[Optional[str], typer.Option(
         "--config", help="Config file (datasan.toml or a pyproject.toml with \\[tool.datasan]); "
         "default: found from the current folder upward.")] = None,
@@ -182,7 +182,7 @@ def _internal_error_message(result, out: str) -> str:
 def report(
     out: Annotated[str, typer.Argument(help="An output folder written by `datasan scan`.")] = "datasan-out",
     format: Annotated[ScanFormat, typer.Option(
-        "--format", help="text, json, github, junit or markdown (as for scan).")] = ScanFormat.text,
+        "--format", help="text, json, github, junit, markdown or html (as for scan).")] = ScanFormat.text,
     fail_on: Annotated[Optional[FailOn], typer.Option(
         help="Judge again at this severity. [default: the scan's]")] = None,
     baseline: Annotated[Optional[str], typer.Option(

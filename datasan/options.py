@@ -381,6 +381,18 @@ class ScanOptions:
                   "DS406 (0: no limit). [default: 600]", metavar="SECONDS",
                   doc="time limit of the probe on one source, user model included (default 600; 0: none); "
                   "past it the source is skipped with DS406"))
+    report_html: bool = option(
+        True, doc="write report.html, the page for people, beside the other outputs",
+        flag=Flag(("--report-html/--no-report-html",), "Write report.html beside the other outputs. "
+                  "[default: report-html]",
+                  doc="write (default) or skip `report.html`; the other outputs do not depend on it"))
+    report_thumbnails: int = option(
+        200, check=_at_least(0), doc="thumbnails of quarantined and warned images in report.html (at most "
+        "128 px each; 0: none), which keeps the file small on any dataset",
+        flag=Flag(("--report-thumbnails",), "Thumbnails of quarantined and warned images in report.html "
+                  "(0: none). [default: 200]", metavar="N",
+                  doc="thumbnails (<= 128 px) of quarantined and warned images in `report.html` (default 200; "
+                  "0: none)"))
     thresholds: Thresholds = option(factory=Thresholds, per_source=True, accepts=(dict, Thresholds),
                                     check=_thresholds,
                                     doc="the limits of the checks (fields of `datasan.options.Thresholds`)")

@@ -272,6 +272,8 @@ def report_options(options: ScanOptions) -> dict[str, Any]:
         "probe": options.probe,
         "select": options.select,
         "ignore": options.ignore,
+        "report_html": options.report_html,
+        "report_thumbnails": options.report_thumbnails,
     }
 
 

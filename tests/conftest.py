@@ -90,6 +90,9 @@ def scan_to(tmp_path):
         counter["n"] += 1
         out = tmp_path / f"out{counter['n']}"
         options.setdefault("probe", False)
+        # report.html has its own tests (test_html_report.py); drawing it for every scan here
+        # would triple the suite's time
+        options.setdefault("report_html", False)
         options.setdefault("workers", 1)
         result = datasan.scan(path, out_dir=str(out), **options)
         return Scanned(result, out)

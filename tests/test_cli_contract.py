@@ -36,7 +36,7 @@ def test_scan_writes_every_contract_file(tmp_path):
     assert res.exit_code == 1, res.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [".datasan.lock", "clean", "findings.parquet", "manifest.json", "quarantine.csv",
-                     "quarantine.parquet", "report.json", "stats.json"]
+                     "quarantine.parquet", "report.html", "report.json", "stats.json"]
     f = pq.read_table(out / "findings.parquet")
     assert {n: f.schema.field(n).type for n in f.schema.names} == FINDING_TYPES
     q = pq.read_table(out / "quarantine.parquet")
@@ -167,7 +167,7 @@ def test_help_imports_no_heavy_module():
         "    app(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = [m for m in ('torch', 'pandas', 'pyarrow', 'numpy', 'PIL') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'pandas', 'pyarrow', 'numpy', 'PIL', 'jinja2', 'matplotlib') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
@@ -201,8 +201,8 @@ def test_sample_data_quickstart_runs(tmp_path):
     assert res.exit_code == 1
     names = sorted(p.name for p in out.iterdir())
     assert names == [".datasan.lock", "clean", "findings.parquet", "index.parquet", "label_quality.parquet",
-                     "manifest.json",
-                     "quarantine.csv", "quarantine.parquet", "report.json", "stats.json"]
+                     "manifest.json", "quarantine.csv", "quarantine.parquet", "report.html", "report.json",
+                     "stats.json"]
     report = json.loads((out / "report.json").read_text())
     from datasan.outputs.manifest import verify_output
 

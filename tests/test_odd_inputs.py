@@ -192,7 +192,7 @@ def test_cli_exits_3_after_writing_everything_when_a_source_fails(tmp_path, monk
     assert "bug in datasan" in res.output and "ZeroDivisionError" in res.output and str(out) in res.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [".datasan.lock", "clean", "findings.parquet", "manifest.json", "quarantine.csv",
-                     "quarantine.parquet", "report.json", "stats.json"]
+                     "quarantine.parquet", "report.html", "report.json", "stats.json"]
     report = json.loads((out / "report.json").read_text())
     assert [e["source"] for e in report["internal_errors"]] == ["a.csv"]
     assert report["quarantined"] == 1 and report["kept"] == 3

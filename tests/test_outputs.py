@@ -98,8 +98,8 @@ def test_force_writes_beside_files_it_did_not_write_and_keeps_them(tmp_path):
     assert (proj / "clean" / "keep.py").read_text() == "print('mine')\n"
     manifest = json.loads((proj / "manifest.json").read_text())
     assert sorted(e["path"] for e in manifest["files"]) == [
-        "clean/t.csv.parquet", "findings.parquet", "quarantine.csv", "quarantine.parquet", "report.json",
-        "stats.json"]
+        "clean/t.csv.parquet", "findings.parquet", "quarantine.csv", "quarantine.parquet", "report.html",
+        "report.json", "stats.json"]
     # now a datasan output: the next run needs no --force, and still keeps keep.py
     (d / "t.csv").write_text("a,b,label\n1,2,0\n3,4,1\n")
     code, _ = scan(d, proj)
@@ -202,7 +202,7 @@ def test_a_second_run_removes_the_files_of_the_first_it_does_not_write(tmp_path)
     table = make_table(tmp_path, "x,label\n1,0\n2,1\n", name="tables/t.csv")
     assert scan(table, out)[0] == 0
     assert run_files(out) == ["clean/tables/t.csv.parquet", "findings.parquet", "manifest.json",
-                              "quarantine.csv", "quarantine.parquet", "report.json", "stats.json"]
+                              "quarantine.csv", "quarantine.parquet", "report.html", "report.json", "stats.json"]
     assert len(SafeDataset.from_scan(out)) == 2
     # and back: the table's clean file and its now empty folders go
     assert scan(pics, out)[0] == 0

@@ -113,7 +113,7 @@ def test_every_format_is_one_registered_module_and_a_cli_choice(data):
     # what the shell offers after `datasan scan --format `: the registry's names
     r = CliRunner().invoke(app, [], prog_name="datasan", env={
         "_DATASAN_COMPLETE": "complete_bash", "COMP_WORDS": "datasan scan --format ", "COMP_CWORD": "3"})
-    assert r.stdout.split() == list(FORMATS) == ["text", "json", "github", "junit", "markdown"]
+    assert r.stdout.split() == list(FORMATS) == ["text", "json", "github", "junit", "markdown", "html"]
     with scan(data) as result:
         for name in FORMATS:
             assert callable(renderer(name).write)
@@ -121,13 +121,14 @@ def test_every_format_is_one_registered_module_and_a_cli_choice(data):
                                                            "samples quarantined (25.0%)."
         assert json.loads(render(result, "json"))["kept"] == 3
         assert render(result, "markdown").startswith("## datasan: ❌ failed\n")
-        with pytest.raises(ValueError, match="unknown format 'html'"):
-            render(result, "html")
+        assert render(result, "html").startswith("<!DOCTYPE html>")
+        with pytest.raises(ValueError, match="unknown format 'pdf'"):
+            render(result, "pdf")
 
 
 def test_the_package_ships_its_types():
     assert (REPO / "datasan" / "py.typed").is_file()
-    assert 'datasan = ["py.typed"]' in (REPO / "pyproject.toml").read_text()
+    assert 'datasan = ["py.typed", "outputs/templates/*.j2"]' in (REPO / "pyproject.toml").read_text()
 
 
 def test_config_reads_toml_with_tomli_before_python_3_11(monkeypatch, tmp_path):

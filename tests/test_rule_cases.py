@@ -36,7 +36,7 @@ def codes_of(path: Path, out: Path, options: dict) -> list[str]:
     """The rule codes a scan of ``path`` finds (every finding, whatever its severity)."""
     import datasan
 
-    opts = {"probe": False, "workers": 1, "config": False, **options}
+    opts = {"probe": False, "workers": 1, "config": False, "report_html": False, **options}
     result = datasan.scan(path, out_dir=str(out), **opts)
     return result.findings_table.column("code").to_pylist()
 

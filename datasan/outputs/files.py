@@ -82,6 +82,15 @@ def with_run_id(table, run_id: str):
     return table.replace_schema_metadata(meta)
 
 
+def write_text(path: str, text: str) -> str:
+    """Write ``text`` as UTF-8 (atomically)."""
+    def w(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return atomic_write(path, w)
+
+
 def write_parquet(path: str, table) -> str:
     """Write a pyarrow Table as Parquet (atomically)."""
     import pyarrow.parquet as pq
@@ -133,6 +142,11 @@ def stage_outputs(result, stage: str, out_dir: str) -> list[str]:
     put("stats.json", write_json, {"run_id": run_id, **_clean_json(result.stats)})
     result.summary.out = out_dir if "://" in out_dir else os.path.abspath(out_dir)
     put("report.json", write_json, _clean_json(result.report))
+    if result.report["options"].get("report_html", True):
+        from datasan.outputs.formats.html import render_html
+        from datasan.outputs.view import FindingsView
+
+        put("report.html", write_text, render_html(FindingsView(result), os.path.abspath(out_dir)))
     return rels
 
 

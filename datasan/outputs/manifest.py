@@ -135,6 +135,8 @@ def run_id_of(full: str, rel: str) -> str | None | bool:
         except (OSError, ValueError):
             return None
         return doc.get("run_id") if isinstance(doc, dict) else None
+    if rel == "report.html":
+        return _html_run_id(full)
     if rel.endswith(".parquet"):
         import pyarrow.parquet as pq
 
@@ -147,9 +149,22 @@ def run_id_of(full: str, rel: str) -> str | None | bool:
     return False
 
 
+def _html_run_id(full: str) -> str | None:
+    """The run id in report.html's ``<meta name="datasan-run-id">`` (in its first lines)."""
+    import re
+
+    try:
+        with open(full, encoding="utf-8", errors="replace") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    m = re.search(r'<meta name="datasan-run-id" content="([^"]*)">', head)
+    return m.group(1) if m else None
+
+
 #: the files at the top of an output folder that belong to a run (clean/ holds the rest)
 TOP_FILES = ("findings.parquet", "quarantine.parquet", "quarantine.csv", "index.parquet", "stats.json",
-             "report.json")
+             "report.json", "report.html")
 
 
 def verify_output(out_dir: str | os.PathLike) -> dict:

@@ -26,6 +26,7 @@ FORMATS: dict[str, str] = {
     "github": "datasan.outputs.formats.github",
     "junit": "datasan.outputs.formats.junit",
     "markdown": "datasan.outputs.formats.markdown",
+    "html": "datasan.outputs.formats.html",
 }
 
 

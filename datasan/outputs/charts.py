@@ -1,0 +1,242 @@
+"""Inline SVG charts for report.html, drawn by matplotlib from what stats.json already holds.
+
+Histograms come from the mergeable distribution sketches (no clean file is
+read again), bars from value and class counts.  Each chart is a small SVG
+string with its text kept as text (``svg.fonttype = none``: a third of the
+size of glyph outlines) and ids salted per chart, so that many charts can
+share one HTML document without their clip paths and markers colliding.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+#: figure size in inches (at 72 dpi: 320 x 150 px)
+SIZE = (4.4, 2.1)
+#: bars shown per bar chart; the rest are summed into one "other" bar
+MAX_BARS = 25
+
+_COLOR = "#4c72b0"
+_MARK = "#c44e52"
+
+
+def _figure():
+    # a bare Figure (no pyplot): no global figure registry, no backend selection
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=SIZE)
+    # fixed margins: tight_layout would draw every chart twice
+    fig.subplots_adjust(left=0.14, right=0.98, top=0.96, bottom=0.27)
+    ax = fig.add_subplot()
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return fig, ax
+
+
+def _svg(fig, salt: str) -> str:
+    import warnings
+
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}), warnings.catch_warnings():
+        # a column name with a control character or a rare script has no glyph in the
+        # measuring font; the SVG keeps it as text and the browser draws it
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    # the XML prolog and DOCTYPE do not belong inside HTML
+    return text[text.index("<svg"):]
+
+
+def sketch_bars(sketch: dict[str, Any]) -> list[tuple[float, float, int]]:
+    """(left, right, count) of each bucket of a stats.json sketch, in increasing value order.
+
+    When a sign kept its full SKETCH_BUCKETS buckets, its smallest one also holds every
+    smaller magnitude (collapsed): that bucket is given the range down to zero."""
+    from datasan.stats import SKETCH_BUCKETS, bucket_bounds, sketch_buckets
+
+    pairs = sketch_buckets(sketch)
+    bars = []
+    for sign in (1, -1):
+        mine = sorted((i for i, _ in pairs if i * sign > 0), key=abs)
+        collapsed = mine[0] if len(mine) >= SKETCH_BUCKETS else None
+        for i, count in pairs:
+            if i * sign > 0:
+                low, high = sorted(map(abs, bucket_bounds(i)))
+                if i == collapsed:
+                    low = 0.0
+                bars.append((low, high, count) if sign > 0 else (-high, -low, count))
+    bars += [(0.0, 0.0, c) for i, c in pairs if i == 0]
+    bars.sort()
+    return bars
+
+
+def _stairs(ax, segments: list[tuple[float, float, int]]) -> None:
+    """Draw (left, right, count) segments as one filled step path, empty gaps as zero steps:
+    one artist instead of a patch per bucket (a column has up to 257 buckets) keeps a
+    chart fast to draw and small as SVG."""
+    edges, heights = [segments[0][0]], []
+    for left, right, count in segments:
+        if left > edges[-1]:
+            heights.append(0)
+            edges.append(left)
+        heights.append(count)
+        edges.append(right)
+    ax.stairs(heights, edges, fill=True, color=_COLOR, linewidth=0)
+
+
+def _wide(bars: list[tuple[float, float, int]]) -> bool:
+    """True when the largest magnitude is over 1,000 times the median non-zero magnitude: on
+    a linear axis the bulk of the values would be one bar (a heavy tail, a sentinel)."""
+    mags = sorted((max(abs(left), abs(right)), count) for left, right, count in bars if left or right)
+    half, seen = sum(c for _, c in mags) / 2, 0
+    for mag, count in mags:
+        seen += count
+        if seen >= half:
+            return mags[-1][0] > 1e3 * mag
+    return False
+
+
+def bucket_position(x: float) -> float:
+    """Where ``x`` lies among the sketch's signed bucket indices: its bucket index plus the
+    fraction of the bucket below it, negated for x < 0 (monotone in x)."""
+    from datasan.stats import SKETCH_SHIFT, bucket_bounds
+
+    import numpy as np
+
+    a = int(np.array([abs(x)], dtype=np.float64).view(np.int64)[0] >> SKETCH_SHIFT)
+    low, high = bucket_bounds(a)
+    frac = (abs(x) - low) / (high - low) if high > low else 0.0
+    return a + frac if x >= 0 else -(a + frac)
+
+
+class _IndexAxis:
+    """An axis of sketch buckets, one unit each, with the empty indices between zero and the
+    smallest magnitude present left out: a log-like axis that also takes zero and negative
+    values (a symlog axis cannot span 1e-300..1e300).  Zero is [0, 1], the smallest positive
+    bucket [1, 2], the smallest negative one [-1, 0]."""
+
+    def __init__(self, indices: list[int]) -> None:
+        nonzero = [abs(i) for i in indices if i]
+        self.offset = (min(nonzero) - 1) if nonzero else 0
+
+    def __call__(self, x: float) -> float:
+        """The position of value ``x``."""
+        if x == 0:
+            return 0.5
+        p = abs(bucket_position(x)) - self.offset
+        return max(p, 1.0) if x > 0 else min(1.0 - p, 0.0)
+
+    def left(self, i: int) -> int:
+        """The left edge of bucket ``i``'s bar."""
+        return 0 if i == 0 else (abs(i) - self.offset) * (1 if i > 0 else -1)
+
+
+def _on_index_axis(ax, sketch: dict[str, Any]) -> _IndexAxis:
+    from datasan.stats import bucket_bounds, sketch_buckets
+
+    pairs = sketch_buckets(sketch)
+    axis = _IndexAxis([i for i, _ in pairs])
+    _stairs(ax, [(axis.left(i), axis.left(i) + 1, c) for i, c in pairs])
+    step = max(1, len(pairs) // 4)
+    chosen = sorted({pairs[0][0], pairs[-1][0], *[pairs[k][0] for k in range(0, len(pairs), step)]})
+    # each tick sits on its bar's left edge: the low bound of a positive bucket, -high of a negative one
+    labels = [f"{max(bucket_bounds(i), key=abs) if i < 0 else bucket_bounds(i)[0]:.2g}" if i else "0"
+              for i in chosen]
+    ax.set_xticks([axis.left(i) for i in chosen], labels, fontsize=6)
+    return axis
+
+
+def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | None, salt: str,
+              xlabel: str = "", lo: float | None = None, hi: float | None = None) -> str | None:
+    """An SVG histogram of a sketch with the mean marked and mean ± std shaded; None without buckets.
+
+    Values spanning under three decades get a linear value axis; wider ones an axis of
+    sketch buckets (16 per power of two), labelled with the bucket edges."""
+    if not sketch or not sketch.get("index"):
+        return None
+    bars = sketch_bars(sketch)
+    fig, ax = _figure()
+    ylabel = "kept values per bucket"
+    if _wide(bars):
+        where = _on_index_axis(ax, sketch)
+        xlabel = (xlabel + " " if xlabel else "") + "(log-scaled buckets)"
+    else:
+        _stairs(ax, _rebinned(bars, lo, hi))
+        ylabel = "kept values"
+        where = float
+        if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+            # a bucket is up to 6 % of its edge wide: show the values' range, not the buckets'
+            pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+            ax.set_xlim(lo - pad, hi + pad)
+    if mean is not None and math.isfinite(mean):
+        ax.axvline(where(mean), color=_MARK, linewidth=1.2, label="mean")
+        if std is not None and math.isfinite(std) and std > 0 and math.isfinite(mean - std) \
+                and math.isfinite(mean + std):
+            ax.axvspan(where(mean - std), where(mean + std), color=_MARK, alpha=0.12, linewidth=0,
+                       label="mean ± std")
+        ax.legend(fontsize=6, frameon=False, loc="upper right")
+    ax.set_ylabel(ylabel, fontsize=7)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=7)
+    return _svg(fig, salt)
+
+
+#: equal-width bins of a linear histogram
+BINS = 40
+
+
+def _rebinned(bars: list[tuple[float, float, int]], lo: float | None,
+              hi: float | None) -> list[tuple[float, float, float]]:
+    """(left, right, count) of BINS equal bins over [min, max], each bucket's count spread
+    evenly over the bins it overlaps.  Sketch buckets grow with their values (16 per power
+    of two): drawn as they are, counts would dip towards zero and jump at powers of two."""
+    import numpy as np
+
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = bars[0][0], bars[-1][1]
+    if hi <= lo:
+        half = (abs(hi) or 1.0) / 200
+        return [(lo - half, lo + half, float(sum(b[2] for b in bars)))]
+    edges = np.linspace(lo, hi, BINS + 1)
+    counts = np.zeros(BINS)
+    for left, right, count in bars:
+        left, right = max(left, lo), min(right, hi)
+        if right <= left:  # zeros, or values on the column's min or max
+            counts[min(int(np.searchsorted(edges, left, side="right")) - 1, BINS - 1)] += count
+            continue
+        overlap = np.clip(np.minimum(right, edges[1:]) - np.maximum(left, edges[:-1]), 0, None)
+        counts += count * overlap / (right - left)
+    return [(float(a), float(b), float(c)) for a, b, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def _label(value: Any) -> str:
+    """A category as a tick label: printable, cut to 16 characters, ``$`` escaped (matplotlib
+    would read ``$...$`` as mathtext and may fail on it)."""
+    from datasan.outputs.escape import printable
+
+    text = printable(value)
+    return (text[:15] + "…" if len(text) > 16 else text).replace("$", r"\$")
+
+
+def bars(counts: dict[str, int], salt: str, xlabel: str = "") -> str | None:
+    """An SVG bar chart of ``counts`` (largest first, at most MAX_BARS bars); None when empty."""
+    if not counts:
+        return None
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    if len(items) > MAX_BARS:
+        rest = sum(c for _, c in items[MAX_BARS - 1:])
+        items = items[:MAX_BARS - 1] + [(f"{len(items) - MAX_BARS + 1} others", rest)]
+    fig, ax = _figure()
+    names = [_label(k) for k, _ in items]
+    ax.bar(range(len(items)), [c for _, c in items], color=_COLOR, linewidth=0)
+    ax.set_xticks(range(len(items)), names, rotation=45 if len(items) > 6 else 0,
+                  ha="right" if len(items) > 6 else "center", fontsize=6)
+    ax.set_ylabel("count", fontsize=7)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=7)
+    return _svg(fig, salt)

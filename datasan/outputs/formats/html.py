@@ -1,0 +1,311 @@
+"""``--format html`` and every scan's ``report.html``: one self-contained page for people.
+
+Everything is inline (CSS, matplotlib SVG charts, JPEG thumbnails as data
+URLs, a few lines of plain JavaScript to filter the findings table) and a
+Content-Security-Policy forbids the browser any other load, so the file opens
+offline and makes no network request.  The page is rendered with Jinja2 from
+the :class:`~datasan.outputs.view.FindingsView` and the run's stats.json /
+report.json documents; nothing under PATH is read but the flagged images.
+Its size is bounded whatever the data: findings rows per rule, charts and
+thumbnails (``report_thumbnails``) are capped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from datasan.outputs.escape import printable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasan.outputs.view import FindingsView
+
+#: findings listed per rule in the filterable table (findings.parquet has them all)
+ROWS_PER_RULE = 50
+#: histograms drawn per report (numeric columns first come, first drawn)
+MAX_CHARTS = 120
+#: sources listed in the sources table (worst first)
+MAX_SOURCES = 300
+#: drift comparisons listed (drifted first)
+MAX_DRIFT_ROWS = 200
+#: the default of the report_thumbnails option, for reports of scans that did not record it
+DEFAULT_THUMBNAILS = 200
+#: offending boxes drawn over one thumbnail
+MAX_BOXES = 20
+#: the meta tag that carries the run id (read back by the manifest check)
+RUN_ID_META = "datasan-run-id"
+
+
+def render_html(view: "FindingsView", out_dir: str | None = None) -> str:
+    """The whole report.html document for ``view``."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("datasan.outputs", "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["p"] = printable
+    env.filters["num"] = _num
+    return env.get_template("report.html.j2").render(**report_context(view, out_dir))
+
+
+def write(view: "FindingsView", out_dir: str | None, console: Any, quiet: bool = False) -> None:
+    """Print :func:`render_html` on stdout."""
+    console.file.write(render_html(view, out_dir))
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool) or isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+class _Salt:
+    """Distinct, repeatable id prefixes for the charts of one page."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"c{self.n}"
+
+
+def report_context(view: "FindingsView", out_dir: str | None) -> dict[str, Any]:
+    """Everything the template shows, as plain values."""
+    result, summary, verdict = view.result, view.result.summary, view.verdict
+    stats = result.stats or {}
+    salt = _Salt()
+    charts = {"left": MAX_CHARTS}
+    options = dict(summary.options or {})
+    cap = options.get("report_thumbnails", DEFAULT_THUMBNAILS)
+    return {
+        "run_id": summary.run_id, "run_id_meta": RUN_ID_META,
+        "version": summary.datasan_version, "path": summary.path, "started": summary.started,
+        "seconds": summary.seconds, "options": options, "out_dir": out_dir,
+        "passed": verdict.passed, "verdict": verdict, "gate_summary": view.gate_summary(),
+        "samples": summary.samples, "kept": summary.kept, "quarantined": summary.quarantined,
+        "sources": view.sources[:MAX_SOURCES], "more_sources": max(0, len(view.sources) - MAX_SOURCES),
+        "rules": _rules(view), "findings": _finding_rows(result.findings_table),
+        "total_findings": result.findings_table.num_rows, "rows_per_rule": ROWS_PER_RULE,
+        "tables": _tables(stats, result.findings_table, salt, charts),
+        "labels": _labels(stats, result.findings_table, salt, charts),
+        "images": _images(stats, salt, charts),
+        "boxes": _boxes(stats, salt, charts),
+        "thumbnails": _thumbnail_groups(summary.path, result.findings_table, int(cap)),
+        "thumbnail_cap": int(cap),
+        "probe": summary.probe or {},
+        "drift": _drift(summary.drift or {}),
+        "charts_left_out": max(0, -charts["left"]),
+        "internal_errors": summary.internal_errors,
+    }
+
+
+# ------------------------------------------------------------------ findings
+def _rules(view: "FindingsView") -> list[dict[str, Any]]:
+    from datasan.outputs.digest import EXAMPLES
+    from datasan.rules import RULES
+
+    counts = view.rule_counts()
+    out = []
+    for d in view.rules:
+        rule, c = RULES[d.code], counts[d.code]
+        out.append({"code": d.code, "name": rule.name, "severity": d.severity, "count": d.count,
+                    "new": c.new, "failing": c.failing, "what": rule.what, "why": rule.why, "fix": rule.fix,
+                    "examples": [(k.example, k.count) for k in d.kinds[:EXAMPLES]],
+                    "more": sum(k.count for k in d.kinds[EXAMPLES:])})
+    return out
+
+
+def _first_per_code(ft, per_code: int) -> list[int]:
+    """Row numbers of the first ``per_code`` findings of each code, in table order."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if ft.num_rows == 0:
+        return []
+    enc = pc.dictionary_encode(ft.column("code")).combine_chunks()
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    picked = [np.flatnonzero(idx == i)[:per_code] for i in range(len(enc.dictionary))]
+    return sorted(np.concatenate(picked).tolist())
+
+
+def _finding_rows(ft) -> list[dict[str, Any]]:
+    """Up to ROWS_PER_RULE findings of each rule, as dicts of the contract's columns."""
+    import pyarrow as pa
+
+    rows = _first_per_code(ft, ROWS_PER_RULE)
+    if not rows:
+        return []
+    return ft.take(pa.array(rows, type=pa.int64())).select(
+        ["code", "check", "severity", "sample", "source", "row", "column", "message"]).to_pylist()
+
+
+# ------------------------------------------------------------------ tables
+def _quarantined_per_column(ft) -> dict[tuple[str, str], int]:
+    """{(source, column): rows quarantined by an error finding on that column}."""
+    import pyarrow.compute as pc
+
+    if ft.num_rows == 0:
+        return {}
+    mask = pc.and_(pc.equal(ft.column("severity"), "error"), pc.is_valid(ft.column("column")))
+    sub = ft.filter(mask)
+    if sub.num_rows == 0:
+        return {}
+    g = sub.group_by(["source", "column"]).aggregate([("row", "count_distinct")])
+    return {(s, c): n for s, c, n in zip(g.column("source").to_pylist(), g.column("column").to_pylist(),
+                                          g.column("row_count_distinct").to_pylist())}
+
+
+def _chart(charts: dict[str, int], draw) -> str | None:
+    charts["left"] -= 1
+    return draw() if charts["left"] >= 0 else None
+
+
+def _tables(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+    from datasan.outputs import charts as ch
+
+    quarantined = _quarantined_per_column(ft)
+    out = []
+    for source, table in (stats.get("tables") or {}).items():
+        cols = []
+        for name, c in (table.get("columns") or {}).items():
+            svg = _chart(charts, lambda c=c: ch.histogram(c.get("sketch"), c.get("mean"), c.get("std"), salt(),
+                                                          lo=c.get("min"), hi=c.get("max")))
+            cols.append({"name": name, "stats": c, "quarantined": quarantined.get((source, name), 0),
+                         "svg": svg})
+        cats = []
+        for name, c in (table.get("categories") or {}).items():
+            counts = c.get("counts")
+            cats.append({"name": name, "nulls": c.get("nulls"), "distinct": len(counts) if counts else None,
+                         "svg": _chart(charts, lambda counts=counts: ch.bars(counts, salt())) if counts else None})
+        out.append({"source": source, "rows": table.get("rows"), "columns": cols, "categories": cats})
+    return out
+
+
+def _bad_labels(ft) -> dict[str, dict[str, int]]:
+    """{label source: {rule name: findings}} of the out-of-range and distant labels, which are
+    quarantined and so missing from the class bars of kept labels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from datasan.checks.images import DISTANT_IMAGE_LABEL, IMAGE_LABEL_OUT_OF_RANGE
+    from datasan.checks.tables.labels import DISTANT_LABEL, LABEL_OUT_OF_RANGE
+
+    rules = {r.code: r.name for r in (LABEL_OUT_OF_RANGE, DISTANT_LABEL, IMAGE_LABEL_OUT_OF_RANGE,
+                                      DISTANT_IMAGE_LABEL)}
+    if ft.num_rows == 0:
+        return {}
+    sub = ft.filter(pc.is_in(ft.column("code"), value_set=pa.array(list(rules)))).select(["source", "code"])
+    out: dict[str, dict[str, int]] = {}
+    for src, code in zip(sub.column("source").to_pylist(), sub.column("code").to_pylist()):
+        per = out.setdefault(src or "", {})
+        per[rules[code]] = per.get(rules[code], 0) + 1
+    return out
+
+
+def _labels(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+    from datasan.outputs import charts as ch
+
+    bad = _bad_labels(ft)
+
+    def marks(src: str) -> dict[str, int]:
+        # an image dataset's label findings name its labels file inside it
+        found: dict[str, int] = {}
+        for where, per in bad.items():
+            if where == src or where.startswith(src.rstrip("/") + "/"):
+                for name, n in per.items():
+                    found[name] = found.get(name, 0) + n
+        return found
+
+    return [{"source": src, "classes": len(counts), "total": sum(counts.values()), "bad": marks(src),
+             "svg": _chart(charts, lambda counts=counts: ch.bars(counts, salt(), "class"))}
+            for src, counts in (stats.get("labels") or {}).items() if counts]
+
+
+def _profile_charts(profile: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+    from datasan.outputs import charts as ch
+
+    return [{"name": name, "stats": m,
+             "svg": _chart(charts, lambda m=m, name=name: ch.histogram(m.get("sketch"), m.get("mean"),
+                                                                         m.get("std"), salt(), name,
+                                                                         m.get("min"), m.get("max")))}
+            for name, m in profile.items() if isinstance(m, dict)]
+
+
+def _images(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"dataset": ds, "count": s.get("count"), "channels": s.get("channels"),
+             "mean": s.get("mean") or [], "std": s.get("std") or [],
+             "profile": _profile_charts(s.get("profile") or {}, salt, charts)}
+            for ds, s in (stats.get("images") or {}).items()]
+
+
+def _boxes(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"source": src, "count": s.get("count"), "units": s.get("units"),
+             "profile": _profile_charts({k: s[k] for k in ("width", "height", "aspect") if k in s}, salt, charts)}
+            for src, s in (stats.get("boxes") or {}).items()]
+
+
+# ------------------------------------------------------------------ images
+def _flagged_images(ft) -> dict[str, list[tuple]]:
+    """{code: [(sample, code, severity, message, [(label file, row), ...])]}: distinct image
+    samples per rule with an error or warning, in finding order, with where their boxes are."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from datasan.outputs.thumbnails import IMAGE_ENDINGS
+
+    if ft.num_rows == 0:
+        return {}
+    ending = "(" + "|".join(e.lstrip(".").replace(".", r"\.") for e in IMAGE_ENDINGS) + ")$"
+    sample = ft.column("sample")
+    mask = pc.and_(pc.is_in(ft.column("severity"), value_set=pa.array(["error", "warning"])),
+                   pc.match_substring_regex(pc.utf8_lower(sample.fill_null("")), r"\." + ending))
+    sub = ft.filter(mask).select(["sample", "code", "severity", "message", "source", "row"])
+    groups: dict[str, list] = {}
+    seen: dict[tuple[str, str], tuple] = {}
+    for s, code, sev, msg, src, row in zip(*(sub.column(i).to_pylist() for i in range(6))):
+        item = seen.get((code, s))
+        if item is None:
+            item = seen[(code, s)] = (s, code, sev, msg, [])
+            groups.setdefault(code, []).append(item)
+        if src and src != s and row is not None and len(item[4]) < MAX_BOXES:
+            item[4].append((src, row))
+    return groups
+
+
+def _round_robin(groups: dict[str, list], cap: int) -> dict[str, list]:
+    """At most ``cap`` items, taken one per group in turn, so every rule shows some."""
+    taken: dict[str, list] = {k: [] for k in groups}
+    left = cap
+    depth = 0
+    while left > 0:
+        added = False
+        for k, items in groups.items():
+            if depth < len(items) and left > 0:
+                taken[k].append(items[depth])
+                left -= 1
+                added = True
+        if not added:
+            break
+        depth += 1
+    return {k: v for k, v in taken.items() if v}
+
+
+def _thumbnail_groups(root: str, ft, cap: int) -> list[dict[str, Any]]:
+    from datasan.outputs.thumbnails import thumbnails
+    from datasan.rules import RULES
+
+    groups = _flagged_images(ft)
+    chosen = _round_robin(groups, cap)
+    return [{"code": code, "name": RULES[code].name, "flagged": len(groups[code]),
+             "tiles": thumbnails(root, items)} for code, items in sorted(chosen.items())]
+
+
+# ------------------------------------------------------------------ drift
+def _drift(drift: dict) -> dict[str, Any]:
+    rows = sorted(drift.get("comparisons") or [], key=lambda c: not c.get("drifted"))
+    return {"compared": bool(drift.get("compared")), "reason": drift.get("reason"),
+            "baseline": drift.get("baseline"), "drifted": drift.get("drifted", 0),
+            "rows": rows[:MAX_DRIFT_ROWS], "more": max(0, len(rows) - MAX_DRIFT_ROWS)}
