@@ -37,9 +37,6 @@ from datasan.errors import UsageError
 if TYPE_CHECKING:  # pragma: no cover
     from datasan.options import ScanOptions
 
-CONFIG_NAMES = ("datasan.toml", "pyproject.toml")
-
-
 def find_config(start: str | os.PathLike | None = None) -> str | None:
     """The config file that applies in ``start`` (default: the current folder), or None.
 

@@ -12,10 +12,12 @@ import io
 import os
 from dataclasses import dataclass
 
+from datasan.sources.images.decode import IMAGE_EXTENSIONS
+
 #: longest side of a thumbnail, in pixels
 SIDE = 128
-#: file endings of samples that are images
-IMAGE_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+#: file endings of samples that are images: those the image kind reads
+IMAGE_ENDINGS = tuple(sorted(IMAGE_EXTENSIONS))
 #: images larger than this (width x height, from the header) are not decoded for a thumbnail
 MAX_PIXELS = 50_000_000
 
@@ -32,11 +34,6 @@ class Thumbnail:
     error: str | None
     #: offending boxes drawn over the image
     boxes: int = 0
-
-
-def is_image(sample: str | None) -> bool:
-    """True when the sample id names an image file."""
-    return bool(sample) and sample.lower().endswith(IMAGE_ENDINGS)
 
 
 def _inside(root: str, sample: str) -> str | None:

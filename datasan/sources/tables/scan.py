@@ -52,7 +52,6 @@ class ShardResult:
     full_hash: Any = None
     feature_hash: Any = None
     part_path: str | None = None
-    part_rows: int = 0
     error: str | None = None  # the file became unreadable mid-way
 
 
@@ -193,7 +192,6 @@ def scan_shard(task: ShardTask) -> ShardResult:
         if writer is not None:
             writer.close()
             res.part_path = task.part_path if writer.writer is not None else None
-            res.part_rows = writer.rows
     if rows_all:
         res.hash_rows = np.concatenate(rows_all)
         res.full_hash = np.concatenate(full_all)
