@@ -154,24 +154,66 @@ class Case:
     other_examples: list[str] = field(default_factory=list)
 
 
+def first_per_key(keys, k: int):
+    """Positions of the first ``k`` entries of each distinct value of the int array ``keys``, in
+    position order (a stable sort, then each run's first ``k``): per-group examples without a
+    Python object per finding."""
+    import numpy as np
+
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
+    return np.sort(order[np.arange(len(keys)) - run_start < k])
+
+
+def dense_ids(column):
+    """(ids, values): each entry's index into ``values`` (its distinct values, an Arrow array:
+    convert only what you show), nulls as -1."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(column).combine_chunks()
+    ids = np.asarray(enc.indices.fill_null(-1), dtype=np.int64)
+    return ids, enc.dictionary
+
+
 def cases(result, examples: int = EXAMPLES) -> list[Case]:
-    """One :class:`Case` per (rule, source) in finding order; only ``examples`` messages kept each."""
+    """One :class:`Case` per (rule, source) in finding order; only ``examples`` messages kept each.
+
+    Counting runs on integer arrays; Python sees one object per (rule, source) and per
+    example, never one per finding (2M duplicate rows are 2M findings).
+    """
+    import numpy as np
+
     ft = result.findings_table
-    cols = {c: ft.column(c).to_pylist() for c in ("code", "check", "severity", "sample", "source", "row",
-                                                    "message")}
-    out: dict[tuple[str, str | None], Case] = {}
-    for i, (gating, new) in enumerate(zip(result.gating_mask(), result.new_mask())):
-        code, src = cols["code"][i], cols["source"][i]
-        case = out.get((code, src))
-        if case is None:
-            case = out[(code, src)] = Case(code, cols["check"][i], cols["severity"][i], src, first_row=cols["row"][i])
-        case.count += 1
-        case.failing += gating
-        case.new += new
-        bucket = case.failing_examples if gating else case.other_examples
-        if len(bucket) < examples:
-            text = describe(cols["sample"][i], src, cols["message"][i])
-            if not new:
-                text += " (in baseline)"
-            bucket.append(text)
-    return list(out.values())
+    if ft.num_rows == 0:
+        return []
+    gating = np.asarray(result.gating_mask(), dtype=bool)
+    new = np.asarray(result.new_mask(), dtype=bool)
+    code_ids, _ = dense_ids(ft.column("code"))
+    src_ids, _ = dense_ids(ft.column("source"))
+    group = code_ids * (int(src_ids.max()) + 2) + (src_ids + 1)
+    _, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+    count = np.bincount(inverse)
+    failing = np.bincount(inverse, weights=gating).astype(np.int64)
+    fresh = np.bincount(inverse, weights=new).astype(np.int64)
+    # failing examples and the others separately, each the first ``examples`` in finding order
+    picks = first_per_key(inverse * 2 + ~gating, examples)
+    cols = ("code", "check", "severity", "sample", "source", "row", "message")
+    heads = ft.select(list(cols)).take(first).to_pylist()
+    shown = ft.select(["sample", "source", "message"]).take(picks).to_pylist()
+    by_group: dict[int, Case] = {}
+    for g in np.argsort(first, kind="stable").tolist():
+        h = heads[g]
+        by_group[g] = Case(h["code"], h["check"], h["severity"], h["source"], int(count[g]), int(failing[g]),
+                           int(fresh[g]), first_row=h["row"])
+    for i, row in zip(picks.tolist(), shown):
+        case = by_group[int(inverse[i])]
+        text = describe(row["sample"], row["source"], row["message"])
+        if not new[i]:
+            text += " (in baseline)"
+        (case.failing_examples if gating[i] else case.other_examples).append(text)
+    return list(by_group.values())

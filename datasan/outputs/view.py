@@ -76,22 +76,37 @@ class FindingsView:
         return self.__dict__[key]
 
     def _rule_counts(self, examples: int) -> dict[str, RuleCounts]:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        from datasan.outputs.digest import dense_ids, first_per_key
         from datasan.rules import RULES
 
         ft = self.result.findings_table
-        cols = [ft.column(c).to_pylist() for c in ("code", "sample", "source")]
-        per: dict[str, list] = {}
-        for gating, new, code, smp, src in zip(self.result.gating_mask(), self.result.new_mask(), *cols):
-            e = per.setdefault(code, [0, 0, 0, []])
-            e[0] += 1
-            e[1] += new
-            if gating:
-                e[2] += 1
-                where = printable(smp or src) if (smp or src) else None
-                if where and len(e[3]) < examples and where not in e[3]:
-                    e[3].append(where)
-        return {c: RuleCounts(c, RULES[c].name, n, new, failing, tuple(ex))
-                for c, (n, new, failing, ex) in sorted(per.items())}
+        if ft.num_rows == 0:
+            return {}
+        gating = np.asarray(self.result.gating_mask(), dtype=bool)
+        new = np.asarray(self.result.new_mask(), dtype=bool)
+        code_ids, codes = dense_ids(ft.column("code"))
+        codes = codes.to_pylist()
+        count = np.bincount(code_ids, minlength=len(codes))
+        fresh = np.bincount(code_ids, weights=new, minlength=len(codes)).astype(np.int64)
+        failing = np.bincount(code_ids, weights=gating, minlength=len(codes)).astype(np.int64)
+        # the first distinct places (the sample, else the source) among each rule's failing findings
+        sample, source = ft.column("sample"), ft.column("source")
+        where = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(sample), 0), False), sample, source)
+        named = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(where), 0), False), dtype=bool)
+        where_ids, places = dense_ids(where)
+        idx = np.flatnonzero(gating & named)
+        _, first = np.unique(code_ids[idx] * (len(places) + 1) + where_ids[idx], return_index=True)
+        firsts = np.sort(idx[first])
+        picks = firsts[first_per_key(code_ids[firsts], examples)]
+        shown: dict[int, list[str]] = {}
+        for i, place in zip(picks.tolist(), places.take(where_ids[picks]).to_pylist()):
+            shown.setdefault(int(code_ids[i]), []).append(printable(place))
+        return {codes[c]: RuleCounts(codes[c], RULES[codes[c]].name, int(count[c]), int(fresh[c]),
+                                     int(failing[c]), tuple(shown.get(c, ())))
+                for c in sorted(range(len(codes)), key=lambda c: codes[c])}
 
     def gate_summary(self, examples: int = 3) -> str:
         """One paragraph on why the gate failed (counts per rule, a few sample ids); '' when it passed."""
