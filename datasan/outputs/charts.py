@@ -175,12 +175,12 @@ def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | No
             pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
             ax.set_xlim(lo - pad, hi + pad)
     if mean is not None and math.isfinite(mean):
-        ax.axvline(where(mean), color=_MARK, linewidth=1.2, label="mean")
+        ax.axvline(where(mean), color=_MARK, linewidth=1.2)
         if std is not None and math.isfinite(std) and std > 0 and math.isfinite(mean - std) \
                 and math.isfinite(mean + std):
-            ax.axvspan(where(mean - std), where(mean + std), color=_MARK, alpha=0.12, linewidth=0,
-                       label="mean ± std")
-        ax.legend(fontsize=6, frameon=False, loc="upper right")
+            ax.axvspan(where(mean - std), where(mean + std), color=_MARK, alpha=0.12, linewidth=0)
+        # no legend: the page says what the line and the band are, and a legend is a tenth of
+        # a histogram's drawing time
     if note:
         ax.text(0.01, 0.97, note, transform=ax.transAxes, fontsize=6, color=_MARK, va="top")
     ax.set_ylabel(ylabel, fontsize=7)
