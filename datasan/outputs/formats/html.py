@@ -12,6 +12,7 @@ thumbnails (``report_thumbnails``) are capped.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from datasan.outputs.escape import printable
@@ -43,13 +44,20 @@ RUN_ID_META = "datasan-run-id"
 
 def render_html(view: "FindingsView", out_dir: str | None = None) -> str:
     """The whole report.html document for ``view``."""
+    return _template().render(**report_context(view, out_dir))
+
+
+@functools.lru_cache(maxsize=1)
+def _template():
+    # compiling the template takes ~0.1 s: once per process, not once per page (datasan
+    # report, a service rendering many runs)
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("datasan.outputs", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["p"] = printable
     env.filters["num"] = _num
-    return env.get_template("report.html.j2").render(**report_context(view, out_dir))
+    return env.get_template("report.html.j2")
 
 
 def write(view: "FindingsView", out_dir: str | None, console: Any, quiet: bool = False) -> None:
@@ -366,7 +374,7 @@ def _probe_losses(root: str, probe: dict, salt: _Salt, charts: dict[str, int]) -
         out.append({"source": src, "stats": loss, "non_finite": bad,
                     "stages": [(code, name, flagged[code]) for code, name in left_out if flagged.get(code)],
                     "autocast": [(code, name, flagged[code]) for code, name in autocast if flagged.get(code)],
-                    "extreme": flagged.get(EXTREME_LOSS.code, 0),
+                    "extreme": flagged.get(EXTREME_LOSS.code, 0), "extreme_rule": EXTREME_LOSS,
                     "top": [{"rank": i + 1, "sample": t["sample"], "loss": t["loss"], "tile": tiles.get(t["sample"])}
                             for i, t in enumerate(top)],
                     "svg": _chart(charts, lambda loss=loss, note=note: ch.histogram(
