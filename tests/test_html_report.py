@@ -376,3 +376,18 @@ def test_boxes_with_absurd_numbers_are_not_drawn(tmp_path):
     (tmp_path / "a.json").write_text('{"annotations": ' + str(anns).replace("'", '"').replace("True", "true") + "}")
     lookup = BoxLookup(str(tmp_path))
     assert [lookup.box("a.json", r) for r in range(5)] == [None, None, None, None, ("px", 1.0, 2.0, 3.0, 4.0)]
+
+
+def test_report_imports_start_once_and_only_when_workers_scan():
+    from types import SimpleNamespace
+
+    from datasan.outputs.warm import warm_report_imports
+
+    def ctx(parallelism, report_html=True):
+        return SimpleNamespace(shared={}, options=SimpleNamespace(report_html=report_html),
+                               engine=SimpleNamespace(parallelism=parallelism))
+
+    two = ctx(2)
+    assert [warm_report_imports(two), warm_report_imports(two)] == [True, False]  # once per scan
+    assert warm_report_imports(ctx(1)) is False  # the shards run in this process: no competing thread
+    assert warm_report_imports(ctx(4, report_html=False)) is False  # no report, nothing to load
