@@ -127,6 +127,16 @@ def test_coco_stats_per_class_and_box_moments(scan):
     assert b["width"]["mean"] == pytest.approx(sum(widths) / 5)
     assert b["height"]["max"] == 20 and b["width"]["min"] == 0.5
     assert b["aspect"]["mean"] == pytest.approx(sum(w / h for w, h in zip(widths, heights)) / 5)
+    per = b["per_class"]
+    # kept: cat rows 0, 12; dog rows 1, 11, 15.  Quarantined with a readable class: cat rows
+    # 2, 4, 5, 7, 8, 13, dog rows 3, 10, category 99 row 6 (rows 9 and 14 have none)
+    assert {k: (v["count"], v["quarantined"]) for k, v in per.items()} == {"99": (0, 1), "cat": (2, 6),
+                                                                           "dog": (3, 2)}
+    assert per["cat"]["width"]["mean"] == pytest.approx((20 + 0.5) / 2)
+    assert per["cat"]["area"]["max"] == 300 and per["cat"]["area"]["min"] == 3
+    assert per["dog"]["aspect"]["mean"] == pytest.approx((30 / 20 + 1 + 1) / 3)
+    assert sum(per["dog"]["height"]["sketch"]["count"]) == 3
+    assert per["99"]["width"]["count"] == 0 and per["99"]["width"]["mean"] is None
 
 
 def test_coco_broken_files_are_one_finding_each(scan):
@@ -264,6 +274,41 @@ def test_yolo_stats(scan):
     b = o.stats["boxes"]["labels"]
     assert b["count"] == 4 and b["units"] == "normalized"
     assert b["width"]["mean"] == pytest.approx((0.2 + 0.1 + 0.1 + 0.5) / 4)
+    per = b["per_class"]
+    # a.txt line 2 (class 5, outside the class list) and seven class-0 lines are quarantined
+    assert {k: (v["count"], v["quarantined"]) for k, v in per.items()} == {"5": (0, 1), "cat": (2, 6),
+                                                                           "dog": (2, 0)}
+    assert per["dog"]["area"]["mean"] == pytest.approx((0.01 + 0.25) / 2)
+
+
+def test_box_stats_per_class_merge_in_any_order_and_cap():
+    from datasan.checks.boxes import CLASS_CAP, BoxStats
+
+    classes = ["a", "b", "a", "c", "a"]
+    widths, heights = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 2.0, 3.0, 1.0, 10.0]
+    whole = BoxStats.of(classes, widths, heights, ["b", "d"]).as_json("pixels")
+    left = BoxStats.of(classes[:2], widths[:2], heights[:2], ["d"])
+    right = BoxStats.of(classes[2:], widths[2:], heights[2:], ["b"])
+    for merged in (BoxStats().merge(left).merge(right), BoxStats().merge(right).merge(left)):
+        got = merged.as_json("pixels")["per_class"]
+        assert list(got) == ["a", "b", "c", "d"]
+        for name, entry in whole["per_class"].items():
+            for key in ("count", "quarantined"):
+                assert got[name][key] == entry[key]
+            for field in ("width", "height", "area", "aspect"):
+                # sketches and counts merge exactly; moments up to float rounding
+                assert got[name][field].get("sketch") == entry[field].get("sketch")
+                assert got[name][field]["count"] == entry[field]["count"]
+                assert got[name][field]["mean"] == pytest.approx(entry[field]["mean"])
+    assert whole["per_class"]["a"]["count"] == 3 and whole["per_class"]["a"]["area"]["mean"] == pytest.approx(
+        (2 + 9 + 50) / 3)
+    assert (whole["per_class"]["b"]["quarantined"], whole["per_class"]["d"]["count"]) == (1, 0)
+    many = [f"k{i}" for i in range(CLASS_CAP + 1)]
+    half = len(many) // 2
+    over = BoxStats.of(many[:half], [1.0] * half, [1.0] * half).merge(
+        BoxStats.of(many[half:], [1.0] * (len(many) - half), [1.0] * (len(many) - half)))
+    assert over.per_class is None and over.as_json("pixels")["per_class_over_cap"] == CLASS_CAP
+    assert len(over.classes) == CLASS_CAP + 1
 
 
 def _yolo(tmp_path: Path, labels: dict[str, str | bytes], images: list[str], extra: dict | None = None) -> Path:

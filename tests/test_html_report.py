@@ -61,14 +61,38 @@ def numeric_columns(out: Path) -> int:
     return sum(len(t["columns"]) for t in stats["tables"].values())
 
 
+def make_probed(root: Path) -> Path:
+    """A regression table whose row 17 has the highest loss and row 40 a float32 overflow
+    (DS401), and eight labelled images: small enough to probe in seconds."""
+    import numpy as np
+    import pyarrow as pa
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    d = root / "probed"
+    d.mkdir(parents=True)
+    cols = {f"f{j}": rng.normal(size=120) for j in range(3)}
+    cols["y"] = rng.normal(size=120)
+    cols["y"][17] = 8.0
+    cols["f1"][40] = 1e37
+    pq.write_table(pa.table(cols), d / "reg.parquet")
+    for cls in ("cat", "dog"):
+        (d / "pics" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(d / "pics" / cls / f"{i}.png")
+    return d
+
+
 @pytest.fixture(scope="module")
 def scans(tmp_path_factory):
-    """{name: output folder} of a scan of sample_data and of a generated folder (no probe: fast)."""
+    """{name: output folder} of a scan of sample_data and of a generated folder (no probe: fast),
+    and of a small folder with the probe."""
     tmp = tmp_path_factory.mktemp("html")
     outs = {}
-    for name, path in (("sample", REPO / "sample_data"), ("generated", make_generated(tmp))):
+    for name, path, probe in (("sample", REPO / "sample_data", False), ("generated", make_generated(tmp), False),
+                              ("probed", make_probed(tmp), True)):
         outs[name] = tmp / f"out-{name}"
-        datasan.scan(path, out_dir=str(outs[name]), probe=False, workers=1, config=False).close()
+        datasan.scan(path, out_dir=str(outs[name]), probe=probe, workers=1, config=False).close()
     return outs
 
 
@@ -241,6 +265,21 @@ def test_sample_data_report_in_a_browser(browser, scans, tmp_path):
     # every box-outside-image tile of the sample data has its box drawn (COCO and YOLO)
     drawn = browser.find_elements(By.CSS_SELECTOR, '.tile[data-code="DS325"][data-boxes="1"] img.thumb')
     assert len(drawn) == 4
+    # per class: a bar per class (kept, quarantined stacked), a table row per class (most boxes
+    # first), an area chart per class with kept boxes (most kept first: COCO has 3 dogs, 2 cats);
+    # COCO quarantines 9 boxes with a readable class, YOLO 7
+    for src, classes, areas, quarantined in (
+            ("detection/coco/annotations.json", ["cat", "dog", "99"], ["dog", "cat"], 9),
+            ("detection/yolo/labels", ["cat", "dog", "5"], ["cat", "dog"], 7)):
+        section = browser.find_element(By.CSS_SELECTOR, f'.box-classes[data-source="{src}"]')
+        assert len(section.find_elements(By.CSS_SELECTOR, ".class-bars svg g[id*='bar']")) == len(classes)
+        assert section.find_element(By.CSS_SELECTOR, ".quarantined-boxes").get_attribute("data-count") == \
+            str(quarantined)
+        assert [c.get_attribute("data-class") for c in section.find_elements(By.CSS_SELECTOR, ".class-area")] == \
+            areas
+        assert len(section.find_elements(By.CSS_SELECTOR, ".class-area svg")) == 2
+        rows = browser.find_elements(By.CSS_SELECTOR, f'.class-table[data-source="{src}"] tbody tr')
+        assert [r.get_attribute("data-class") for r in rows] == classes
 
 
 def test_generated_report_in_a_browser(browser, scans, tmp_path):
@@ -251,6 +290,36 @@ def test_generated_report_in_a_browser(browser, scans, tmp_path):
     placeholder = browser.find_element(By.CSS_SELECTOR, '.tile[data-code="DS201"] .ph')
     assert placeholder.text.startswith("cannot show: UnidentifiedImageError")
     assert len(browser.find_elements(By.CSS_SELECTOR, '.tile[data-code="DS205"] img.thumb')) == 1
+
+
+def test_probe_losses_in_a_browser(browser, scans, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    out = scans["probed"]
+    report = out / "report.html"
+    requested = _open(browser, report)
+    assert [u for u in requested if u != report.as_uri() and not u.startswith("data:")] == []
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")] == []
+    browser.execute_script("document.getElementById('probe').scrollIntoView()")
+    browser.save_screenshot(str(tmp_path / "probe.png"))
+    sources = json.loads((out / "report.json").read_text())["probe"]["sources"]
+    assert sorted(sources) == ["pics", "reg.parquet"]
+    for src, rep in sources.items():
+        section = browser.find_element(By.CSS_SELECTOR, f'.probe-loss[data-source="{src}"]')
+        assert len(section.find_elements(By.CSS_SELECTOR, ".loss-chart svg")) == 1
+        rows = section.find_elements(By.CSS_SELECTOR, "table.top-losses tbody tr")
+        assert [r.get_attribute("data-sample") for r in rows] == [t["sample"] for t in rep["loss"]["top"]]
+    table = browser.find_element(By.CSS_SELECTOR, '.probe-loss[data-source="reg.parquet"]')
+    top = [r.get_attribute("data-sample") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert len(top) == 10 and top[0] == "reg.parquet#17" and "reg.parquet#40" not in top
+    assert table.find_element(By.CSS_SELECTOR, ".non-finite").get_attribute("data-count") == "1"
+    assert table.find_elements(By.CSS_SELECTOR, "img.thumb") == []  # table rows have no thumbnail
+    pics = browser.find_element(By.CSS_SELECTOR, '.probe-loss[data-source="pics"]')
+    assert len(pics.find_elements(By.CSS_SELECTOR, "tbody tr")) == 8  # fewer images than TOP_K
+    loaded = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.probe-loss[data-source=\"pics\"] img.thumb'))"
+        ".filter(i => i.complete && i.naturalWidth > 0).length")
+    assert loaded == 8 and pics.find_elements(By.CSS_SELECTOR, ".non-finite") == []
 
 
 def test_category_labels_from_the_data_cannot_break_a_chart():
@@ -307,3 +376,18 @@ def test_boxes_with_absurd_numbers_are_not_drawn(tmp_path):
     (tmp_path / "a.json").write_text('{"annotations": ' + str(anns).replace("'", '"').replace("True", "true") + "}")
     lookup = BoxLookup(str(tmp_path))
     assert [lookup.box("a.json", r) for r in range(5)] == [None, None, None, None, ("px", 1.0, 2.0, 3.0, 4.0)]
+
+
+def test_report_imports_start_once_and_only_when_workers_scan():
+    from types import SimpleNamespace
+
+    from datasan.outputs.warm import warm_report_imports
+
+    def ctx(parallelism, report_html=True):
+        return SimpleNamespace(shared={}, options=SimpleNamespace(report_html=report_html),
+                               engine=SimpleNamespace(parallelism=parallelism))
+
+    two = ctx(2)
+    assert [warm_report_imports(two), warm_report_imports(two)] == [True, False]  # once per scan
+    assert warm_report_imports(ctx(1)) is False  # the shards run in this process: no competing thread
+    assert warm_report_imports(ctx(4, report_html=False)) is False  # no report, nothing to load

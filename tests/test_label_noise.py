@@ -145,6 +145,11 @@ def test_flipped_rows_are_flagged_with_their_likely_label(tmp_path):
     assert suspects == [(7, "b", "a"), (33, "c", "b")]
     assert max(d["label_quality"][i] for i in FLIPPED) < min(d["label_quality"][i] for i in range(60)
                                                              if i not in FLIPPED)
+    # each scored row also carries its probe loss; the report's highest losses are among them
+    assert None not in d["probe_loss"] and len(d["probe_loss"]) == 60
+    top = rep["loss"]["top"]
+    assert [d["probe_loss"][d["sample"].index(t["sample"])] for t in top] == [t["loss"] for t in top]
+    assert max(d["probe_loss"]) == top[0]["loss"]
     # the clean table keeps its contract: original columns plus _row, every row (DS407 is a warning)
     clean = pq.read_table(tmp_path / "out" / "clean" / "blobs.csv.parquet")
     assert clean.column_names == ["x0", "x1", "label", "_row"] and clean.num_rows == 60

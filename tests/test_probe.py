@@ -471,3 +471,67 @@ def test_a_huge_class_id_does_not_size_the_network(tmp_path):
     assert LabelMap.build({"0": 5, "9": 1}, 10).direct is True
     assert LabelMap.build({"0": 5, "36997811": 1}, None) == LabelMap(
         num_classes=2, direct=False, ids={"0": 0, "36997811": 1})
+
+
+# --------------------------------------------------------------------------- loss summaries
+def test_loss_summary_is_the_same_however_the_batches_are_cut():
+    from datasan.probe.losses import TOP_K, LossSummary, loss_column
+
+    rng = np.random.default_rng(5)
+    losses = rng.exponential(size=100)
+    losses[[3, 50]] = np.nan  # flagged by a stage
+    losses[[10, 20]] = 7.5  # a tie among the top: the lower key first
+    keys = np.arange(1000, 1100)
+    summaries = []
+    for cuts in ([100], [1, 99], [37, 13, 50]):
+        s, start = LossSummary(), 0
+        for n in cuts:
+            s.add(losses[start:start + n], keys[start:start + n])
+            start += n
+        summaries.append(s.as_json(lambda k: f"t.csv#{k - 1000}"))
+    got = summaries[0]
+    for other in summaries[1:]:
+        # counts, sketch, extremes and the top exactly; moments up to float rounding
+        assert {k: v for k, v in other.items() if k not in ("mean", "std")} == \
+            {k: v for k, v in got.items() if k not in ("mean", "std")}
+        assert (other["mean"], other["std"]) == pytest.approx((got["mean"], got["std"]), rel=1e-12)
+    assert got["count"] == 98 and got["non_finite"] == 2 and sum(got["sketch"]["count"]) == 98
+    finite = np.sort(losses[np.isfinite(losses)])[::-1]
+    assert [t["loss"] for t in got["top"]] == finite[:TOP_K].tolist()
+    assert [t["sample"] for t in got["top"][:2]] == ["t.csv#10", "t.csv#20"]
+    assert got["max"] == 7.5 and "nan" not in got and "nulls" not in got
+    looked_up = loss_column(losses, keys, [1010, 1003, 5, 1099])
+    assert looked_up[0] == 7.5 and np.isnan(looked_up[1]) and np.isnan(looked_up[2])
+    assert looked_up[3] == losses[99]
+
+
+def test_probe_report_keeps_the_loss_distribution_and_the_top_losses(tmp_path):
+    cols = _regression(n=300, features=4, seed=2)
+    cols["y"][17] = 8.0  # the highest loss by far (not so far that DS104 takes the row first)
+    cols["f1"][[40, 41]] = 1e37  # squared error overflows float32: DS401, no loss
+    _write(tmp_path / "d" / "reg.parquet", cols)
+    res = _scan(tmp_path / "d", tmp_path / "o")
+    src = res.report["probe"]["sources"]["reg.parquet"]
+    loss = src["loss"]
+    assert src["flagged"]["DS401"] == 2
+    assert loss["count"] == 298 and loss["non_finite"] == 2 and sum(loss["sketch"]["count"]) == 298
+    assert len(loss["top"]) == 10 and loss["top"][0]["sample"] == "reg.parquet#17"
+    assert loss["top"][0]["loss"] == loss["max"]
+    assert [t["loss"] for t in loss["top"]] == sorted((t["loss"] for t in loss["top"]), reverse=True)
+    assert not {"reg.parquet#40", "reg.parquet#41"} & {t["sample"] for t in loss["top"]}
+
+
+def test_index_gets_each_images_probe_loss(tmp_path, monkeypatch):
+    from datasan.probe.run import probe_outcomes
+
+    monkeypatch.setattr("datasan.sources.images.recompute_stats", lambda outcome, ctx: None)
+    root, oc = _image_outcome(tmp_path, labels=True)
+    rep = probe_outcomes([oc], _ctx(root, tmp_path))
+    loss = rep["sources"]["set"]["loss"]
+    assert (loss["count"], loss["non_finite"]) == (6, 1)
+    col = oc.index.column("probe_loss").to_pylist()
+    # the huge image left the index with the probe; the six kept have their finite losses
+    assert len(col) == 6 and None not in col
+    by_sample = dict(zip(oc.index.column("sample").to_pylist(), col))
+    assert [by_sample[t["sample"]] for t in loss["top"]] == [t["loss"] for t in loss["top"]]
+    assert sorted(col, reverse=True) == [t["loss"] for t in loss["top"]]

@@ -290,19 +290,62 @@ def yolo_box_problems(xc: float, yc: float, w: float, h: float, tolerance: float
     return found
 
 
+#: classes whose boxes get distributions of their own; a source with more keeps only the
+#: counts per class (per-class sketches would grow with the number of classes)
+CLASS_CAP = 1000
+
+
+@dataclass
+class ClassBoxes:
+    """Moments (with sketches) of the width, height, area and aspect of one class's kept
+    boxes, and how many of its boxes were quarantined."""
+
+    width: Moments = field(default_factory=Moments)
+    height: Moments = field(default_factory=Moments)
+    area: Moments = field(default_factory=Moments)
+    aspect: Moments = field(default_factory=Moments)
+    quarantined: int = 0
+
+    @classmethod
+    def of(cls, w, h) -> "ClassBoxes":
+        """The distributions of boxes of widths ``w`` and heights ``h`` (numpy float64 arrays)."""
+        import numpy as np
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return cls(Moments.of(w), Moments.of(h), Moments.of(w * h), Moments.of(w / h))
+
+    def merge(self, other: "ClassBoxes") -> "ClassBoxes":
+        """Combine with ``other`` in place and return self."""
+        for name in ("width", "height", "area", "aspect"):
+            getattr(self, name).merge(getattr(other, name))
+        self.quarantined += other.quarantined
+        return self
+
+    def as_json(self) -> dict[str, Any]:
+        """The stats.json entry of one class."""
+        return {"count": self.width.count, "quarantined": self.quarantined,
+                **{name: getattr(self, name).as_json() for name in ("width", "height", "area", "aspect")}}
+
+
 @dataclass
 class BoxStats:
-    """Mergeable statistics of the kept boxes of one label source: counts per class
-    and moments of width, height and aspect (width / height)."""
+    """Mergeable statistics of the kept boxes of one label source: counts per class,
+    moments of width, height and aspect (width / height), and per class (up to
+    CLASS_CAP classes) the same with area and the count of quarantined boxes."""
 
     classes: dict[str, int] = field(default_factory=dict)
     width: Moments = field(default_factory=Moments)
     height: Moments = field(default_factory=Moments)
     aspect: Moments = field(default_factory=Moments)
+    #: None once the classes seen (kept or quarantined) exceed CLASS_CAP: the same in any
+    #: merge order, since the union of the pieces exceeds it exactly when the whole does
+    per_class: dict[str, ClassBoxes] | None = field(default_factory=dict)
 
     @classmethod
-    def of(cls, classes: list[str], widths: list[float], heights: list[float]) -> "BoxStats":
-        """Statistics of the kept boxes given as parallel lists."""
+    def of(cls, classes: list[str], widths: list[float], heights: list[float],
+           quarantined: list[str] = ()) -> "BoxStats":
+        """Statistics of the kept boxes given as parallel lists, and of the classes of the
+        quarantined boxes whose class could be read."""
         import numpy as np
 
         st = cls()
@@ -313,16 +356,51 @@ class BoxStats:
         st.width, st.height = Moments.of(w), Moments.of(h)
         with np.errstate(divide="ignore", invalid="ignore"):
             st.aspect = Moments.of(w / h) if len(w) else Moments()
+        st.per_class = _per_class(classes, w, h, quarantined)
         return st
 
     def merge(self, other: "BoxStats") -> "BoxStats":
+        """Combine with ``other`` in place and return self."""
         merge_counts(self.classes, other.classes)
         self.width.merge(other.width)
         self.height.merge(other.height)
         self.aspect.merge(other.aspect)
+        if self.per_class is None or other.per_class is None:
+            self.per_class = None
+        else:
+            for name, cb in other.per_class.items():
+                self.per_class.setdefault(name, ClassBoxes()).merge(cb)
+            if len(self.per_class) > CLASS_CAP:
+                self.per_class = None
         return self
 
     def as_json(self, units: str) -> dict[str, Any]:
         """The stats.json ``boxes`` entry."""
-        return {"count": self.width.count, "units": units, "width": self.width.as_json(),
-                "height": self.height.as_json(), "aspect": self.aspect.as_json()}
+        out = {"count": self.width.count, "units": units, "width": self.width.as_json(),
+               "height": self.height.as_json(), "aspect": self.aspect.as_json()}
+        if self.per_class is None:
+            out["per_class_over_cap"] = CLASS_CAP
+        else:
+            out["per_class"] = {name: self.per_class[name].as_json() for name in sorted(self.per_class)}
+        return out
+
+
+def _per_class(classes: list[str], w, h, quarantined) -> dict[str, ClassBoxes] | None:
+    """{class: ClassBoxes} of parallel kept-box lists plus quarantined classes; None over CLASS_CAP."""
+    import numpy as np
+
+    names = sorted(set(classes) | set(quarantined))
+    if len(names) > CLASS_CAP:
+        return None
+    out = {name: ClassBoxes() for name in names}
+    if classes:
+        labels = np.asarray(classes, dtype=object)
+        order = np.argsort(labels, kind="stable")
+        sorted_labels = labels[order]
+        starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+        for lo, hi in zip(starts, np.r_[starts[1:], len(order)]):
+            pick = order[lo:hi]
+            out[sorted_labels[lo]] = ClassBoxes.of(w[pick], h[pick])
+    for name in quarantined:
+        out[name].quarantined += 1
+    return out

@@ -152,34 +152,37 @@ def _on_index_axis(ax, sketch: dict[str, Any]) -> _IndexAxis:
 
 
 def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | None, salt: str,
-              xlabel: str = "", lo: float | None = None, hi: float | None = None) -> str | None:
+              xlabel: str = "", lo: float | None = None, hi: float | None = None, note: str = "",
+              ylabel: str = "kept values") -> str | None:
     """An SVG histogram of a sketch with the mean marked and mean ± std shaded; None without buckets.
 
     Values spanning under three decades get a linear value axis; wider ones an axis of
-    sketch buckets (16 per power of two), labelled with the bucket edges."""
+    sketch buckets (16 per power of two), labelled with the bucket edges.  ``note`` is
+    written in red in the top left corner (what the histogram cannot show)."""
     if not sketch or not sketch.get("index"):
         return None
     bars = sketch_bars(sketch)
     fig, ax = _figure()
-    ylabel = "kept values per bucket"
     if _wide(bars):
         where = _on_index_axis(ax, sketch)
         xlabel = (xlabel + " " if xlabel else "") + "(log-scaled buckets)"
+        ylabel += " per bucket"
     else:
         _stairs(ax, _rebinned(bars, lo, hi))
-        ylabel = "kept values"
         where = float
         if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
             # a bucket is up to 6 % of its edge wide: show the values' range, not the buckets'
             pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
             ax.set_xlim(lo - pad, hi + pad)
     if mean is not None and math.isfinite(mean):
-        ax.axvline(where(mean), color=_MARK, linewidth=1.2, label="mean")
+        ax.axvline(where(mean), color=_MARK, linewidth=1.2)
         if std is not None and math.isfinite(std) and std > 0 and math.isfinite(mean - std) \
                 and math.isfinite(mean + std):
-            ax.axvspan(where(mean - std), where(mean + std), color=_MARK, alpha=0.12, linewidth=0,
-                       label="mean ± std")
-        ax.legend(fontsize=6, frameon=False, loc="upper right")
+            ax.axvspan(where(mean - std), where(mean + std), color=_MARK, alpha=0.12, linewidth=0)
+        # no legend: the page says what the line and the band are, and a legend is a tenth of
+        # a histogram's drawing time
+    if note:
+        ax.text(0.01, 0.97, note, transform=ax.transAxes, fontsize=6, color=_MARK, va="top")
     ax.set_ylabel(ylabel, fontsize=7)
     if xlabel:
         ax.set_xlabel(xlabel, fontsize=7)
@@ -223,17 +226,31 @@ def _label(value: Any) -> str:
     return (text[:15] + "…" if len(text) > 16 else text).replace("$", r"\$")
 
 
-def bars(counts: dict[str, int], salt: str, xlabel: str = "") -> str | None:
-    """An SVG bar chart of ``counts`` (largest first, at most MAX_BARS bars); None when empty."""
+def bars(counts: dict[str, int], salt: str, xlabel: str = "", marked: dict[str, int] | None = None,
+         marked_label: str = "quarantined") -> str | None:
+    """An SVG bar chart of ``counts`` (largest first, at most MAX_BARS bars); None when empty.
+
+    ``marked`` counts (per key, e.g. quarantined boxes) are stacked in red on top of
+    their key's bar; keys only in ``marked`` get a bar of their own.  Each bar carries
+    the SVG id ``<salt>bar<i>``, so a page can count them."""
+    marked = marked or {}
+    counts = {**{k: 0 for k in marked}, **counts}
     if not counts:
         return None
-    items = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    items = sorted(counts.items(), key=lambda kv: (-(kv[1] + marked.get(kv[0], 0)), str(kv[0])))
+    extra = [marked.get(k, 0) for k, _ in items]
     if len(items) > MAX_BARS:
         rest = sum(c for _, c in items[MAX_BARS - 1:])
         items = items[:MAX_BARS - 1] + [(f"{len(items) - MAX_BARS + 1} others", rest)]
+        extra = extra[:MAX_BARS - 1] + [sum(extra[MAX_BARS - 1:])]
     fig, ax = _figure()
     names = [_label(k) for k, _ in items]
-    ax.bar(range(len(items)), [c for _, c in items], color=_COLOR, linewidth=0)
+    heights = [c for _, c in items]
+    for i, patch in enumerate(ax.bar(range(len(items)), heights, color=_COLOR, linewidth=0)):
+        patch.set_gid(f"{salt}bar{i}")
+    if any(extra):
+        ax.bar(range(len(items)), extra, bottom=heights, color=_MARK, linewidth=0, label=marked_label)
+        ax.legend(fontsize=6, frameon=False, loc="upper right")
     ax.set_xticks(range(len(items)), names, rotation=45 if len(items) > 6 else 0,
                   ha="right" if len(items) > 6 else "center", fontsize=6)
     ax.set_ylabel("count", fontsize=7)

@@ -36,8 +36,11 @@ def label_sample_for(feed: ProbeFeed, ctx: ScanContext):
 
 
 def score_labels(sample, feed: ProbeFeed, oc: SourceOutcome, ctx: ScanContext, device: str,
-                 where: Callable) -> tuple[dict[str, Any], list[Finding]]:
-    """Score the labels of one source: (report.json's ``label_noise``, DS407 findings)."""
+                 where: Callable, loss_of: Callable | None = None) -> tuple[dict[str, Any], list[Finding]]:
+    """Score the labels of one source: (report.json's ``label_noise``, DS407 findings).
+
+    ``loss_of(keys)`` gives the probe's loss of each feed key (NaN: none) for
+    label_quality.parquet's ``probe_loss``; without it the column is null."""
     import numpy as np
 
     from datasan.probe.deadline import ProbeTimeout, time_limit
@@ -69,7 +72,7 @@ def score_labels(sample, feed: ProbeFeed, oc: SourceOutcome, ctx: ScanContext, d
               "confusion": _confusion(scores.joint.c, names),
               "thresholds": {names[i]: round(float(t), 4) for i, t in enumerate(scores.thresholds.t)
                              if given_counts[i]}}
-    ctx.shared.setdefault(SHARED_KEY, []).append(_quality_table(oc, feed, scores, names))
+    ctx.shared.setdefault(SHARED_KEY, []).append(_quality_table(oc, feed, scores, names, loss_of))
     if feed.samples is not None and oc.index is not None:
         oc.index = _with_quality_column(oc.index, scores)
     report["seconds"] = round(time.perf_counter() - t0, 3)
@@ -82,7 +85,7 @@ def _confusion(c, names: list[str]) -> dict[str, dict[str, int]]:
             for i in range(c.shape[0]) if c[i].any()}
 
 
-def _quality_table(oc: SourceOutcome, feed: ProbeFeed, scores, names: list[str]):
+def _quality_table(oc: SourceOutcome, feed: ProbeFeed, scores, names: list[str], loss_of: Callable | None):
     """The source's rows of label_quality.parquet, in sample order."""
     import numpy as np
     import pyarrow as pa
@@ -97,6 +100,7 @@ def _quality_table(oc: SourceOutcome, feed: ProbeFeed, scores, names: list[str])
         rows = pa.nulls(n, pa.int64())
         sample = pa.array([feed.samples[int(k)] for k in scores.keys], pa.string())
     label_names = pa.array(names, pa.string())
+    loss = loss_of(scores.keys) if loss_of is not None else np.full(n, np.nan)
     return pa.table({
         "sample": sample,
         "source": pa.array([name] * n, pa.string()),
@@ -105,6 +109,7 @@ def _quality_table(oc: SourceOutcome, feed: ProbeFeed, scores, names: list[str])
         "likely_label": label_names.take(pa.array(scores.likely)),
         "label_quality": pa.array(scores.quality.astype(np.float64)),
         "suspect": pa.array(scores.suspect.astype(bool)),
+        "probe_loss": pa.array(loss, type=pa.float64(), mask=~np.isfinite(loss)),
     })
 
 

@@ -202,6 +202,7 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
 
     from datasan.options import effective_severity
     from datasan.probe.label_outputs import label_sample_for, score_labels
+    from datasan.probe.losses import LossSummary, loss_column, with_loss_column
     from datasan.probe.stages import Prober
 
     t0 = time.perf_counter()
@@ -214,6 +215,7 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
                     if effective_severity(ctx.options, c) == "error"}
     found: list[Finding] = []
     losses, loss_keys = [], []
+    loss_summary = LossSummary()
     probed = left_out = bisections = 0
     unreadable: list[str] = []
     counts: dict[str, int] = {}
@@ -247,6 +249,7 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
                     if res.losses is not None:
                         losses.append(res.losses)
                         loss_keys.append(np.asarray(batch.keys))
+                        loss_summary.add(res.losses, batch.keys)
                     if label_sample is not None:
                         label_sample.add(batch.x, batch.y, batch.keys, skip=drop)
                 if stream is not None:
@@ -264,14 +267,17 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
             stream.abort()
         return {"skipped": broken, "probed": probed, "flagged": counts}
     t_ext = time.perf_counter()
-    extreme = _extreme(where, losses, loss_keys, ctx.options.thresholds.probe_outlier_k)
+    all_losses = np.concatenate(losses) if losses else np.zeros(0)
+    all_keys = np.concatenate(loss_keys) if loss_keys else np.zeros(0, dtype=np.int64)
+    extreme = _extreme(where, all_losses, all_keys, ctx.options.thresholds.probe_outlier_k)
     prober.seconds["extreme-loss"] = time.perf_counter() - t_ext
     found.extend(extreme)
     if extreme:
         counts[checks.EXTREME_LOSS.code] = len(extreme)
     label_noise = None
     if label_sample is not None:
-        label_noise, suspects = score_labels(label_sample, feed, oc, ctx, device, where)
+        label_noise, suspects = score_labels(label_sample, feed, oc, ctx, device, where,
+                                             lambda wanted: loss_column(all_losses, all_keys, wanted))
         found.extend(suspects)
         if suspects:
             counts[checks.SUSPECT_LABEL.code] = len(suspects)
@@ -290,6 +296,10 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
         out["unreadable"] = unreadable[:20]
     if label_noise is not None:
         out["label_noise"] = label_noise
+    if losses:
+        out["loss"] = loss_summary.as_json(lambda k: where(k).sample)
+        if feed.samples is not None and oc.index is not None:
+            oc.index = with_loss_column(oc.index, all_losses, all_keys)
     t_rw = time.perf_counter()
     dropped: set[str] = set()
     if stream is not None and stream.active:
@@ -310,15 +320,11 @@ def _clock(prober, stage: str, since: float) -> None:
     prober.seconds[stage] = prober.seconds.get(stage, 0.0) + time.perf_counter() - since
 
 
-def _extreme(where: _Where, losses, loss_keys, k: float) -> list[Finding]:
+def _extreme(where: _Where, allv, keys, k: float) -> list[Finding]:
     """DS405 for the samples whose loss is an extreme outlier among the source's losses."""
-    import numpy as np
-
     from datasan.probe.stages import extreme_losses
 
-    if not losses:
+    if not len(allv):
         return []
-    allv = np.concatenate(losses)
-    keys = np.concatenate(loss_keys)
     pos, med, limit = extreme_losses(allv, k)
     return [checks.extreme_loss(where(keys[p]), float(allv[p]), med, limit) for p in pos]

@@ -12,6 +12,7 @@ thumbnails (``report_thumbnails``) are capped.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from datasan.outputs.escape import printable
@@ -31,19 +32,32 @@ MAX_DRIFT_ROWS = 200
 DEFAULT_THUMBNAILS = 200
 #: offending boxes drawn over one thumbnail
 MAX_BOXES = 20
+#: classes of a box source whose area histogram is drawn (most boxes first)
+MAX_CLASS_CHARTS = 8
+#: classes of a box source listed in its per-class table
+MAX_CLASS_ROWS = 100
+#: highest-loss samples shown with a thumbnail, over all probed sources
+MAX_LOSS_THUMBNAILS = 40
 #: the meta tag that carries the run id (read back by the manifest check)
 RUN_ID_META = "datasan-run-id"
 
 
 def render_html(view: "FindingsView", out_dir: str | None = None) -> str:
     """The whole report.html document for ``view``."""
+    return _template().render(**report_context(view, out_dir))
+
+
+@functools.lru_cache(maxsize=1)
+def _template():
+    # compiling the template takes ~0.1 s: once per process, not once per page (datasan
+    # report, a service rendering many runs)
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("datasan.outputs", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["p"] = printable
     env.filters["num"] = _num
-    return env.get_template("report.html.j2").render(**report_context(view, out_dir))
+    return env.get_template("report.html.j2")
 
 
 def write(view: "FindingsView", out_dir: str | None, console: Any, quiet: bool = False) -> None:
@@ -96,6 +110,7 @@ def report_context(view: "FindingsView", out_dir: str | None) -> dict[str, Any]:
         "thumbnails": _thumbnail_groups(summary.path, result.findings_table, int(cap)),
         "thumbnail_cap": int(cap),
         "probe": summary.probe or {},
+        "losses": _probe_losses(summary.path, summary.probe or {}, salt, charts),
         "drift": _drift(summary.drift or {}),
         "charts_left_out": max(0, -charts["left"]),
         "internal_errors": summary.internal_errors,
@@ -243,8 +258,33 @@ def _images(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, 
 
 def _boxes(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
     return [{"source": src, "count": s.get("count"), "units": s.get("units"),
-             "profile": _profile_charts({k: s[k] for k in ("width", "height", "aspect") if k in s}, salt, charts)}
+             "profile": _profile_charts({k: s[k] for k in ("width", "height", "aspect") if k in s}, salt, charts),
+             **_box_classes(s, salt, charts)}
             for src, s in (stats.get("boxes") or {}).items()]
+
+
+def _box_classes(entry: dict, salt: _Salt, charts: dict[str, int]) -> dict[str, Any]:
+    """Per-class parts of a box source: kept boxes per class with the quarantined ones stacked
+    in red, a row per class, and area histograms of the MAX_CLASS_CHARTS classes with most boxes."""
+    from datasan.outputs import charts as ch
+
+    per = entry.get("per_class")
+    if not isinstance(per, dict) or not per:
+        return {"classes": [], "class_cap": entry.get("per_class_over_cap")}
+    kept = {name: c.get("count") or 0 for name, c in per.items()}
+    bad = {name: c.get("quarantined") or 0 for name, c in per.items() if c.get("quarantined")}
+    top = sorted(per, key=lambda name: (-kept[name], name))[:MAX_CLASS_CHARTS]
+    areas = [{"name": name, "stats": per[name]["area"],
+              "svg": _chart(charts, lambda a=per[name]["area"]: ch.histogram(
+                  a.get("sketch"), a.get("mean"), a.get("std"), salt(), "area", a.get("min"), a.get("max"),
+                  ylabel="kept boxes"))}
+             for name in top if kept[name]]
+    rows = [{"name": name, **{k: per[name].get(k) for k in ("count", "quarantined")},
+             **{k: (per[name].get(k) or {}).get("mean") for k in ("width", "height", "area", "aspect")}}
+            for name in sorted(per, key=lambda name: (-kept[name] - bad.get(name, 0), name))[:MAX_CLASS_ROWS]]
+    return {"classes": rows, "more_classes": max(0, len(per) - MAX_CLASS_ROWS), "quarantined": sum(bad.values()),
+            "class_svg": _chart(charts, lambda: ch.bars(kept, salt(), "class", marked=bad)),
+            "areas": areas, "class_cap": None}
 
 
 # ------------------------------------------------------------------ images
@@ -301,6 +341,46 @@ def _thumbnail_groups(root: str, ft, cap: int) -> list[dict[str, Any]]:
     chosen = _round_robin(groups, cap)
     return [{"code": code, "name": RULES[code].name, "flagged": len(groups[code]),
              "tiles": thumbnails(root, items)} for code, items in sorted(chosen.items())]
+
+
+# ------------------------------------------------------------------ probe
+def _probe_losses(root: str, probe: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+    """Per probed source with a loss summary: its loss histogram (non-finite samples noted in
+    red), which stage found the non-finite samples (float32 loss or gradient: not drawn;
+    float16 / bfloat16 autocast: drawn at their float32 loss), and its highest-loss samples
+    (with a thumbnail when the sample is an image)."""
+    from datasan.checks.probe import (BFLOAT16_NON_FINITE, EXTREME_LOSS, FLOAT16_NON_FINITE,
+                                      NON_FINITE_GRADIENT, NON_FINITE_LOSS)
+    from datasan.outputs import charts as ch
+    from datasan.outputs.thumbnails import IMAGE_ENDINGS, thumbnails
+
+    # a float32 loss or gradient that is non-finite leaves the sample out of the histogram;
+    # an autocast failure does not (its float32 loss is finite and drawn)
+    left_out = [(r.code, r.name) for r in (NON_FINITE_LOSS, NON_FINITE_GRADIENT)]
+    autocast = [(r.code, r.name) for r in (FLOAT16_NON_FINITE, BFLOAT16_NON_FINITE)]
+    thumbs_left = MAX_LOSS_THUMBNAILS
+    out = []
+    for src, rep in (probe.get("sources") or {}).items():
+        loss = rep.get("loss") if isinstance(rep, dict) else None
+        if not isinstance(loss, dict):
+            continue
+        flagged = rep.get("flagged") or {}
+        bad = loss.get("non_finite") or 0
+        note = f"{bad:,} non-finite sample(s), not drawn" if bad else ""
+        top = list(loss.get("top") or [])
+        images = [t["sample"] for t in top if str(t["sample"]).lower().endswith(IMAGE_ENDINGS)][:thumbs_left]
+        thumbs_left -= len(images)
+        tiles = {t.sample: t for t in thumbnails(root, [(sm, "", "", "", []) for sm in images])} if images else {}
+        out.append({"source": src, "stats": loss, "non_finite": bad,
+                    "stages": [(code, name, flagged[code]) for code, name in left_out if flagged.get(code)],
+                    "autocast": [(code, name, flagged[code]) for code, name in autocast if flagged.get(code)],
+                    "extreme": flagged.get(EXTREME_LOSS.code, 0), "extreme_rule": EXTREME_LOSS,
+                    "top": [{"rank": i + 1, "sample": t["sample"], "loss": t["loss"], "tile": tiles.get(t["sample"])}
+                            for i, t in enumerate(top)],
+                    "svg": _chart(charts, lambda loss=loss, note=note: ch.histogram(
+                        loss.get("sketch"), None, None, salt(), "loss", loss.get("min"), loss.get("max"),
+                        note=note, ylabel="samples"))})
+    return out
 
 
 # ------------------------------------------------------------------ drift

@@ -193,6 +193,7 @@ def scan_coco(task: CocoTask) -> CocoResult:
     boxes_per_image: dict[Any, int] = {}
     seen_ids: dict[Any, int] = {}
     box_of: dict[int, tuple[str, list[float]]] = {}
+    class_of: dict[int, str] = {}
     for i, a in enumerate(anns):
         if not isinstance(a, dict):
             fb.add(Finding(MALFORMED_BOX.code, f"annotation {i} is a JSON {type(a).__name__}, not an object.",
@@ -230,6 +231,9 @@ def scan_coco(task: CocoTask) -> CocoResult:
             add(UNKNOWN_CLASS.code,
                 f"category_id {a['category_id']!r} is not among the category ids "
                 f"{_preview(list(categories))}", "category_id")
+        if "category_id" in a:
+            cat = categories.get(_key(a["category_id"]))
+            class_of[i] = cat if cat is not None else str(a["category_id"])
         if "bbox" not in a:
             continue
         box = checks.box4(a["bbox"])
@@ -243,8 +247,7 @@ def scan_coco(task: CocoTask) -> CocoResult:
         for code, msg in checks.coco_box_problems(box, size, th.box_tolerance,
                                                   th.min_box_px):
             add(code, msg, "bbox")
-        cat = categories.get(_key(a.get("category_id")))
-        box_of[i] = (cat if cat is not None else str(a.get("category_id")), box)
+        box_of[i] = (class_of.get(i, "None"), box)
     for key, img in images.items():
         if boxes_per_image.get(key):
             continue
@@ -265,7 +268,8 @@ def scan_coco(task: CocoTask) -> CocoResult:
     res.kept = res.seen - len(bad)
     kept_boxes = [box_of[i] for i in range(len(anns)) if i not in bad and i in box_of]
     res.stats = checks.BoxStats.of([c for c, _ in kept_boxes], [b[2] for _, b in kept_boxes],
-                                   [b[3] for _, b in kept_boxes])
+                                   [b[3] for _, b in kept_boxes],
+                                   [class_of[i] for i in sorted(bad) if i in class_of])
     os.makedirs(os.path.dirname(task.clean_path), exist_ok=True)
     if not bad and not tokens and not _has_bom(task.path):
         # already strict JSON with every box kept: the clean copy is the file itself

@@ -205,6 +205,7 @@ def scan_yolo_chunk(task: YoloTask) -> YoloResult:
     classes: list[str] = []
     widths: list[float] = []
     heights: list[float] = []
+    dropped: list[str] = []  # classes of the quarantined boxes
     for lf in task.files:
         fb = FindingBuffer()
         try:
@@ -245,11 +246,12 @@ def scan_yolo_chunk(task: YoloTask) -> YoloResult:
         kept_lines = []
         for idx, (line, cls, wh) in boxes.items():
             if idx in bad:
+                if cls is not None:
+                    dropped.append(_class_name(cls, task.names))
                 continue
             kept_lines.append(line)
             if wh and cls is not None:
-                name = task.names[cls] if task.names is not None and 0 <= cls < len(task.names) else str(cls)
-                classes.append(name)
+                classes.append(_class_name(cls, task.names))
                 widths.append(wh[0])
                 heights.append(wh[1])
         out = os.path.join(task.clean_root, lf.rel)
@@ -258,5 +260,10 @@ def scan_yolo_chunk(task: YoloTask) -> YoloResult:
             f.write(b"".join(x + b"\n" for x in kept_lines))
         res.clean_files.append(lf.rel)
         res.findings.merge(fb)
-    res.stats = checks.BoxStats.of(classes, widths, heights)
+    res.stats = checks.BoxStats.of(classes, widths, heights, dropped)
     return res
+
+
+def _class_name(cls: int, names: list[str] | None) -> str:
+    """The class's name from the class list, else its id as text."""
+    return names[cls] if names is not None and 0 <= cls < len(names) else str(cls)

@@ -25,6 +25,7 @@ from typing import Any
 
 from datasan.discover import FileEntry
 from datasan.findings import FindingBuffer
+from datasan.outputs.warm import warm_report_imports
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 
 
@@ -85,6 +86,7 @@ class ImageKind:
                 import threading
 
                 threading.Thread(target=_warm_imports, daemon=True).start()
+                warm_report_imports(ctx)
                 warm = False
             for r in recs:
                 stores[i].add(r)

@@ -23,6 +23,7 @@ from datasan.sources.tables.profile import ProfileTask, TableProfile, profile_ta
 from datasan.sources.tables.rewrite import rewrite_table
 from datasan.sources.tables.capabilities import TableCapabilities
 from datasan.sources.tables.scan import ShardResult, ShardTask, scan_shard
+from datasan.outputs.warm import warm_report_imports
 from datasan.stats import merge_counts
 
 
@@ -63,6 +64,9 @@ class TableKind(TableCapabilities):
                 shard_tasks.extend(_shards(i, p.plan, prof, ctx))
         results: dict[str, list[ShardResult]] = {}
         for task, res in zip(shard_tasks, ctx.engine.map_ordered(scan_shard, shard_tasks)):
+            # the workers are busy and this process mostly waits for them (not before the
+            # first result: it would slow down starting the pool)
+            warm_report_imports(ctx)
             results.setdefault(task.plan.rel, []).append(res)
             if ctx.progress is not None:
                 ctx.progress.advance(res.seen)

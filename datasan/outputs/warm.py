@@ -1,0 +1,40 @@
+"""report.html's libraries loaded while the scan's worker processes do the work.
+
+Jinja2 and matplotlib take about a second to import, and report.html is
+drawn at the very end of every scan.  While the shards run in worker
+processes this process mostly waits for their results, so the import is
+started then, in a daemon thread, and the report no longer adds it to the
+scan's wall time.  With one worker (the shards run in this process) it would
+only compete with the scan, so it is left to the report itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: what the report imports before its first chart
+REPORT_MODULES = ("jinja2", "matplotlib.figure", "matplotlib.backends.backend_svg")
+_STARTED = "report_imports_started"
+
+
+def warm_report_imports(ctx: Any) -> bool:
+    """Start importing REPORT_MODULES in the background, once per scan (``ctx``: the
+    ScanContext), when report.html will be written and workers run the shards; True when
+    this call started it."""
+    if ctx.shared.get(_STARTED) or not ctx.options.report_html or ctx.engine.parallelism <= 1:
+        return False
+    ctx.shared[_STARTED] = True
+    import threading
+
+    threading.Thread(target=_import_all, daemon=True, name="datasan-report-imports").start()
+    return True
+
+
+def _import_all() -> None:
+    import importlib
+
+    for name in REPORT_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a missing or broken library is reported where the report uses it
+            return
