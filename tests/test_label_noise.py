@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import datasan
+from datasan.probe import label_votes as V
 from datasan.probe import labels as L
 
 FLIPPED = (7, 33)
@@ -57,6 +58,29 @@ def test_a_sample_above_no_threshold_is_not_counted_nor_flagged():
     assert v.counted.tolist() == [True, True, False, True, True]
     assert not v.suspect.any()
     assert joint.c.tolist() == [[2, 0], [0, 2]]
+
+
+def test_a_label_far_under_its_threshold_is_suspect_without_entering_the_joint():
+    probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.1, 0.5, 0.4],
+                      [0.05, 0.9, 0.05], [0.05, 0.9, 0.05],
+                      [0.05, 0.05, 0.9], [0.05, 0.05, 0.9], [0.3, 0.45, 0.25]])
+    given = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    v, th, joint = L.confident_learning(probs, given)
+    assert th.t == pytest.approx([1.9 / 3, 0.9, 2.05 / 3])
+    # sample 2: p_0 = 0.1 < t_0 / 4 = 0.158 and class 1 is more probable, though p_1 = 0.5 < t_1;
+    # sample 7: p_2 = 0.25 > t_2 / 4 = 0.171, so it is not suspect; neither enters the joint
+    assert v.counted.tolist() == [True, True, False, True, True, True, True, False]
+    assert np.flatnonzero(v.suspect).tolist() == [2]
+    assert v.likely[2] == 1 and v.p_likely[2] == pytest.approx(0.5)
+    assert joint.c.tolist() == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+
+
+def test_a_class_without_a_threshold_is_not_judged_by_self_confidence():
+    th = L.Thresholds(np.array([0.8, np.nan]))
+    # class 1 was in no sampled row: p_1 = 0.4 is not measured against anything, and p_0 = 0.6 < t_0
+    v = L.judge(np.array([[0.6, 0.4], [0.95, 0.05]]), np.array([1, 1]), th)
+    assert v.suspect.tolist() == [False, True] and v.counted.tolist() == [False, True]
+    assert L.low_self_confidence(np.array([[0.6, 0.4]]), np.array([1]), th).tolist() == [False]
 
 
 # ------------------------------------------------------------------ the sample and the folds
@@ -120,6 +144,45 @@ def test_too_few_samples_or_one_class_are_not_scored():
     s = L.LabelSample(cap=100, seed=0)
     s.add(np.zeros((50, 2), dtype=np.float32), np.zeros(50, dtype=np.int64), np.arange(50))
     assert L.estimate(s, 2, 0, False) == "the samples carry a single class"
+
+
+# ------------------------------------------------------------------ neighbour votes
+def test_the_knn_vote_leaves_each_sample_out_and_smooths_by_one_pseudo_count():
+    x = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]], dtype=np.float32)
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = V.knn_probs(x, y, 2, k=2)
+    # sample 0's two nearest others are 1 and 2 (class 0): (2 + 1/2) / 3 and (0 + 1/2) / 3
+    assert p[0] == pytest.approx([2.5 / 3, 0.5 / 3])
+    assert p[4] == pytest.approx([0.5 / 3, 2.5 / 3])
+    assert p.sum(axis=1) == pytest.approx([1.0] * 6)
+
+
+def test_colour_texture_features_tell_a_flat_red_image_from_a_striped_blue_one():
+    red = np.zeros((3, 4, 4), dtype=np.float32)
+    red[0] = 0.8
+    blue = np.zeros((3, 4, 4), dtype=np.float32)
+    blue[2, :, ::2] = 1.0
+    f = V.colour_texture_features(np.stack([red, red, blue]))
+    assert f.shape == (3, 3 * 7) and f.dtype == np.float32
+    # z-scored over the sample; a statistic equal on all images (the green channel's) stays 0
+    assert f.mean(axis=0) == pytest.approx([0.0] * 21, abs=1e-6)
+    assert np.array_equal(f[0], f[1]) and not np.array_equal(f[0], f[2])
+    green = [1, 4, 7, 10, 13, 16, 19]
+    assert f[:, green].tolist() == [[0.0] * 7] * 3
+
+
+def test_images_get_a_second_vote_on_their_statistics_where_the_work_fits(monkeypatch):
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    table = rng.normal(size=(60, 4)).astype(np.float32)
+    images = rng.random((60, 3, 8, 8)).astype(np.float32)
+    assert len(V.neighbour_votes(table, y, 3, images=False)[0]) == 1
+    votes, names = V.neighbour_votes(images, y, 3, images=True)
+    assert len(votes) == 2 and [v.shape for v in votes] == [(60, 3), (60, 3)]
+    assert names[1] == "a 10-NN vote on colour/texture statistics"
+    # 60**2 x 192 pixels is over this limit, 60**2 x 21 statistics under it
+    monkeypatch.setattr(V, "KNN_WORK", 60 ** 2 * 100)
+    assert V.neighbour_votes(images, y, 3, images=True)[1] == ["a 10-NN vote on colour/texture statistics"]
 
 
 # ------------------------------------------------------------------ inside a scan

@@ -83,13 +83,15 @@ PROBE_SKIPPED = Rule(
 SUSPECT_LABEL = Rule(
     "DS407", "suspect-label", "warning",
     "A classification sample's given label is confidently contradicted by out-of-fold predictions.",
-    what="The probe trains its seeded network K-fold (4 folds) on a sample of the source "
+    what="The probe trains its seeded network K-fold (3 folds) on a sample of the source "
     "(standardized features for tables, 32x32 images), so every sample gets class "
-    "probabilities from a network that never saw it (averaged with a leave-one-out kNN vote "
-    "when the sample is small enough). Confident learning (Northcutt et al., JAIR 2021) "
-    "then flags the samples whose probability for another class reaches that class's "
-    "threshold (its mean self-confidence) and beats every other class doing so: the "
-    "off-diagonal of the confident joint.",
+    "probabilities from a network that never saw it (averaged with leave-one-out kNN votes "
+    "when the sample is small enough: on the inputs, and for images on colour/texture "
+    "statistics). Confident learning (Northcutt et al., JAIR 2021) then flags the samples "
+    "whose probability for another class reaches that class's threshold (its mean "
+    "self-confidence) and beats every other class doing so: the off-diagonal of the "
+    "confident joint; and the samples whose given label's probability is under a quarter "
+    "of that label's threshold while another class is more probable.",
     why="A flipped label (a 7 filed as 1) is finite, in range and passes every static "
     "check, yet it trains the network towards the wrong answer and, in a test split, "
     "makes a right prediction count as an error.",

@@ -3,12 +3,14 @@
 The probe's pass over a classification source also draws a bounded sample of
 its rows (:class:`LabelSample`).  K seeded networks are trained on it, fold by
 fold (:func:`out_of_fold`), so every sampled row gets predicted probabilities
-from a network that never saw it.  Confident learning (Northcutt, Jiang and
-Chuang, "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR
-70, 2021) then flags the rows whose given label is confidently contradicted
-(:func:`confident_learning`).  Rows beyond the sample (sources larger than
-it) are predicted in one more streaming pass by the mean of the K networks,
-none of which saw them, against the thresholds learnt on the sample.
+from a network that never saw it, averaged with nearest-neighbour votes where
+they fit (``label_votes``).  Confident learning (Northcutt, Jiang and Chuang,
+"Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR 70, 2021)
+then flags the rows whose given label is confidently contradicted, and the rows
+whose given label's probability is far under its class's usual one
+(:func:`confident_learning`).  Rows beyond the sample (sources larger than it)
+are predicted in one more streaming pass by their fold's network, which did
+not see them, against the thresholds learnt on the sample.
 
 Everything here imports torch and numpy; only the probe imports this module.
 """
@@ -22,6 +24,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from datasan.probe.label_votes import neighbour_votes
+
 #: folds of the cross-validated training
 FOLDS = 3
 #: at most this many samples are drawn for training (and this many bytes of inputs)
@@ -34,11 +38,12 @@ MIN_EPOCHS, MAX_EPOCHS, MIN_STEPS = 3, 60, 300
 LEARNING_RATE = 3e-3
 #: how many binomial standard errors above the majority class the out-of-fold accuracy must be
 CHANCE_Z = 3.0
-#: the kNN vote joins the network's when samples**2 x input size stays under this (its distance work)
-KNN_WORK = 2e10
-KNN_K = 10
 #: standardized table features are clipped here: one huge value must not own the network
 Z_CLIP = 10.0
+#: a sample is also suspect when the out-of-fold probability of its given label is under this
+#: share of its class's threshold and another class is more probable: the paper's ranking by
+#: self-confidence, cut relative to the class's own confidence (measured in docs/probe.md)
+SELF_CONFIDENCE_CUT = 0.25
 #: a table row with a feature this many standard deviations out is not scored: a sparse
 #: column's rare values reach sqrt(samples) (224 at 50,000), a unit error or sentinel far more
 OUTLIER_Z = 1000.0
@@ -281,12 +286,15 @@ class Verdicts:
     quality: np.ndarray  #: label quality: the predicted probability of the given label
     p_likely: np.ndarray  #: the predicted probability of the likely label
     counted: np.ndarray  #: True where the sample enters the confident joint (some p_j >= t_j)
-    suspect: np.ndarray  #: True off the joint's diagonal: the given label is confidently contradicted
+    #: True off the joint's diagonal, or where the given label's probability is far under its threshold
+    suspect: np.ndarray
 
 
 def judge(probs: np.ndarray, given: np.ndarray, th: Thresholds) -> Verdicts:
     """Each sample's cell of the confident joint: among the classes whose probability reaches
-    their threshold, the most probable; a sample is suspect when that class is not its label."""
+    their threshold, the most probable. A sample is suspect when that class is not its label,
+    or when its label's probability is under SELF_CONFIDENCE_CUT of the label's threshold
+    while another class is more probable (:func:`low_self_confidence`)."""
     t = np.where(np.isnan(th.t), np.inf, th.t)
     above = probs >= t[None, :]
     counted = above.any(axis=1)
@@ -294,7 +302,21 @@ def judge(probs: np.ndarray, given: np.ndarray, th: Thresholds) -> Verdicts:
     likely = np.where(counted, masked.argmax(axis=1), probs.argmax(axis=1)).astype(np.int64)
     quality = probs[np.arange(len(given)), given]
     p_likely = probs[np.arange(len(given)), likely]
-    return Verdicts(likely, quality, p_likely, counted, counted & (likely != given))
+    suspect = (counted & (likely != given)) | low_self_confidence(probs, given, th)
+    return Verdicts(likely, quality, p_likely, counted, suspect)
+
+
+def low_self_confidence(probs: np.ndarray, given: np.ndarray, th: Thresholds) -> np.ndarray:
+    """True where the given label's probability is under SELF_CONFIDENCE_CUT of its class's
+    threshold and another class is more probable.
+
+    The confident joint alone misses flips whose true class stays just under that class's
+    threshold (averaged probabilities are rarely near 1), although their given label's
+    probability is far below anything its class usually gets. A class without a threshold
+    (no sampled sample carries it) is not judged this way."""
+    t = np.nan_to_num(th.t, nan=0.0)
+    quality = probs[np.arange(len(given)), given]
+    return (quality < SELF_CONFIDENCE_CUT * t[given]) & (probs.argmax(axis=1) != given)
 
 
 @dataclass
@@ -386,11 +408,8 @@ def _estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, re
     t0 = time.perf_counter()
     probs, models = out_of_fold(xs, y, keys, num_classes, seed, FOLDS, device)
     t_train = time.perf_counter() - t0
-    knn = len(y) ** 2 * int(np.prod(xs.shape[1:])) <= KNN_WORK
-    if knn:
-        # the network and the neighbours err on different samples: averaging their votes
-        # keeps the flags both agree on (precision) and calms the unflipped data's false flags
-        probs = (probs + knn_probs(xs, y, num_classes)) / 2
+    votes, vote_names = neighbour_votes(xs, y, num_classes, images)
+    probs = sum(votes, probs) / (1 + len(votes))
     acc, floor = float((probs.argmax(axis=1) == y).mean()), chance_floor(y)
     if acc <= floor:
         return (f"the out-of-fold predictions ({acc:.1%} right) do not beat guessing the most common class "
@@ -425,29 +444,12 @@ def _estimate(sample: LabelSample, num_classes: int, seed: int, images: bool, re
     order = np.argsort(all_keys, kind="stable")
     cat = lambda f: np.concatenate([f(p) for p in parts])[order]  # noqa: E731
     batch, epochs = schedule(int(len(y) * (FOLDS - 1) / FOLDS))
-    report = {"method": "confident learning over out-of-fold probe probabilities"
-              + (f" averaged with a leave-one-out {KNN_K}-NN vote" if knn else ""), "folds": FOLDS,
+    report = {"method": "confident learning (and low self-confidence) over out-of-fold probe probabilities"
+              + "".join(f" averaged with {v}" if i == 0 else f" and {v}" for i, v in enumerate(vote_names)),
+              "folds": FOLDS,
               "epochs": epochs, "batch_size": batch, "trained_on": int(len(y)),
               "scored": int(len(all_keys)), "train_seconds": round(t_train, 3),
               "score_rest_seconds": round(t_rest, 3)}
     return LabelScores(all_keys[order], cat(lambda p: p[1]), cat(lambda p: p[2].likely),
                        cat(lambda p: p[2].quality), cat(lambda p: p[2].p_likely), cat(lambda p: p[2].suspect),
                        joint, th, report)
-
-
-def knn_probs(x: np.ndarray, y: np.ndarray, num_classes: int, k: int = KNN_K, chunk: int = 2048) -> np.ndarray:
-    """Leave-one-out kNN vote: each sample's class shares among its ``k`` nearest other samples
-    (Euclidean, on the inputs as given), smoothed by one pseudo-count spread over the classes."""
-    import torch
-
-    xt = torch.from_numpy(x.reshape(len(x), -1).astype(np.float32))
-    k = min(k, len(x) - 1)
-    out = np.zeros((len(x), num_classes))
-    yt = torch.from_numpy(y)
-    for s in range(0, len(x), chunk):
-        d = torch.cdist(xt[s:s + chunk], xt)
-        d[torch.arange(d.shape[0]), torch.arange(s, s + d.shape[0])] = float("inf")
-        nn_idx = d.topk(k, largest=False).indices
-        votes = torch.nn.functional.one_hot(yt[nn_idx], num_classes).sum(dim=1).double()
-        out[s:s + chunk] = ((votes + 1.0 / num_classes) / (k + 1)).numpy()
-    return out
