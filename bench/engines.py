@@ -125,10 +125,10 @@ def image_bytes_per_image(images: str, n: int = 128) -> float:
 
 
 def concat_rows_per_s(table: str, parts: int) -> float:
-    """Rows per second the driver assembles a split table's clean parts into one file at."""
+    """Rows per second one task assembles a split table's clean parts into one file at."""
     import pyarrow.parquet as pq
 
-    from datasan.sources.tables.output import concat_parts
+    from datasan.sources.tables.output import AssembleTask, assemble_parts
 
     work = tempfile.mkdtemp()
     pf = pq.ParquetFile(table)
@@ -140,7 +140,7 @@ def concat_rows_per_s(table: str, parts: int) -> float:
             paths.append(os.path.join(work, f"{k}.parquet"))
             pq.write_table(pf.read_row_groups(mine), paths[-1])
     t0 = time.perf_counter()
-    concat_parts(paths, os.path.join(work, "clean.parquet"), "bench")
+    assemble_parts(AssembleTask(paths, os.path.join(work, "clean.parquet"), "bench"))
     took = time.perf_counter() - t0
     shutil.rmtree(work)
     return pf.metadata.num_rows / took
@@ -211,7 +211,7 @@ def main() -> None:
               f"({per_row * args.shard_rows / 2**20:.1f} MiB per shard of {args.shard_rows:,})")
         print(f"image shard result sent to the driver: {image_bytes_per_image(images):.0f} bytes per image")
         rate = concat_rows_per_s(table, max(1, args.rows // args.shard_rows))
-        print(f"driver assembling the clean parts of a split table into one file: {rate:,.0f} rows/s")
+        print(f"one task assembling the clean parts of a split table into one file: {rate:,.0f} rows/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

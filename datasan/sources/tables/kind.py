@@ -6,7 +6,6 @@ run the column and dataset checks, put the clean file in place.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from datasan.checks import files as file_rules
@@ -17,7 +16,8 @@ from datasan.findings import Finding, FindingBuffer
 from datasan.options import ScanOptions
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 from datasan.sources.tables import read
-from datasan.sources.tables.output import KeptStats, clean_name, concat_parts, empty_clean
+from datasan import fs
+from datasan.sources.tables.output import AssembleTask, KeptStats, assemble_parts, clean_name, empty_clean
 from datasan.sources.tables.plan import TablePlan, check_requested_targets, plan_table
 from datasan.sources.tables.profile import ProfileTask, TableProfile, profile_table, short_reason
 from datasan.sources.tables.rewrite import rewrite_table
@@ -54,7 +54,7 @@ class TableKind(TableCapabilities):
                  for s in sources]
         profiles = list(ctx.engine.map_ordered(profile_table, tasks))
         check_requested_targets(ctx.options, sources, profiles)
-        os.makedirs(os.path.join(ctx.staging, "parts"), exist_ok=True)
+        fs.makedirs(fs.join(ctx.staging, "parts"))
         planned: dict[str, _Planned] = {}
         shard_tasks: list[ShardTask] = []
         for i, (src, prof) in enumerate(zip(sources, profiles)):
@@ -97,7 +97,7 @@ def _shards(i: int, plan: TablePlan, prof: TableProfile, ctx: ScanContext) -> li
     """One task for a text table; a large typed table split into runs of row groups of
     about ``shard_rows`` rows.  Part files are named by table and shard index."""
     def part(k: int) -> str:
-        return os.path.join(ctx.staging, "parts", f"{i}-{k}.parquet")
+        return fs.join(ctx.staging, f"parts/{i}-{k}.parquet")
 
     if read.is_text_format(plan.fmt) or not prof.row_groups:
         return [ShardTask(plan, 0, len(prof.row_groups), 0, part(0), ctx.run_id)]
@@ -138,8 +138,8 @@ def _finish(src: Source, planned: _Planned, results: list[ShardResult], ctx: Sca
     clean_rel = clean_name(src.name)
     if clean_rel != f"{src.name}.parquet":
         fb.add(file_rules.shortened_clean_name(src.name, clean_rel))
-    dest = os.path.join(ctx.staging, "clean", clean_rel)
-    _place_clean(plan, results, dest, ctx.run_id)
+    dest = fs.join(ctx.staging, f"clean/{clean_rel}")
+    _place_clean(plan, results, dest, ctx)
     types = {c: plan.types.get(c, "string") for c in plan.output_columns()}
     oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats.stats_json(src.name, kept, types),
                        clean_files=[clean_rel], report=_report(plan, stats.labels, sparse, clean_rel, results))
@@ -173,16 +173,17 @@ def _table_findings(source: str, plan: TablePlan, stats: KeptStats, results: lis
     return sparse
 
 
-def _place_clean(plan: TablePlan, results: list[ShardResult], dest: str, run_id: str) -> None:
-    """The clean file at ``dest``: the shards' parts in order, or no rows with the plan's columns."""
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
+def _place_clean(plan: TablePlan, results: list[ShardResult], dest: str, ctx: ScanContext) -> None:
+    """The clean file at ``dest`` (in the run's staging place, on disk or in the store): the
+    one part renamed, the parts assembled in order by an engine task, or no rows with the
+    plan's columns."""
     parts = [r.part_path for r in results if r.part_path]
     if len(parts) == 1:
-        os.replace(parts[0], dest)
+        fs.move(parts[0], dest)
     elif parts:
-        concat_parts(parts, dest, run_id)
+        list(ctx.engine.map_ordered(assemble_parts, [AssembleTask(parts, dest, ctx.run_id)]))
     else:
-        empty_clean(plan.output_columns(), plan.types, dest, run_id)
+        empty_clean(plan.output_columns(), plan.types, dest, ctx.run_id)
 
 
 def _report(plan: TablePlan, labels: dict, sparse: dict[str, float], clean_rel: str,
