@@ -23,6 +23,26 @@ from urllib.parse import unquote, urlparse
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
+#: the standard variables of the object stores: workers read PATH and write clean files with the
+#: driver's endpoint and credentials (a node's own IAM role needs none of them)
+STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def storage_env() -> dict[str, str]:
+    """The :data:`STORAGE_ENV` variables set in this process."""
+    return {k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)}
+
+
+def adopt_storage_env(env: dict[str, str]) -> None:
+    """Make this (worker) process use exactly the store settings ``env`` of the driver."""
+    for k in STORAGE_ENV:
+        if k in env:
+            os.environ[k] = env[k]
+        else:
+            os.environ.pop(k, None)
+    _filesystem.cache_clear()
+
 
 def scheme_of(path: str) -> str | None:
     """The lower-case URI scheme of ``path`` (``s3``), None for a plain path."""

@@ -149,7 +149,7 @@ def stage_outputs(result, stage: str, out_dir: str, clean: bool = True) -> list[
         from datasan.outputs.formats.html import render_html
         from datasan.outputs.view import FindingsView
 
-        put("report.html", write_text, render_html(FindingsView(result), os.path.abspath(out_dir)))
+        put("report.html", write_text, render_html(FindingsView(result), result.summary.out))
     return rels
 
 

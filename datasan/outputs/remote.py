@@ -1,16 +1,20 @@
 """Publishing a run to an object store (``--out s3://bucket/prefix``) as one unit.
 
-An object store has no rename and no lock, so the order is what makes a run
-whole: the files are written to a local staging folder, uploaded under
-``<out>/.datasan-staging-<run id>/``, then manifest.json is written saying
-"being published" (listing both runs' files), each file is copied into place
-(a server-side copy), the previous run's files this run does not write are
-removed, and the final manifest.json is written last; the staging prefix
-goes.  Every file carries the run id, so a reader tells a run cut short
-(``complete: false``, or files of two runs) from a complete one.  As on a
-disk, nothing datasan did not write is ever replaced, and ``--out`` may not
-lie inside PATH (nor PATH inside ``--out``).  Two runs publishing to one
-prefix at once are not locked out of each other: give each its own prefix.
+An object store has no rename and no lock, so a lease and the order of the
+writes make a run whole.  The scan takes the prefix's lease
+(:mod:`datasan.outputs.lease`) and makes the run's staging prefix
+``<out>/.datasan-staging-<run id>/``; the shard workers write the clean files
+straight into it (no row goes through the driver), and the small files
+(findings, quarantine, index, stats, reports) are uploaded beside them when
+the run is written.  Then, the lease confirmed, manifest.json is written
+saying "being published" (listing both runs' files), each file is copied
+into place (a server-side copy), the previous run's files this run does not
+write are removed, the lease is confirmed again and the final manifest.json
+is written last; the staging prefix and the lease go.  Every file carries
+the run id, so a reader tells a run cut short (``complete: false``, or files
+of two runs) from a complete one.  As on a disk, nothing datasan did not
+write is ever replaced, and ``--out`` may not lie inside PATH (nor PATH
+inside ``--out``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ run the column and dataset checks, put the clean file in place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datasan.checks import files as file_rules
 from datasan.checks.tables import columns as column_rules
@@ -22,6 +22,7 @@ from datasan.sources.tables.plan import TablePlan, check_requested_targets, plan
 from datasan.sources.tables.profile import ProfileTask, TableProfile, profile_table, short_reason
 from datasan.sources.tables.rewrite import rewrite_table
 from datasan.sources.tables.capabilities import TableCapabilities
+from datasan.sources.tables.dup_buckets import BucketTask, bucket_count, bucket_file, bucket_pairs, concat_pairs
 from datasan.sources.tables.scan import ShardResult, ShardTask, scan_shard
 from datasan.stats import merge_counts
 
@@ -60,7 +61,8 @@ class TableKind(TableCapabilities):
         for i, (src, prof) in enumerate(zip(sources, profiles)):
             planned[src.name] = p = _plan(src, prof, src_opts[src.name])
             if p.plan is not None:
-                shard_tasks.extend(_shards(i, p.plan, prof, ctx))
+                p.shards = _shards(i, p.plan, prof, ctx)
+                shard_tasks.extend(p.shards)
         results: dict[str, list[ShardResult]] = {}
         for task, res in zip(shard_tasks, ctx.engine.map_ordered(scan_shard, shard_tasks)):
             results.setdefault(task.plan.rel, []).append(res)
@@ -77,6 +79,7 @@ class _Planned:
 
     plan: TablePlan | None
     found: list[Finding]
+    shards: list[ShardTask] = field(default_factory=list)
 
 
 def _plan(src: Source, prof: TableProfile, opts: ScanOptions) -> _Planned:
@@ -109,6 +112,10 @@ def _shards(i: int, plan: TablePlan, prof: TableProfile, ctx: ScanContext) -> li
             tasks.append(ShardTask(plan, start, g - start + 1, first_row, part(len(tasks)), ctx.run_id))
             first_row += acc
             start, acc = g + 1, 0
+    if len(tasks) > 1:  # the duplicate check runs on the engine, from bucketed hashes
+        buckets = bucket_count(len(tasks))
+        for k, t in enumerate(tasks):
+            t.hash_buckets, t.hash_prefix = buckets, fs.join(ctx.staging, f"hashes/{i}-{k}")
     return tasks
 
 
@@ -134,6 +141,7 @@ def _finish(src: Source, planned: _Planned, results: list[ShardResult], ctx: Sca
     if seen == 0 and not any(r.error for r in results):
         fb.add(file_rules.empty_file(src.name))
     sparse = _table_findings(src.name, plan, stats, results, fb, opts)
+    fb.merge(_bucketed_duplicates(src.name, plan, planned.shards, ctx))
     fb.apply_policy(opts)
     clean_rel = clean_name(src.name)
     if clean_rel != f"{src.name}.parquet":
@@ -171,6 +179,17 @@ def _table_findings(source: str, plan: TablePlan, stats: KeptStats, results: lis
             plan.target.column is not None,
         ))
     return sparse
+
+
+def _bucketed_duplicates(source: str, plan: TablePlan, shards: list[ShardTask], ctx: ScanContext) -> FindingBuffer:
+    """DS110 / DS111 of a split table: one engine task per hash bucket its shards wrote."""
+    tasks = [t for t in shards if t.hash_buckets]
+    if not tasks:
+        return FindingBuffer()
+    buckets = [BucketTask([bucket_file(t.hash_prefix, b) for t in tasks], plan.target.column is not None)
+               for b in range(tasks[0].hash_buckets)]
+    pairs = list(ctx.engine.map_ordered(bucket_pairs, buckets))
+    return duplicate_rules.findings_of_pairs(source, concat_pairs(pairs))
 
 
 def _place_clean(plan: TablePlan, results: list[ShardResult], dest: str, ctx: ScanContext) -> None:
