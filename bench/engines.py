@@ -90,8 +90,10 @@ def timed_scan(path: str, out: str, **options) -> tuple[float, object]:
     return time.perf_counter() - t0, r
 
 
-def shard_bytes_per_row(table: str, shard_rows: int) -> float:
-    """Pickled size of one table shard's result (what Ray sends to the driver) per row."""
+def shard_bytes_per_row(table: str, shard_rows: int, split: bool = True) -> float:
+    """Pickled size of one table shard's result (what Ray sends to the driver) per row: of a
+    split table (row hashes left bucketed in the staging place), or of a table read in one
+    shard (hashes returned)."""
     from datasan.discover import discover
     from datasan.options import ScanOptions
     from datasan.sources.tables.kind import _shards
@@ -109,6 +111,8 @@ def shard_bytes_per_row(table: str, shard_rows: int) -> float:
     os.makedirs(os.path.join(stage, "parts"))
     ctx = ScanContext(root=os.path.dirname(table), options=opts, engine=LocalEngine(1), staging=stage)
     task = _shards(0, plan, prof, ctx)[0]
+    if not split:
+        task.hash_buckets, task.hash_prefix = 0, None
     res = scan_shard(task)
     size = len(pickle.dumps(res, protocol=5))
     shutil.rmtree(stage)
@@ -206,9 +210,11 @@ def main() -> None:
         print(f"ray    images: {t_ri:6.2f} s  {args.images / t_ri:10,.0f} img/s   "
               f"{args.images / t_ri / args.cpus:9,.1f} img/s/core  (one worker at most {mem.child:4.0f} MiB)")
         ray.shutdown()
-        per_row = shard_bytes_per_row(table, args.shard_rows)
-        print(f"table shard result sent to the driver: {per_row:.1f} bytes per row "
-              f"({per_row * args.shard_rows / 2**20:.1f} MiB per shard of {args.shard_rows:,})")
+        for split in (True, False):
+            per_row = shard_bytes_per_row(table, args.shard_rows, split)
+            how = "split table: hashes bucketed on the workers" if split else "one-shard table: hashes returned"
+            print(f"table shard result sent to the driver ({how}): {per_row:.1f} bytes per row "
+                  f"({per_row * args.shard_rows / 2**20:.2f} MiB per shard of {args.shard_rows:,})")
         print(f"image shard result sent to the driver: {image_bytes_per_image(images):.0f} bytes per image")
         rate = concat_rows_per_s(table, max(1, args.rows // args.shard_rows))
         print(f"one task assembling the clean parts of a split table into one file: {rate:,.0f} rows/s")

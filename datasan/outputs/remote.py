@@ -81,14 +81,14 @@ def _in_way(existing: dict[str, int], rels: list[str], owned: dict[str, list[dic
     return bad
 
 
-def _remove_stale_staging(store, base: str, keep: str | None = None) -> None:
+def _remove_stale_staging(store, base: str) -> None:
     """Remove the staging prefixes runs cut short left (only those holding datasan's mark; call
     with the lease held, so no other run is using one)."""
     import pyarrow.fs as pafs
 
     for info in store.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
         name = info.path.rsplit("/", 1)[-1]
-        if info.type == pafs.FileType.Directory and name.startswith(STAGING_PREFIX) and info.path != keep \
+        if info.type == pafs.FileType.Directory and name.startswith(STAGING_PREFIX) \
                 and store.get_file_info(f"{info.path}/{STAGING_MARK}").type == pafs.FileType.File:
             store.delete_dir_contents(info.path, missing_dir_ok=True)
             store.delete_dir(info.path)
