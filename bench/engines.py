@@ -90,8 +90,10 @@ def timed_scan(path: str, out: str, **options) -> tuple[float, object]:
     return time.perf_counter() - t0, r
 
 
-def shard_bytes_per_row(table: str, shard_rows: int) -> float:
-    """Pickled size of one table shard's result (what Ray sends to the driver) per row."""
+def shard_bytes_per_row(table: str, shard_rows: int, split: bool = True) -> float:
+    """Pickled size of one table shard's result (what Ray sends to the driver) per row: of a
+    split table (row hashes left bucketed in the staging place), or of a table read in one
+    shard (hashes returned)."""
     from datasan.discover import discover
     from datasan.options import ScanOptions
     from datasan.sources.tables.kind import _shards
@@ -109,6 +111,8 @@ def shard_bytes_per_row(table: str, shard_rows: int) -> float:
     os.makedirs(os.path.join(stage, "parts"))
     ctx = ScanContext(root=os.path.dirname(table), options=opts, engine=LocalEngine(1), staging=stage)
     task = _shards(0, plan, prof, ctx)[0]
+    if not split:
+        task.hash_buckets, task.hash_prefix = 0, None
     res = scan_shard(task)
     size = len(pickle.dumps(res, protocol=5))
     shutil.rmtree(stage)
@@ -125,10 +129,10 @@ def image_bytes_per_image(images: str, n: int = 128) -> float:
 
 
 def concat_rows_per_s(table: str, parts: int) -> float:
-    """Rows per second the driver assembles a split table's clean parts into one file at."""
+    """Rows per second one task assembles a split table's clean parts into one file at."""
     import pyarrow.parquet as pq
 
-    from datasan.sources.tables.output import concat_parts
+    from datasan.sources.tables.output import AssembleTask, assemble_parts
 
     work = tempfile.mkdtemp()
     pf = pq.ParquetFile(table)
@@ -140,7 +144,7 @@ def concat_rows_per_s(table: str, parts: int) -> float:
             paths.append(os.path.join(work, f"{k}.parquet"))
             pq.write_table(pf.read_row_groups(mine), paths[-1])
     t0 = time.perf_counter()
-    concat_parts(paths, os.path.join(work, "clean.parquet"), "bench")
+    assemble_parts(AssembleTask(paths, os.path.join(work, "clean.parquet"), "bench"))
     took = time.perf_counter() - t0
     shutil.rmtree(work)
     return pf.metadata.num_rows / took
@@ -206,12 +210,14 @@ def main() -> None:
         print(f"ray    images: {t_ri:6.2f} s  {args.images / t_ri:10,.0f} img/s   "
               f"{args.images / t_ri / args.cpus:9,.1f} img/s/core  (one worker at most {mem.child:4.0f} MiB)")
         ray.shutdown()
-        per_row = shard_bytes_per_row(table, args.shard_rows)
-        print(f"table shard result sent to the driver: {per_row:.1f} bytes per row "
-              f"({per_row * args.shard_rows / 2**20:.1f} MiB per shard of {args.shard_rows:,})")
+        for split in (True, False):
+            per_row = shard_bytes_per_row(table, args.shard_rows, split)
+            how = "split table: hashes bucketed on the workers" if split else "one-shard table: hashes returned"
+            print(f"table shard result sent to the driver ({how}): {per_row:.1f} bytes per row "
+                  f"({per_row * args.shard_rows / 2**20:.2f} MiB per shard of {args.shard_rows:,})")
         print(f"image shard result sent to the driver: {image_bytes_per_image(images):.0f} bytes per image")
         rate = concat_rows_per_s(table, max(1, args.rows // args.shard_rows))
-        print(f"driver assembling the clean parts of a split table into one file: {rate:,.0f} rows/s")
+        print(f"one task assembling the clean parts of a split table into one file: {rate:,.0f} rows/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

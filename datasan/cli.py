@@ -180,7 +180,8 @@ def _internal_error_message(result, out: str) -> str:
 
 @app.command(cls=_Command)
 def report(
-    out: Annotated[str, typer.Argument(help="An output folder written by `datasan scan`.")] = "datasan-out",
+    out: Annotated[str, typer.Argument(
+        help="An output folder written by `datasan scan` (a path, or a store URI: s3://bucket/out).")] = "datasan-out",
     format: Annotated[ScanFormat, typer.Option(
         "--format", help="text, json, github, junit, markdown or html (as for scan).")] = ScanFormat.text,
     fail_on: Annotated[Optional[FailOn], typer.Option(

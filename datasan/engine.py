@@ -52,7 +52,13 @@ class Engine(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def _init_worker() -> None:
+def _init_worker(storage: dict[str, str] | None = None) -> None:
+    # the forkserver that forks the workers keeps the environment it started with, so a
+    # library caller's later store settings (endpoint, keys) are handed over here
+    if storage is not None:
+        from datasan.fs import adopt_storage_env
+
+        adopt_storage_env(storage)
     # Each worker is one core's worth of work: keep Arrow and BLAS from
     # oversubscribing the machine with their own thread pools.  Arrow reads
     # these variables when its pools start, so workers that never touch Arrow
@@ -154,11 +160,13 @@ class LocalEngine:
         if self._pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
+            from datasan.fs import storage_env
+
             context = _pool_context()
             if context.get_start_method() == "forkserver" and self.preload:
                 context.set_forkserver_preload(sorted(self.preload))
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=context, initializer=_init_worker
+                max_workers=self.workers, mp_context=context, initializer=_init_worker, initargs=(storage_env(),)
             )
         return self._pool
 

@@ -23,6 +23,26 @@ from urllib.parse import unquote, urlparse
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
+#: the standard variables of the object stores: workers read PATH and write clean files with the
+#: driver's endpoint and credentials (a node's own IAM role needs none of them)
+STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def storage_env() -> dict[str, str]:
+    """The :data:`STORAGE_ENV` variables set in this process."""
+    return {k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)}
+
+
+def adopt_storage_env(env: dict[str, str]) -> None:
+    """Make this (worker) process use exactly the store settings ``env`` of the driver."""
+    for k in STORAGE_ENV:
+        if k in env:
+            os.environ[k] = env[k]
+        else:
+            os.environ.pop(k, None)
+    _filesystem.cache_clear()
+
 
 def scheme_of(path: str) -> str | None:
     """The lower-case URI scheme of ``path`` (``s3``), None for a plain path."""
@@ -131,3 +151,132 @@ def inside(child: str, parent: str) -> bool:
     """Whether URI ``child`` is ``parent`` or lies under it."""
     c, p = child.rstrip("/"), parent.rstrip("/")
     return c == p or c.startswith(p + "/")
+
+
+# ------------------------------------------------------------------ writing, for both kinds of place
+# The run's staging place is a local folder, or a prefix in the store of a remote --out: shard
+# workers write their clean files there themselves, so these work on either.
+
+def makedirs(path: str) -> None:
+    """Create folder ``path`` (and its parents) on disk; nothing on a store (prefixes need none)."""
+    if not is_remote(path):
+        os.makedirs(path, exist_ok=True)
+
+
+def open_output(path: str):
+    """A binary writer for ``path`` (its folder created on disk); replaces what is there."""
+    if is_remote(path):
+        store, p = resolve(path)
+        return store.open_output_stream(p)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return open(path, "wb")
+
+
+def open_read(path: str):
+    """A binary, random-access reader of a local path or a remote object."""
+    return open_input(path) if is_remote(path) else open(path, "rb")
+
+
+def parquet_target(path: str) -> tuple[str, Any]:
+    """(where, filesystem) to hand pyarrow's Parquet writers for ``path`` (filesystem None on disk)."""
+    if is_remote(path):
+        store, p = resolve(path)
+        return p, store
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return path, None
+
+
+def parquet_file(path: str, **kw):
+    """A ``pyarrow.parquet.ParquetFile`` of a local path or a remote object."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(open_input(path) if is_remote(path) else path, **kw)
+
+
+def move(src: str, dest: str) -> None:
+    """Rename ``src`` to ``dest`` in one place (on a store: a server-side copy, then a delete)."""
+    if is_remote(src):
+        store, s = resolve(src)
+        _, d = resolve(dest)
+        store.move(s, d)
+        return
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    os.replace(src, dest)
+
+
+def copy(src: str, dest: str) -> None:
+    """Copy a file between any two places (server-side within one store)."""
+    import shutil
+
+    if is_remote(src) and is_remote(dest) and scheme_of(src) == scheme_of(dest):
+        store, s = resolve(src)
+        _, d = resolve(dest)
+        store.copy_file(s, d)
+        return
+    with open_read(src) as fin, open_output(dest) as fout:
+        shutil.copyfileobj(fin, fout, 8 << 20)
+
+
+def remove(path: str) -> None:
+    """Remove one file or object; nothing when it is not there."""
+    if is_remote(path):
+        store, p = resolve(path)
+        try:
+            store.delete_file(p)
+        except FileNotFoundError:
+            pass
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a folder or prefix and everything under it; nothing when it is not there."""
+    if is_remote(path):
+        store, p = resolve(path)
+        store.delete_dir_contents(p, missing_dir_ok=True)
+        try:
+            store.delete_dir(p)
+        except (FileNotFoundError, OSError):  # a prefix with no objects left is already gone
+            pass
+    else:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def is_file(path: str) -> bool:
+    """Whether ``path`` names a file (a local path) or an object (a remote URI)."""
+    return kind(path) == "file" if is_remote(path) else os.path.isfile(path)
+
+
+def files_under(root: str) -> list[str]:
+    """Posix paths relative to ``root`` of every file under it (a local folder or a prefix), sorted."""
+    if is_remote(root):
+        return [rel for rel, _uri, _size in list_files(root)] if kind(root) == "dir" else []
+    out = []
+    for folder, _dirs, names in os.walk(root):
+        out.extend(os.path.relpath(os.path.join(folder, n), root).replace(os.sep, "/") for n in names)
+    return sorted(out)
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole content of a (small) file or object."""
+    with open_read(path) as f:
+        return f.read()
+
+
+def info(path: str) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a file or object; None when there is none."""
+    if is_remote(path):
+        import pyarrow.fs as pafs
+
+        store, p = resolve(path)
+        i = store.get_file_info(p)
+        if i.type != pafs.FileType.File:
+            return None
+        return int(i.size or 0), int(i.mtime_ns or 0)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns

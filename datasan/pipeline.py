@@ -9,7 +9,6 @@ the :class:`~datasan.result.ScanResult`.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from typing import Any
@@ -82,16 +81,17 @@ def _quarantine_or_isolate(outcomes: list[SourceOutcome], internal_errors: list[
 
 
 def _prune_staged_clean(staging: str, outcomes: list[SourceOutcome]) -> None:
-    """Remove staged clean files no outcome claims (left by a source that failed halfway)."""
-    clean = os.path.join(staging, "clean")
-    wanted = {os.path.normpath(os.path.join(clean, rel)) for oc in outcomes for rel in oc.clean_files}
-    for folder, _dirs, names in os.walk(clean, topdown=False):
-        for name in names:
-            path = os.path.join(folder, name)
-            if os.path.normpath(path) not in wanted:
-                os.remove(path)
-        if folder != clean and not os.listdir(folder):
-            os.rmdir(folder)
+    """Remove staged clean files no outcome claims (left by a source that failed halfway),
+    in a local staging folder or a store's staging prefix."""
+    clean = fs.join(staging, "clean")
+    wanted = {rel for oc in outcomes for rel in oc.clean_files}
+    for rel in fs.files_under(clean):
+        if rel not in wanted:
+            fs.remove(fs.join(clean, rel))
+    if not fs.is_remote(clean):
+        for folder, _dirs, _names in os.walk(clean, topdown=False):
+            if folder != clean and not os.listdir(folder):
+                os.rmdir(folder)
 
 
 def merge_stats(outcomes: list[SourceOutcome]) -> dict[str, Any]:
@@ -129,16 +129,18 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         raise UsageError(f"no such file or folder: {root_arg}")
     engine = make_engine(options)  # before --out is claimed: a missing Ray exits 2 with nothing written
     run_id = new_run_id()
-    folder = None
+    folder = lease = None
     if out_dir is not None and fs.is_remote(out_dir):
-        # an object store: the run stages on this machine and is uploaded as a unit when written
+        # an object store: the run holds its lease and workers write the clean files straight
+        # into the run's staging prefix there; publishing copies them into place in the store
         from datasan.outputs import remote
 
-        remote.check_places(out_dir, root_arg)
-        remote.check_owner(out_dir, force)
+        staging, lease = remote.claim_remote(out_dir, root_arg, run_id, force)
     elif out_dir is not None:
         folder = claim_output(out_dir, root_arg, run_id, force=force)
-    staging = folder.staging if folder is not None else tempfile.mkdtemp(prefix="datasan-staging-")
+        staging = folder.staging
+    else:
+        staging = tempfile.mkdtemp(prefix="datasan-staging-")
     try:
         result = _scan(root_arg, options, baseline, staging, run_id, engine)
     except BaseException as exc:
@@ -148,11 +150,14 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
         if folder is not None:
             folder.release(remove_staging=not keep)
         elif not keep:
-            shutil.rmtree(staging, ignore_errors=True)
+            fs.remove_tree(staging)
+        if lease is not None:
+            lease.release()
         if env is not None:
             raise env from exc
         raise
     result.workspace.output = folder
+    result.workspace.lease = lease
     return result
 
 
@@ -162,7 +167,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
     started = time.time()
     t0 = time.perf_counter()
     discovery = discover(root_arg)
-    os.makedirs(os.path.join(staging, "clean"), exist_ok=True)
+    fs.makedirs(fs.join(staging, "clean"))
     from datasan.outputs.progress import Progress
 
     progress = Progress(enabled=options.progress)
@@ -198,7 +203,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
                 for name, rep in (probe_report.get("sources") or {}).items() if rep.get("internal_error"))
     except UsageError:
         # found while reading (a --target in no table): nothing of this run may stay behind
-        shutil.rmtree(staging, ignore_errors=True)
+        fs.remove_tree(staging)
         raise
     finally:
         progress.close()

@@ -4,7 +4,8 @@ Each shard function call is one Ray task.  Ray Data is not used: its
 ``read_images`` wants images of one size and one bad block fails the job,
 while a datasan shard turns a bad sample into a finding.  Shard results are
 small (findings, mergeable statistics, row hashes): workers write the clean
-rows of a table shard to the run's staging folder themselves, so no row data
+rows of a table shard to the run's staging place themselves (a local folder,
+or the staging prefix in the store of a remote ``--out``), so no row data
 comes back through the driver.  ``ray`` is imported only when this engine is
 built (``--engine ray``).
 """
@@ -16,6 +17,7 @@ from collections import deque
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from datasan.errors import UsageError
+from datasan.fs import storage_env
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,17 +25,6 @@ R = TypeVar("R")
 INSTALL_HINT = 'pip install "datasan[ray]"'
 #: how often Ray runs a task again when its worker process or node dies
 MAX_RETRIES = 3
-
-
-#: the standard variables of the object stores (datasan/fs.py): workers read PATH and write clean
-#: parts with the driver's endpoint and credentials (a node's own IAM role needs none of them)
-STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
-               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS")
-
-
-def storage_env() -> dict[str, str]:
-    """The :data:`STORAGE_ENV` variables set in this process."""
-    return {k: os.environ[k] for k in STORAGE_ENV if os.environ.get(k)}
 
 
 def import_ray() -> Any:
@@ -140,7 +131,7 @@ class RayEngine:
                 raise UsageError(f"node {host} of the Ray cluster does not see {', '.join(missing)}: on several "
                                  "machines PATH and the staging folder (the temporary folder, or a local --out) "
                                  "must be on a filesystem every node mounts at the same path, or be s3:// / gs:// "
-                                 "URIs for PATH")
+                                 "URIs (PATH and --out)")
 
     def map_ordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
         """Yield ``fn(task)`` for every task, in task order, with at most 2 x parallelism in flight."""

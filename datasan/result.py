@@ -117,21 +117,30 @@ class Workspace:
 
     def __init__(self, staging: str | None = None, owned: bool = True,
                  output: "OutputFolder | None" = None) -> None:
+        #: a local folder, or the run's staging prefix in the store of a remote --out
         self.staging = staging
         #: False when the staging folder must outlive the result (partial results of a bug)
         self.owned = owned
         self.output = output
+        #: the lease the scan took on a store --out (datasan.outputs.lease.StoreLease), until published
+        self.lease = None
 
     def release(self) -> None:
-        """Remove the staging folder (when owned) and unlock the output folder."""
+        """Remove the staging folder (when owned), unlock the output folder, release the lease."""
         if self.staging and self.owned:
-            import shutil
+            from datasan import fs
 
-            shutil.rmtree(self.staging, ignore_errors=True)
+            try:
+                fs.remove_tree(self.staging)
+            except OSError:  # a store that went away: the next run removes the marked prefix
+                pass
         self.staging = None
         if self.output is not None:
             self.output.release()
             self.output = None
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
 
 @dataclass(eq=False)
@@ -368,27 +377,28 @@ class ScanResult:
         judged by the gate recorded in its report.json (re-judge it with :meth:`set_gate`)."""
         import json
 
-        import pyarrow.parquet as pq
-
+        from datasan import fs
         from datasan.errors import UsageError
         from datasan.outputs.manifest import verify_output
 
-        out_dir = os.fspath(out_dir)
+        out_dir = fs.local_path(os.fspath(out_dir))
         verify_output(out_dir)
+
+        def table(name: str, optional: bool = False):
+            path = fs.join(out_dir, name)
+            return None if optional and fs.info(path) is None else fs.parquet_file(path).read()
+
         try:
-            with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as f:
-                report = json.load(f)
-            stats_path = os.path.join(out_dir, "stats.json")
-            stats = json.load(open(stats_path, encoding="utf-8")) if os.path.isfile(stats_path) else {}
+            report = json.loads(fs.read_bytes(fs.join(out_dir, "report.json")))
+            stats_path = fs.join(out_dir, "stats.json")
+            stats = json.loads(fs.read_bytes(stats_path)) if fs.info(stats_path) is not None else {}
             stats.pop("run_id", None)
-            findings = pq.read_table(os.path.join(out_dir, "findings.parquet"))
-            quarantine = pq.read_table(os.path.join(out_dir, "quarantine.parquet"))
+            findings = table("findings.parquet")
+            quarantine = table("quarantine.parquet")
+            index = table("index.parquet", optional=True)
+            quality = table("label_quality.parquet", optional=True)
         except (OSError, ValueError) as exc:
             raise UsageError(f"{out_dir} is not a complete datasan output folder: {exc}") from exc
-        index_path = os.path.join(out_dir, "index.parquet")
-        index = pq.read_table(index_path) if os.path.isfile(index_path) else None
-        quality_path = os.path.join(out_dir, "label_quality.parquet")
-        quality = pq.read_table(quality_path) if os.path.isfile(quality_path) else None
         gate = report.get("gate") or {}
         return cls(findings_table=findings, quarantine_table=quarantine, stats=stats,
                    summary=Report.from_dict(report), index_table=index, label_quality_table=quality,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datasan import fs
 from datasan.errors import UsageError
 from datasan.outputs.manifest import verify_output
 
@@ -73,19 +74,20 @@ class ScanDataset(Dataset):
 
     def __init__(self, out_dir, transform: Callable | None = None, normalize: bool = False,
                  source: str | None = None, size: int | tuple[int, int] | None = None) -> None:
-        self.out_dir = os.fspath(out_dir)
+        self.out_dir = fs.local_path(os.fspath(out_dir))  # a folder, or a store URI
         verify_output(self.out_dir)
-        with open(os.path.join(self.out_dir, "report.json"), encoding="utf-8") as f:
-            self.report = json.load(f)
-        stats_path = os.path.join(self.out_dir, "stats.json")
+        self.report = json.loads(fs.read_bytes(fs.join(self.out_dir, "report.json")))
+        stats_path = fs.join(self.out_dir, "stats.json")
         self.stats: dict[str, Any] = {}
-        if os.path.isfile(stats_path):
-            with open(stats_path, encoding="utf-8") as f:
-                self.stats = json.load(f)
+        if fs.info(stats_path) is not None:
+            self.stats = json.loads(fs.read_bytes(stats_path))
         self.transform = transform
         self.normalize = normalize
         root = self.report["path"]
-        self.root = root if os.path.isdir(root) else os.path.dirname(root)
+        if fs.is_remote(root):
+            self.root = root if fs.kind(root) == "dir" else root.rsplit("/", 1)[0]
+        else:
+            self.root = root if os.path.isdir(root) else os.path.dirname(root)
         self.size = _image_size(size)
         self.sample_ids: list[str] = []
         self.classes: dict[str, list[str]] = {}
@@ -97,12 +99,10 @@ class ScanDataset(Dataset):
 
     # ---------------------------------------------------------------- sources
     def _index(self):
-        path = os.path.join(self.out_dir, "index.parquet")
-        if not os.path.isfile(path):
+        path = fs.join(self.out_dir, "index.parquet")
+        if fs.info(path) is None:
             return None
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path)
+        return fs.parquet_file(path).read()
 
     def _available(self) -> dict[str, tuple[str, Any]]:
         """Every source this folder can serve: name -> ("image", None) or ("table", report entry)."""
@@ -185,7 +185,7 @@ class ScanDataset(Dataset):
         from PIL import Image
 
         info = self.stats.get("images", {}).get(folder) if folder is not None else None
-        with Image.open(os.path.join(self.root, sample)) as img:
+        with fs.open_read(fs.join(self.root, sample)) as fh, Image.open(fh) as img:
             mode = CHANNEL_MODES.get(int(info["channels"]), "RGB") if info else "RGB"
             img = img.convert(mode)
             if self.size is not None and img.size != (self.size[1], self.size[0]):
@@ -202,16 +202,14 @@ class ScanDataset(Dataset):
 
     # ---------------------------------------------------------------- tables
     def _load_tables(self, chosen: dict) -> None:
-        import pyarrow.parquet as pq
-
         for name, (kind, src) in chosen.items():
             if kind != "table":
                 continue
             # a long source name gets a shortened clean file name, recorded in the report
-            path = os.path.join(self.out_dir, src.get("clean_file") or f"clean/{name}.parquet")
-            if not os.path.isfile(path):
+            path = fs.join(self.out_dir, src.get("clean_file") or f"clean/{name}.parquet")
+            if fs.info(path) is None:
                 continue
-            table = pq.read_table(path)
+            table = fs.parquet_file(path).read()
             feats = list(src["features"])
             if feats:
                 X = np.column_stack([

@@ -45,12 +45,15 @@ def s3():
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from datasan import fs
+    from datasan.outputs import lease
 
     fs._filesystem.cache_clear()
+    settle, lease.SETTLE_S = lease.SETTLE_S, 0.2  # one server, no clock to wait for
     store = pafs.S3FileSystem(endpoint_override=env["AWS_ENDPOINT_URL"], allow_bucket_creation=True)
     store.create_dir(BUCKET)
     pafs.copy_files(str(SAMPLE), f"{BUCKET}/data", destination_filesystem=store)
     yield store
+    lease.SETTLE_S = settle
     fs._filesystem.cache_clear()
     for k, v in saved.items():
         if v is None:

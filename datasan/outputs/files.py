@@ -108,21 +108,23 @@ def write_csv(path: str, table) -> str:
 # ------------------------------------------------------------------ staging
 def _stage_clean(result, stage: str) -> list[str]:
     """The clean files in ``stage/clean``: already there when the scan staged them in this
-    folder, else copied from where the scan staged (or last published) them."""
+    folder, else copied from where the scan staged (or last published) them, on disk or in
+    a store."""
+    from datasan import fs
+
     rels = [f"clean/{rel}" for rel in result.clean_files]
     src = result.workspace.staging or result.published
     if rels and src is None:
         raise UsageError("this result's clean files are gone (its staging folder was removed); scan again")
-    if rels and src and not (os.path.isdir(stage) and os.path.samefile(src, stage)):
+    if rels and src and (fs.is_remote(src) or not (os.path.isdir(stage) and os.path.samefile(src, stage))):
         for rel in rels:
-            dest = os.path.join(stage, rel)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            shutil.copyfile(os.path.join(src, rel), dest)
+            fs.copy(fs.join(src, rel), os.path.join(stage, rel))
     return rels
 
 
-def stage_outputs(result, stage: str, out_dir: str) -> list[str]:
-    """Write every file of the run into ``stage``; return their paths relative to it."""
+def stage_outputs(result, stage: str, out_dir: str, clean: bool = True) -> list[str]:
+    """Write every file of the run into ``stage`` (the clean files only with ``clean``); return
+    their paths relative to it."""
     run_id = result.run_id
     rels = []
 
@@ -138,7 +140,8 @@ def stage_outputs(result, stage: str, out_dir: str) -> list[str]:
         put("index.parquet", write_parquet, with_run_id(result.index_table, run_id))
     if result.label_quality_table is not None:
         put("label_quality.parquet", write_parquet, with_run_id(result.label_quality_table, run_id))
-    rels.extend(_stage_clean(result, stage))
+    if clean:
+        rels.extend(_stage_clean(result, stage))
     put("stats.json", write_json, {"run_id": run_id, **_clean_json(result.stats)})
     result.summary.out = out_dir if "://" in out_dir else os.path.abspath(out_dir)
     put("report.json", write_json, _clean_json(result.report))
@@ -146,7 +149,7 @@ def stage_outputs(result, stage: str, out_dir: str) -> list[str]:
         from datasan.outputs.formats.html import render_html
         from datasan.outputs.view import FindingsView
 
-        put("report.html", write_text, render_html(FindingsView(result), os.path.abspath(out_dir)))
+        put("report.html", write_text, render_html(FindingsView(result), result.summary.out))
     return rels
 
 

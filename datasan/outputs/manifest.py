@@ -34,9 +34,13 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
-def file_sha256(path: str) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
+def file_sha256(path) -> str:
+    """sha256 of a file (a path, or a binary file object already open), read in 1 MiB blocks."""
     h = hashlib.sha256()
+    if not isinstance(path, (str, os.PathLike)):
+        for block in iter(lambda: path.read(1 << 20), b""):
+            h.update(block)
+        return h.hexdigest()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
@@ -67,11 +71,12 @@ def manifest_doc(run_id: str, files: list[dict], complete: bool, previous: Itera
 
 
 def read_manifest(out_dir: str) -> dict | None:
-    """The manifest of ``out_dir``; None when there is none or it is not datasan's."""
-    path = os.path.join(out_dir, MANIFEST)
+    """The manifest of ``out_dir`` (a folder or a store URI); None when there is none or it is
+    not datasan's."""
+    from datasan import fs
+
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        doc = json.loads(fs.read_bytes(fs.join(os.fspath(out_dir), MANIFEST)))
     except (OSError, ValueError):
         return None
     return doc if is_manifest(doc) else None
@@ -126,22 +131,21 @@ def still_as_written(path: str, entries: list[dict]) -> bool:
 
 
 def run_id_of(full: str, rel: str) -> str | None | bool:
-    """The run id carried by the file (report.json / stats.json key, Parquet metadata);
-    False when the file carries none by design (CSV, clean label files)."""
+    """The run id carried by the file (report.json / stats.json key, Parquet metadata), on disk
+    or in a store; False when the file carries none by design (CSV, clean label files)."""
+    from datasan import fs
+
     if rel in ("report.json", "stats.json"):
         try:
-            with open(full, encoding="utf-8") as f:
-                doc = json.load(f)
+            doc = json.loads(fs.read_bytes(full))
         except (OSError, ValueError):
             return None
         return doc.get("run_id") if isinstance(doc, dict) else None
     if rel == "report.html":
         return _html_run_id(full)
     if rel.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
         try:
-            md = pq.read_metadata(full).metadata or {}
+            md = fs.parquet_file(full).metadata.metadata or {}
         except Exception:  # not Parquet at all: it disagrees with the manifest
             return None
         value = md.get(RUN_ID_KEY)
@@ -153,9 +157,11 @@ def _html_run_id(full: str) -> str | None:
     """The run id in report.html's ``<meta name="datasan-run-id">`` (in its first lines)."""
     import re
 
+    from datasan import fs
+
     try:
-        with open(full, encoding="utf-8", errors="replace") as f:
-            head = f.read(4096)
+        with fs.open_read(full) as f:
+            head = f.read(4096).decode("utf-8", "replace")
     except OSError:
         return None
     m = re.search(r'<meta name="datasan-run-id" content="([^"]*)">', head)
@@ -176,10 +182,17 @@ def verify_output(out_dir: str | os.PathLike) -> dict:
     id, or has a run file (findings.parquet, ...) the manifest does not list.
     Contents are compared by size and embedded run id; the manifest's sha256
     (of the files that carry no run id) lets anyone check those byte for byte.
+    ``out_dir`` may be a store URI (``s3://bucket/out``).
     """
-    out = os.fspath(out_dir)
+    from datasan import fs
+
+    out = fs.local_path(os.fspath(out_dir))
     what = f"{out} is not a complete datasan output folder"
-    if not os.path.isdir(out):
+    try:
+        there = fs.kind(out) == "dir" if fs.is_remote(out) else os.path.isdir(out)
+    except OSError as exc:  # a store that cannot be reached or refuses the credentials
+        raise UsageError(f"cannot read {out}: {exc}") from None
+    if not there:
         raise OutputMismatch(f"{what}: no such folder")
     doc = read_manifest(out)
     if doc is None:
@@ -194,12 +207,12 @@ def verify_output(out_dir: str | os.PathLike) -> dict:
     for e in doc["files"]:
         rel = e.get("path")
         listed.add(rel)
-        full = os.path.join(out, rel)
-        try:
-            size = os.stat(full).st_size
-        except OSError:
+        full = fs.join(out, rel)
+        found = fs.info(full) if _safe_rel(rel) else None
+        if found is None:
             problems.append(f"{rel} (missing)")
             continue
+        size = found[0]
         if size != e.get("size"):
             problems.append(f"{rel} (changed: {size} bytes, the run wrote {e.get('size')})")
             continue
@@ -207,7 +220,7 @@ def verify_output(out_dir: str | os.PathLike) -> dict:
         if rid is not False and rid != run_id:
             problems.append(f"{rel} (run {rid or 'unknown'})")
     for rel in TOP_FILES:
-        if rel not in listed and os.path.lexists(os.path.join(out, rel)):
+        if rel not in listed and fs.info(fs.join(out, rel)) is not None:
             problems.append(f"{rel} (not written by run {run_id})")
     if problems:
         raise OutputMismatch(f"{what}: its files disagree with run {run_id} of its {MANIFEST}: "

@@ -69,7 +69,9 @@ class ScanContext:
     root: str
     options: "ScanOptions"
     engine: "Engine"
-    staging: str  # folder receiving clean/ files before they are moved into place
+    #: where clean/ files are staged before they are moved into place: a local folder, or the
+    #: run's staging prefix in the store of a remote --out (write through datasan.fs)
+    staging: str
     progress: Any = None  # datasan.outputs.progress.Progress or None
     #: notes one kind leaves for the kinds that claim after it, e.g. the box-label
     #: kind records here which image folders its label files describe

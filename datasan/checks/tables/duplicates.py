@@ -46,22 +46,44 @@ def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: b
     """DS110 for rows equal to an earlier row, DS111 for equal features with another label.
 
     ``rows`` are data-row indices with one 64-bit hash of the whole row and one
-    of its features only (see the table source's row hashing).  Exact
-    duplicates have equal features too, so the rows whose feature hash repeats
-    hold both kinds.  Everything is numpy over those rows: a row equal to an
-    earlier one costs two int64 (its row and the first row) in the findings.
+    of its features only (see the table source's row hashing).
+    """
+    return findings_of_pairs(source, duplicate_pairs(rows, full_hash, feature_hash, has_target))
+
+
+def findings_of_pairs(source: str, pairs) -> FindingBuffer:
+    """The DS110 / DS111 findings of :func:`duplicate_pairs`' arrays (of one table, or those of
+    its hash buckets concatenated: the findings come out in row order either way)."""
+    dup_rows, dup_of, c_rows, c_first = pairs
+    out = FindingBuffer()
+    _add_in_row_order(out, DUPLICATE_ROW.code, source, dup_rows, "Row {0} is an exact duplicate of row {1}.",
+                      dup_rows, dup_of)
+    _add_in_row_order(out, CONFLICTING_DUPLICATE.code, source, c_rows,
+                      "Rows {0} and {1} have identical features but different labels.", c_first, c_rows)
+    return out
+
+
+def duplicate_pairs(rows, full_hash, feature_hash, has_target: bool):
+    """(duplicate rows, the earlier row each equals, conflicting rows, the earliest row with
+    their features) as int64 arrays.
+
+    Exact duplicates have equal features too, so the rows whose feature hash
+    repeats hold both kinds.  Everything is numpy over those rows.  Rows with
+    equal grouping hashes (the feature hash with a target, else the row hash)
+    are all that matter to each other, so the rows may be split by that hash
+    into buckets and each bucket's pairs computed apart.
     """
     import numpy as np
 
-    out = FindingBuffer()
+    none = np.empty(0, dtype=np.int64)
     if len(rows) < 2:
-        return out
+        return none, none, none, none
     if np.any(rows[1:] < rows[:-1]):
         order = np.argsort(rows, kind="stable")
         rows, full_hash, feature_hash = rows[order], full_hash[order], feature_hash[order]
     pos = _repeated(feature_hash if has_target else full_hash)  # ascending, so rows ascend too
     if pos.size == 0:
-        return out
+        return none, none, none, none
     if pos.size == rows.size:  # every row repeats (a table of copies): no copies of the arrays
         r, full, feat = rows, full_hash, feature_hash if has_target else full_hash
     else:
@@ -83,28 +105,24 @@ def duplicate_findings(source: str, rows, full_hash, feature_hash, has_target: b
     run_of = np.cumsum(full_start) - 1  # the run each entry belongs to
     dup_rows = r[order[dup]]
     dup_of = r[order[np.flatnonzero(full_start)[run_of[dup]]]]
-    del run_of
-    _add_in_row_order(out, DUPLICATE_ROW.code, source, dup_rows, "Row {0} is an exact duplicate of row {1}.",
-                      dup_rows, dup_of)
-    del dup_rows, dup_of, dup
-    if has_target:
-        starts = np.flatnonzero(feat_start)
-        earliest_of_group = np.minimum.reduceat(order, starts)  # a group's earliest row
-        firsts = order[full_start]
-        earliest = earliest_of_group[(np.cumsum(feat_start) - 1)[full_start]]
-        conflict = firsts != earliest
-        c_rows = r[firsts[conflict]]
-        _add_in_row_order(out, CONFLICTING_DUPLICATE.code, source, c_rows,
-                          "Rows {0} and {1} have identical features but different labels.",
-                          r[earliest[conflict]], c_rows)
-    return out
+    del run_of, dup
+    if not has_target:
+        return dup_rows, dup_of, none, none
+    starts = np.flatnonzero(feat_start)
+    earliest_of_group = np.minimum.reduceat(order, starts)  # a group's earliest row
+    firsts = order[full_start]
+    earliest = earliest_of_group[(np.cumsum(feat_start) - 1)[full_start]]
+    conflict = firsts != earliest
+    return dup_rows, dup_of, r[firsts[conflict]], r[earliest[conflict]]
 
 
 def _add_in_row_order(out: FindingBuffer, code: str, source: str, rows, template: str, *params) -> None:
     """Add a run of findings sorted by row (the order a reader expects)."""
     import numpy as np
 
-    if rows.size and np.any(rows[1:] < rows[:-1]):
+    if not rows.size:
+        return
+    if np.any(rows[1:] < rows[:-1]):
         k = np.argsort(rows, kind="stable")
         rows, params = rows[k], tuple(p[k] for p in params)
     out.add_rows(code, source, rows, template=template, params=params)

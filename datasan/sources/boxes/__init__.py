@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from datasan import fs
 from datasan.checks.boxes import BACKGROUND_IMAGES, NO_CLASS_LIST
 from datasan.checks.boxes import BoxStats
 from datasan.discover import FileEntry
@@ -96,10 +97,10 @@ class BoxKind:
         from datasan.sources.boxes import coco
 
         outcomes: list[SourceOutcome] = []
-        clean_root = os.path.join(ctx.staging, "clean")
+        clean_root = fs.join(ctx.staging, "clean")
         cocos = [s for s in sources if s.kind == "coco"]
         tasks = [coco.CocoTask(s.name, s.files[0].path, ctx.root, s.meta["image_dir"], s.meta["local_images"],
-                               os.path.join(clean_root, s.name), ctx.options) for s in cocos]
+                               fs.join(clean_root, s.name), ctx.options) for s in cocos]
         for src, res in zip(cocos, ctx.engine.map_ordered(coco.scan_coco, tasks)):
             if ctx.progress is not None:
                 ctx.progress.advance(res.seen)

@@ -24,6 +24,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from datasan import fs
 from datasan.checks.boxes import (
     BAD_COCO_ENTRY, COCO_BAD_STRUCTURE, COCO_INVALID_JSON, DUPLICATE_ID, IMAGE_SIZE_UNKNOWN, MALFORMED_BOX,
     MISSING_IMAGE_FILE, NON_STANDARD_JSON_NUMBER, UNKNOWN_CLASS, UNKNOWN_IMAGE_ID, UNLISTED_IMAGE,
@@ -270,10 +271,10 @@ def scan_coco(task: CocoTask) -> CocoResult:
     res.stats = checks.BoxStats.of([c for c, _ in kept_boxes], [b[2] for _, b in kept_boxes],
                                    [b[3] for _, b in kept_boxes],
                                    [class_of[i] for i in sorted(bad) if i in class_of])
-    os.makedirs(os.path.dirname(task.clean_path), exist_ok=True)
     if not bad and not tokens and not _has_bom(task.path):
         # already strict JSON with every box kept: the clean copy is the file itself
-        shutil.copyfile(task.path, task.clean_path)
+        with open_binary(task.path) as src, fs.open_output(task.clean_path) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
     else:
         clean = dict(doc)
         clean["annotations"] = [a for i, a in enumerate(anns) if i not in bad]
@@ -281,8 +282,8 @@ def scan_coco(task: CocoTask) -> CocoResult:
             text = json.dumps(clean, ensure_ascii=False, allow_nan=False)
         except ValueError:
             text = json.dumps(_strict(clean), ensure_ascii=False, allow_nan=False)
-        with open(task.clean_path, "w", encoding="utf-8") as f:
-            f.write(text)
+        with fs.open_output(task.clean_path) as f:  # on disk, or in the store of a remote --out
+            f.write(text.encode("utf-8"))
     res.clean_file = True
     return res
 

@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from datasan import fs
 from datasan.checks.boxes import LABEL_WITHOUT_IMAGE, MALFORMED_BOX, NON_INTEGER_CLASS_ID, UNKNOWN_CLASS
 from datasan.checks.files import UNREADABLE_FILE
 from datasan.checks import boxes as checks
@@ -254,9 +255,7 @@ def scan_yolo_chunk(task: YoloTask) -> YoloResult:
                 classes.append(_class_name(cls, task.names))
                 widths.append(wh[0])
                 heights.append(wh[1])
-        out = os.path.join(task.clean_root, lf.rel)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with open(out, "wb") as f:
+        with fs.open_output(fs.join(task.clean_root, lf.rel)) as f:
             f.write(b"".join(x + b"\n" for x in kept_lines))
         res.clean_files.append(lf.rel)
         res.findings.merge(fb)

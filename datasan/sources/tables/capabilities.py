@@ -11,10 +11,10 @@ the rows that remain.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from datasan import fs
 from datasan.numpy_arrow import to_numpy
 from datasan.sources.base import ProbeBatch, ProbeFeed, ScanContext, SourceOutcome
 
@@ -80,7 +80,7 @@ class TableCapabilities:
 
 
 def _clean_path(outcome: SourceOutcome, ctx: ScanContext) -> str:
-    return os.path.join(ctx.staging, "clean", outcome.clean_files[0])
+    return fs.join(ctx.staging, f"clean/{outcome.clean_files[0]}")
 
 
 class _RewriteStream:
@@ -113,14 +113,13 @@ class _RewriteStream:
     def _replay_prefix(self) -> None:
         """Feed the rows of the clean file before the current batch (clean so far) to the rewriter."""
         import numpy as np
-        import pyarrow.parquet as pq
 
         rows = self.rows_done
         if rows <= 0:
             return
         done = 0
         empty = np.zeros(0, dtype=np.int64)
-        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=self.batch_size):
+        for batch in fs.parquet_file(self.path).iter_batches(batch_size=self.batch_size):
             take = min(batch.num_rows, rows - done)
             self.rewriter.add(batch.slice(0, take) if take < batch.num_rows else batch, empty)
             done += take
@@ -243,9 +242,8 @@ def table_batches(path: str, features: list[str], target: str, task: str, labels
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = fs.parquet_file(path)
     for batch in pf.iter_batches(batch_size=batch_size):
         if batch.num_rows == 0:
             continue

@@ -6,8 +6,7 @@ run the column and dataset checks, put the clean file in place.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datasan.checks import files as file_rules
 from datasan.checks.tables import columns as column_rules
@@ -17,11 +16,13 @@ from datasan.findings import Finding, FindingBuffer
 from datasan.options import ScanOptions
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 from datasan.sources.tables import read
-from datasan.sources.tables.output import KeptStats, clean_name, concat_parts, empty_clean
+from datasan import fs
+from datasan.sources.tables.output import AssembleTask, KeptStats, assemble_parts, clean_name, empty_clean
 from datasan.sources.tables.plan import TablePlan, check_requested_targets, plan_table
 from datasan.sources.tables.profile import ProfileTask, TableProfile, profile_table, short_reason
 from datasan.sources.tables.rewrite import rewrite_table
 from datasan.sources.tables.capabilities import TableCapabilities
+from datasan.sources.tables.dup_buckets import BucketTask, bucket_count, bucket_file, bucket_pairs, concat_pairs
 from datasan.sources.tables.scan import ShardResult, ShardTask, scan_shard
 from datasan.outputs.warm import warm_report_imports
 from datasan.stats import merge_counts
@@ -55,13 +56,14 @@ class TableKind(TableCapabilities):
                  for s in sources]
         profiles = list(ctx.engine.map_ordered(profile_table, tasks))
         check_requested_targets(ctx.options, sources, profiles)
-        os.makedirs(os.path.join(ctx.staging, "parts"), exist_ok=True)
+        fs.makedirs(fs.join(ctx.staging, "parts"))
         planned: dict[str, _Planned] = {}
         shard_tasks: list[ShardTask] = []
         for i, (src, prof) in enumerate(zip(sources, profiles)):
             planned[src.name] = p = _plan(src, prof, src_opts[src.name])
             if p.plan is not None:
-                shard_tasks.extend(_shards(i, p.plan, prof, ctx))
+                p.shards = _shards(i, p.plan, prof, ctx)
+                shard_tasks.extend(p.shards)
         results: dict[str, list[ShardResult]] = {}
         for task, res in zip(shard_tasks, ctx.engine.map_ordered(scan_shard, shard_tasks)):
             # the workers are busy and this process mostly waits for them (not before the
@@ -81,6 +83,7 @@ class _Planned:
 
     plan: TablePlan | None
     found: list[Finding]
+    shards: list[ShardTask] = field(default_factory=list)
 
 
 def _plan(src: Source, prof: TableProfile, opts: ScanOptions) -> _Planned:
@@ -101,7 +104,7 @@ def _shards(i: int, plan: TablePlan, prof: TableProfile, ctx: ScanContext) -> li
     """One task for a text table; a large typed table split into runs of row groups of
     about ``shard_rows`` rows.  Part files are named by table and shard index."""
     def part(k: int) -> str:
-        return os.path.join(ctx.staging, "parts", f"{i}-{k}.parquet")
+        return fs.join(ctx.staging, f"parts/{i}-{k}.parquet")
 
     if read.is_text_format(plan.fmt) or not prof.row_groups:
         return [ShardTask(plan, 0, len(prof.row_groups), 0, part(0), ctx.run_id)]
@@ -113,6 +116,10 @@ def _shards(i: int, plan: TablePlan, prof: TableProfile, ctx: ScanContext) -> li
             tasks.append(ShardTask(plan, start, g - start + 1, first_row, part(len(tasks)), ctx.run_id))
             first_row += acc
             start, acc = g + 1, 0
+    if len(tasks) > 1:  # the duplicate check runs on the engine, from bucketed hashes
+        buckets = bucket_count(len(tasks))
+        for k, t in enumerate(tasks):
+            t.hash_buckets, t.hash_prefix = buckets, fs.join(ctx.staging, f"hashes/{i}-{k}")
     return tasks
 
 
@@ -138,12 +145,13 @@ def _finish(src: Source, planned: _Planned, results: list[ShardResult], ctx: Sca
     if seen == 0 and not any(r.error for r in results):
         fb.add(file_rules.empty_file(src.name))
     sparse = _table_findings(src.name, plan, stats, results, fb, opts)
+    fb.merge(_bucketed_duplicates(src.name, plan, planned.shards, ctx))
     fb.apply_policy(opts)
     clean_rel = clean_name(src.name)
     if clean_rel != f"{src.name}.parquet":
         fb.add(file_rules.shortened_clean_name(src.name, clean_rel))
-    dest = os.path.join(ctx.staging, "clean", clean_rel)
-    _place_clean(plan, results, dest, ctx.run_id)
+    dest = fs.join(ctx.staging, f"clean/{clean_rel}")
+    _place_clean(plan, results, dest, ctx)
     types = {c: plan.types.get(c, "string") for c in plan.output_columns()}
     oc = SourceOutcome(src, "rows", seen, kept, fb, stats=stats.stats_json(src.name, kept, types),
                        clean_files=[clean_rel], report=_report(plan, stats.labels, sparse, clean_rel, results))
@@ -177,16 +185,28 @@ def _table_findings(source: str, plan: TablePlan, stats: KeptStats, results: lis
     return sparse
 
 
-def _place_clean(plan: TablePlan, results: list[ShardResult], dest: str, run_id: str) -> None:
-    """The clean file at ``dest``: the shards' parts in order, or no rows with the plan's columns."""
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
+def _bucketed_duplicates(source: str, plan: TablePlan, shards: list[ShardTask], ctx: ScanContext) -> FindingBuffer:
+    """DS110 / DS111 of a split table: one engine task per hash bucket its shards wrote."""
+    tasks = [t for t in shards if t.hash_buckets]
+    if not tasks:
+        return FindingBuffer()
+    buckets = [BucketTask([bucket_file(t.hash_prefix, b) for t in tasks], plan.target.column is not None)
+               for b in range(tasks[0].hash_buckets)]
+    pairs = list(ctx.engine.map_ordered(bucket_pairs, buckets))
+    return duplicate_rules.findings_of_pairs(source, concat_pairs(pairs))
+
+
+def _place_clean(plan: TablePlan, results: list[ShardResult], dest: str, ctx: ScanContext) -> None:
+    """The clean file at ``dest`` (in the run's staging place, on disk or in the store): the
+    one part renamed, the parts assembled in order by an engine task, or no rows with the
+    plan's columns."""
     parts = [r.part_path for r in results if r.part_path]
     if len(parts) == 1:
-        os.replace(parts[0], dest)
+        fs.move(parts[0], dest)
     elif parts:
-        concat_parts(parts, dest, run_id)
+        list(ctx.engine.map_ordered(assemble_parts, [AssembleTask(parts, dest, ctx.run_id)]))
     else:
-        empty_clean(plan.output_columns(), plan.types, dest, run_id)
+        empty_clean(plan.output_columns(), plan.types, dest, ctx.run_id)
 
 
 def _report(plan: TablePlan, labels: dict, sparse: dict[str, float], clean_rel: str,

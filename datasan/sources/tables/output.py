@@ -10,6 +10,7 @@ exactly the rows of the clean file.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from datasan.checks.tables.values import FLOAT16_MAX
@@ -200,8 +201,12 @@ def open_parquet(path: str, schema, run_id: str):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from datasan import fs
+
     dict_cols = [f.name for f in schema if not pa.types.is_floating(f.type) and f.name != ROW]
-    return pq.ParquetWriter(path, stamped(schema, run_id), use_dictionary=dict_cols or False, compression="snappy")
+    where, store = fs.parquet_target(path)
+    return pq.ParquetWriter(where, stamped(schema, run_id), filesystem=store, use_dictionary=dict_cols or False,
+                            compression="snappy")
 
 
 class CleanWriter:
@@ -285,28 +290,45 @@ class CleanWriter:
             self.close()
         except BaseException:  # noqa: BLE001 - the file is removed either way
             pass
-        if os.path.exists(self.path):
-            os.remove(self.path)
+        from datasan import fs
+
+        fs.remove(self.path)
 
 
-def concat_parts(parts: list[str], dest: str, run_id: str) -> None:
-    """Stream several Parquet parts into one file (only for files split into shards)."""
-    import pyarrow.parquet as pq
+@dataclass
+class AssembleTask:
+    """The parts of a split table, in order, and the clean file they become (local or a URI)."""
+
+    parts: list[str]
+    dest: str
+    run_id: str
+
+
+def assemble_parts(task: AssembleTask) -> int:
+    """Stream the parts into one file in order and remove them; the rows written.
+
+    Runs as an engine task, so on a cluster with a store ``--out`` the rows go
+    from the store to a worker and back, never through the driver.
+    """
+    from datasan import fs
 
     writer = None
+    rows = 0
     try:
-        for p in parts:
-            pf = pq.ParquetFile(p)
+        for p in task.parts:
+            pf = fs.parquet_file(p)
             for i in range(pf.num_row_groups):
                 t = pf.read_row_group(i)
                 if writer is None:
-                    writer = open_parquet(dest, t.schema, run_id)
+                    writer = open_parquet(task.dest, t.schema, task.run_id)
                 writer.write_table(t)
+                rows += t.num_rows
     finally:
         if writer is not None:
             writer.close()
-    for p in parts:
-        os.remove(p)
+    for p in task.parts:
+        fs.remove(p)
+    return rows
 
 
 def empty_clean(columns: list[str], types: dict[str, str], dest: str, run_id: str = "") -> None:
@@ -317,4 +339,7 @@ def empty_clean(columns: list[str], types: dict[str, str], dest: str, run_id: st
     arrow = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
     fields = [pa.field(c, arrow.get(types.get(c, "string"), pa.string())) for c in columns]
     schema = pa.schema(fields).append(pa.field(ROW, pa.int64()))
-    pq.write_table(stamped(schema, run_id).empty_table(), dest)
+    from datasan import fs
+
+    where, store = fs.parquet_target(dest)
+    pq.write_table(stamped(schema, run_id).empty_table(), where, filesystem=store)

@@ -9,8 +9,7 @@ and :class:`~datasan.sources.tables.output.KeptStats` as in the scan.
 
 from __future__ import annotations
 
-import os
-
+from datasan import fs
 from datasan.numpy_arrow import from_numpy, to_numpy
 from datasan.sources.base import ScanContext, SourceOutcome
 from datasan.sources.tables.output import CleanWriter, KeptStats, label_counts, label_key
@@ -26,10 +25,9 @@ class CleanRewriter:
     def __init__(self, oc: SourceOutcome, ctx: ScanContext, path: str, features: list[str],
                  target: str | None, task: str | None) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self.oc, self.path = oc, path
-        schema = pq.ParquetFile(path).schema_arrow
+        schema = fs.parquet_file(path).schema_arrow
         names = schema.names
         t = schema.field(target).type if target in names else None
         numeric = t is not None and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
@@ -54,7 +52,7 @@ class CleanRewriter:
     def finish(self) -> None:
         """Put the new clean file in place and the statistics into the outcome."""
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        fs.move(self.tmp, self.path)
         oc = self.oc
         types = oc.stats.get("tables", {}).get(oc.source.name, {}).get("types")  # the columns stay as they were
         for part, by_source in self.stats.stats_json(oc.source.name, oc.kept, types).items():
@@ -69,11 +67,9 @@ def rewrite_table(oc: SourceOutcome, ctx: ScanContext, path: str, bad_rows, feat
                   target: str | None, task: str | None) -> None:
     """Rewrite the clean file without ``bad_rows`` (streaming, atomic) and recompute the
     source's stats (``tables`` and ``labels``) over the rows that remain."""
-    import pyarrow.parquet as pq
-
     rw = CleanRewriter(oc, ctx, path, features, target, task)
     try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=ctx.options.batch_rows):
+        for batch in fs.parquet_file(path).iter_batches(batch_size=ctx.options.batch_rows):
             rw.add(batch, bad_rows)
         rw.finish()
     except BaseException:

@@ -34,6 +34,9 @@ class ShardTask:
     first_row: int
     part_path: str | None  # where to write kept rows
     run_id: str = ""  # stamped into the part's Parquet metadata
+    #: a split table: write the row hashes in this many buckets under ``hash_prefix`` (dup_buckets.py)
+    hash_buckets: int = 0
+    hash_prefix: str | None = None
 
 
 @dataclass
@@ -192,7 +195,15 @@ def scan_shard(task: ShardTask) -> ShardResult:
         if writer is not None:
             writer.close()
             res.part_path = task.part_path if writer.writer is not None else None
-    if rows_all:
+    if task.hash_buckets:  # a split table: the hashes stay in the staging place, bucketed
+        from datasan.sources.tables.dup_buckets import write_buckets
+
+        def joined(parts, dtype):
+            return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+        write_buckets(task.hash_prefix, task.hash_buckets, joined(rows_all, np.int64), joined(full_all, np.uint64),
+                      joined(feat_all, np.uint64), by_features=tcol is not None)
+    elif rows_all:
         res.hash_rows = np.concatenate(rows_all)
         res.full_hash = np.concatenate(full_all)
         res.feature_hash = np.concatenate(feat_all)
