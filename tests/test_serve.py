@@ -213,7 +213,7 @@ def test_restart_marks_the_running_job_interrupted_and_rerun_works(world, tmp_pa
         s.wait_job(running, until=lambda j: j["status"] == "running")
     finally:
         s.kill()
-    s = Server(args, tmp_path / "log")
+    s = Server(args + ["--keep-runs", "1"], tmp_path / "log")
     try:
         job = s.call("GET", f"/scans/{running}")[1]
         assert (job["status"], job["verdict"]) == ("interrupted", None)
@@ -224,5 +224,10 @@ def test_restart_marks_the_running_job_interrupted_and_rerun_works(world, tmp_pa
         rerun = s.wait_job(body["id"])
         assert (rerun["status"], rerun["rerun_of"], rerun["path"]) == ("done", running, job["path"])
         assert rerun["verdict"]["exit_code"] == 1
+        # --keep-runs 1: only the newest run's folder stays; the others' verdicts stay in the database
+        assert sorted(os.listdir(tmp_path / "runs")) == [rerun["id"]]
+        assert s.call("GET", f"/scans/{queued}/findings")[0] == 410
+        done = s.call("GET", f"/scans/{queued}")[1]
+        assert (done["expired"], done["verdict"]["exit_code"]) == (True, 0)
     finally:
         s.stop()

@@ -39,4 +39,6 @@ def run(settings: "ServeSettings") -> None:
 
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                limit_concurrency=settings.max_connections)
+                limit_concurrency=settings.max_connections,
+                # gate requests may be waiting on a scan: they must not hold a shutdown for minutes
+                timeout_graceful_shutdown=5)

@@ -57,3 +57,56 @@ def _add(h, rel: str, st: os.stat_result, full: str) -> None:
             extra = "?"
     line = f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{st.st_size}\0{st.st_mtime_ns}\0{extra}\n"
     h.update(line.encode("utf-8", "surrogateescape"))
+
+
+class SharedWalks:
+    """:func:`fingerprint` for many concurrent requests, walking each path at most twice at once.
+
+    A request never takes the result of a walk that began before it arrived
+    (that walk may have missed a change made just before the request); it
+    waits for the next walk, which every request arriving meanwhile shares.
+    So N clients asking at once cost two walks, not N.  Runs on the event loop.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, object] = {}
+        self._next: dict[str, object] = {}
+        self._tasks: set = set()
+
+    async def __call__(self, path: str) -> str:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = self._next.get(path)
+        if fut is None:
+            fut = loop.create_future()
+            if path in self._running:
+                self._next[path] = fut
+            else:
+                self._launch(path, fut)
+        return await asyncio.shield(fut)
+
+    def _launch(self, path: str, fut) -> None:
+        import asyncio
+
+        from starlette.concurrency import run_in_threadpool
+
+        self._running[path] = fut
+
+        async def walk() -> None:
+            try:
+                fut.set_result(await run_in_threadpool(fingerprint, path))
+            except asyncio.CancelledError:
+                fut.cancel()
+                raise
+            except Exception as exc:  # every waiter gets it (a folder removed meanwhile: OSError)
+                fut.set_exception(exc)
+            finally:
+                del self._running[path]
+                nxt = self._next.pop(path, None)
+                if nxt is not None:
+                    self._launch(path, nxt)
+
+        task = asyncio.ensure_future(walk())
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)

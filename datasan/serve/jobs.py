@@ -20,7 +20,7 @@ from typing import Any
 from datasan.serve.fingerprint import fingerprint
 from datasan.serve.security import inside
 from datasan.serve.settings import ServeSettings
-from datasan.serve.store import DONE, FAILED, FINAL, QUEUED, JobStore
+from datasan.serve.store import DONE, FAILED, QUEUED, JobStore
 
 log = logging.getLogger("datasan.serve")
 
@@ -111,7 +111,11 @@ class JobRunner:
             if job_id is None:
                 return
             try:
-                self._run(job_id)
+                outcome = self._run(job_id)
+                if outcome is not None:
+                    # room for this run first, so that no reader ever sees more than keep_runs folders
+                    self._expire_old_runs(self.settings.keep_runs - 1)
+                    self.store.finish(job_id, **outcome)
             except Exception:  # the service must outlive any one job
                 log.exception("job %s failed outside the scan", job_id)
             finally:
@@ -123,24 +127,22 @@ class JobRunner:
             self._live.pop(job_id, None)
             for key in [k for k, v in self._gating.items() if v == job_id]:
                 del self._gating[key]
-        self._expire_old_runs()
 
-    def _run(self, job_id: str) -> None:
+    def _run(self, job_id: str) -> dict[str, Any] | None:
+        """The job's outcome (keywords of :meth:`JobStore.finish`); None when it is not queued."""
         job = self.store.get(job_id)
         if job is None or job["status"] != QUEUED:
-            return
+            return None
         out = os.path.join(self.settings.runs_dir, job_id)
         try:
             fp = fingerprint(job["path"])
         except OSError as exc:
             self.store.start(job_id, "", out)
-            self.store.finish(job_id, FAILED, passed=False, exit_code=2, reasons=[f"cannot read {job['path']}: "
-                              f"{exc.strerror or exc}"], error=str(exc))
-            return
+            return failed(2, f"cannot read {job['path']}: {exc.strerror or exc}")
         self.store.start(job_id, fp, out)
-        self._scan(job_id, job, out)
+        return self._scan(job_id, job, out)
 
-    def _scan(self, job_id: str, job: dict[str, Any], out: str) -> None:
+    def _scan(self, job_id: str, job: dict[str, Any], out: str) -> dict[str, Any]:
         import datasan
         from datasan.errors import UsageError
         from datasan.outputs.progress import listen
@@ -162,24 +164,26 @@ class JobRunner:
             with listen(progress):
                 result = datasan.scan(job["path"], out_dir=out, config=s.config, **extra, **job["options"])
         except UsageError as exc:
-            self.store.finish(job_id, FAILED, passed=False, exit_code=2, reasons=[str(exc)], error=str(exc))
-            return
+            return failed(2, str(exc))
         except Exception as exc:  # a bug in datasan, never bad data
             log.exception("scan %s failed", job_id)
-            msg = f"datasan failed (a bug in datasan, not in your data): {type(exc).__name__}: {exc}"
-            self.store.finish(job_id, FAILED, passed=False, exit_code=3, reasons=[msg], error=msg)
-            return
+            return failed(3, f"datasan failed (a bug in datasan, not in your data): {type(exc).__name__}: {exc}")
         with result:
             passed, code, reasons = verdict_of(result)
-            self.store.finish(job_id, DONE, passed=passed, exit_code=code, reasons=reasons, run_id=result.run_id,
-                              samples=result.summary.samples)
+            return {"status": DONE, "passed": passed, "exit_code": code, "reasons": reasons,
+                    "run_id": result.run_id, "samples": result.summary.samples}
 
-    def _expire_old_runs(self) -> None:
+    def _expire_old_runs(self, keep: int) -> None:
         runs = os.path.realpath(self.settings.runs_dir)
-        for job_id, out in self.store.expire_beyond(self.settings.keep_runs):
+        for job_id, out in self.store.expire_beyond(keep):
             # only a folder this service made for that job, never whatever a row might name
             if out and os.path.realpath(out) == os.path.join(runs, job_id) and inside(os.path.realpath(out), runs):
                 shutil.rmtree(out, ignore_errors=True)
+
+
+def failed(exit_code: int, message: str) -> dict[str, Any]:
+    """The outcome of a job whose scan could not run (2) or crashed (3)."""
+    return {"status": FAILED, "passed": False, "exit_code": exit_code, "reasons": [message], "error": message}
 
 
 def verdict_of(result) -> tuple[bool, int, list[str]]:
@@ -199,7 +203,3 @@ def verdict_of(result) -> tuple[bool, int, list[str]]:
     if result.internal_errors:
         return False, 3, reasons
     return result.passed, 0 if result.passed else 1, reasons
-
-
-def job_final(job: dict[str, Any]) -> bool:
-    return job["status"] in FINAL
