@@ -8,12 +8,13 @@ sample_data/, then:
 * ``--clients`` threads x ``--calls`` gate calls each on the unchanged data
   (answered from the database): p50 / p99 / max latency and throughput;
 * one file changed (a row appended), one gate call: it rescans;
+* the server's CPU time per cached answer (user + system, from psutil);
 * the baseline: what each training job pays without the service,
   ``datasan.scan`` of the same folder in this process (imports warm).
 
     python bench/serve.py [--files 1000] [--clients 50] [--calls 20] [--probe]
 
-Needs ``pip install "datasan[serve]"``; prints measured numbers only.
+Needs ``pip install "datasan[serve]"`` (and psutil, in ``[dev]``); prints measured numbers only.
 """
 
 from __future__ import annotations
@@ -103,10 +104,15 @@ def main() -> None:
                     out.append(dt)
                 return out
 
+            import psutil
+
+            server = psutil.Process(proc.pid)
+            cpu0 = sum(server.cpu_times()[:2])
             t0 = time.perf_counter()
             with ThreadPoolExecutor(args.clients) as pool:
                 lat = [x for xs in pool.map(client, range(args.clients)) for x in xs]
             wall = time.perf_counter() - t0
+            server_cpu = sum(server.cpu_times()[:2]) - cpu0
             with open(os.path.join(data, "many", "000", "iris_00000.csv"), "a") as f:
                 f.write("5.0,3.0,1.4,0.2,setosa\n")
             changed, after = gate(base)
@@ -134,6 +140,7 @@ def main() -> None:
     print(f"{'gate, unchanged, max':<44} {max(ms):>13.1f} ms")
     print(f"{'gate, unchanged, mean':<44} {statistics.mean(ms):>13.1f} ms")
     print(f"{'throughput (all clients)':<44} {len(ms) / wall:>11.0f} req/s")
+    print(f"{'server CPU per cached gate call':<44} {server_cpu / len(ms) * 1000:>13.2f} ms")
     print(f"{'gate after 1 file changed (rescan)':<44} {changed:>14.2f} s {direct:>22.2f} s")
     print(f"{'gate, unchanged again, one client':<44} {again * 1000:>13.1f} ms")
 

@@ -231,3 +231,34 @@ def test_restart_marks_the_running_job_interrupted_and_rerun_works(world, tmp_pa
         assert (done["expired"], done["verdict"]["exit_code"]) == (True, 0)
     finally:
         s.stop()
+
+
+def test_concurrent_walks_of_one_path_are_shared(monkeypatch):
+    import asyncio
+    import threading
+
+    from datasan.serve import fingerprint as fp
+
+    walked, release = [], threading.Event()
+
+    def slow_walk(path):
+        walked.append(path)
+        release.wait(30)
+        return f"fp{len(walked)}"
+
+    monkeypatch.setattr(fp, "fingerprint", slow_walk)
+
+    async def ask():
+        walks = fp.SharedWalks()
+        first = asyncio.ensure_future(walks("p"))
+        while not walked:  # the first walk is under way ...
+            await asyncio.sleep(0.01)
+        later = [asyncio.ensure_future(walks("p")) for _ in range(20)]  # ... so these may not take its result
+        other = asyncio.ensure_future(walks("q"))
+        await asyncio.sleep(0)
+        release.set()
+        return await first, await asyncio.gather(*later), await other
+
+    first, later, other = asyncio.run(ask())
+    assert first == "fp1" and set(later) == {later[0]} and later[0] in ("fp2", "fp3")
+    assert sorted(walked) == ["p", "p", "q"]
