@@ -303,6 +303,12 @@ def rule(code: Annotated[str, typer.Argument(help="A rule code such as DS101, or
     section("How to fix", found.fix)
 
 
+def _engines() -> tuple[str, ...]:
+    from datasan.options import ENGINES
+
+    return ENGINES
+
+
 @app.command(cls=_Command)
 def serve(
     root: Annotated[list[str], typer.Option(
@@ -318,7 +324,7 @@ def serve(
         "--token-file", help="File holding the bearer token every request must carry (except /healthz).")] = None,
     config: Annotated[Optional[str], typer.Option(
         "--config", help="Config file every scan starts from (default: none).")] = None,
-    engine: Annotated[_choice_type("ServeEngine", ("local", "ray")), typer.Option(  # type: ignore[valid-type]
+    engine: Annotated[_choice_type("ServeEngine", _engines()), typer.Option(  # type: ignore[valid-type]
         "--engine", help="Where the scans' shards run. [default: local]")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --engine ray.")]
     = None,

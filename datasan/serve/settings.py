@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from datasan.errors import UsageError
 
@@ -32,7 +32,6 @@ class ServeSettings:
     #: requests per second per client address (a burst of twice this is allowed); 0: no limit
     rate: float = 50.0
     max_connections: int = 1000
-    scan_options: dict = field(default_factory=dict)
 
     @property
     def state_dir(self) -> str:
