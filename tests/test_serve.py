@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -210,9 +211,14 @@ def test_restart_marks_the_running_job_interrupted_and_rerun_works(world, tmp_pa
     try:
         running = s.call("POST", "/scans", {"path": "sample_data"})[1]["id"]
         queued = s.call("POST", "/scans", {"path": "sample_data/tables/iris.csv"})[1]["id"]
-        s.wait_job(running, until=lambda j: j["status"] == "running")
+        s.wait_job(running, until=lambda j: j["progress"]["samples"] > 0)  # the scan's process is at work
+        scan_processes = psutil.Process(s.proc.pid).children(recursive=True)
+        assert scan_processes
     finally:
         s.kill()
+    # the scan notices its service died and stops, with its shard workers: nothing is left behind
+    gone, alive = psutil.wait_procs(scan_processes, timeout=60)
+    assert alive == []
     s = Server(args + ["--keep-runs", "1"], tmp_path / "log")
     try:
         job = s.call("GET", f"/scans/{running}")[1]
@@ -262,3 +268,22 @@ def test_concurrent_walks_of_one_path_are_shared(monkeypatch):
     first, later, other = asyncio.run(ask())
     assert first == "fp1" and set(later) == {later[0]} and later[0] in ("fp2", "fp3")
     assert sorted(walked) == ["p", "p", "q"]
+
+
+def test_stopping_the_service_interrupts_its_scans_and_leaves_no_process(world, tmp_path):
+    import sqlite3
+
+    s = Server(["--root", str(world / "root"), "--state", str(tmp_path / "s.sqlite"), "--config",
+                str(world / "datasan.toml")], tmp_path / "log")
+    try:
+        job = s.call("POST", "/scans", {"path": "sample_data"})[1]["id"]
+        s.wait_job(job, until=lambda j: j["progress"]["samples"] > 0)
+        scan_processes = psutil.Process(s.proc.pid).children(recursive=True)
+    finally:
+        s.stop()  # SIGTERM (uvicorn ends by raising it again once shut down: the exit status is -15)
+    gone, alive = psutil.wait_procs(scan_processes, timeout=60)
+    assert alive == []
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        assert db.execute("SELECT status, error FROM jobs WHERE id = ?", (job,)).fetchall() == \
+            [("interrupted", "the service stopped while this scan ran")]
+    assert not (tmp_path / "runs" / job / "manifest.json").exists()  # nothing half published

@@ -4,7 +4,8 @@ Layout: ``settings.py`` (what the service is told at start-up), ``security.py``
 (allowed roots, the bearer token, request size and rate limits, which scan
 options a client may set), ``fingerprint.py`` (the cheap identity of the data
 the gate compares), ``store.py`` (jobs and gate verdicts in SQLite),
-``jobs.py`` (the queue and its bounded worker pool), ``results.py`` (pages of a
+``jobs.py`` (the queue and its bounded worker pool), ``worker.py`` (one scan
+in a process of its own), ``results.py`` (pages of a
 finished run's files), ``app.py`` (the routes).  FastAPI and uvicorn (the
 ``serve`` extra) are imported only by :func:`run`.
 """

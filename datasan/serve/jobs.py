@@ -1,8 +1,9 @@
 """The queue of scan jobs and the bounded pool of worker threads that runs them.
 
 A request only writes a row and puts an id on the queue; ``workers`` threads
-take ids off it and run :func:`datasan.scan` (whose engine brings its own
-processes or cluster), so a burst of requests never becomes a burst of scans.
+take ids off it and each runs :func:`datasan.scan` in a process of its own
+(``worker.py``; the scan's engine brings its own processes or cluster), so a
+burst of requests never becomes a burst of scans.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from datasan.serve.fingerprint import fingerprint
 from datasan.serve.security import inside
 from datasan.serve.settings import ServeSettings
-from datasan.serve.store import DONE, FAILED, QUEUED, JobStore
+from datasan.serve.store import FAILED, INTERRUPTED, QUEUED, JobStore
 
 log = logging.getLogger("datasan.serve")
 
@@ -53,6 +54,9 @@ class JobRunner:
         #: (path, digest, fingerprint) -> the job a gate question joins instead of scanning again
         self._gating: dict[tuple[str, str, str], str] = {}
         self._threads: list[threading.Thread] = []
+        self._procs: dict[str, Any] = {}
+        self._saved: dict[str, float] = {}
+        self._stopping = False
 
     def start(self) -> list[str]:
         """Mark jobs of a previous process that were running ``interrupted``, enqueue the queued
@@ -66,11 +70,19 @@ class JobRunner:
             self._threads.append(t)
         return interrupted
 
-    def stop(self) -> None:
-        """Let the workers end after their current scan; a scan still running when the process
-        exits is marked ``interrupted`` by the next start."""
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop: running scans get SIGTERM (datasan stops its shard workers and publishes nothing
+        half done) and are marked ``interrupted``; queued jobs stay queued for the next start."""
+        with self._lock:
+            self._stopping = True
+            procs = list(self._procs.values())
         for _ in self._threads:
             self._queue.put(None)
+        for p in procs:
+            p.terminate()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def submit(self, path: str, options: dict[str, Any], digest: str, rerun_of: str | None = None) -> str:
         """Queue a scan of ``path`` (a real path under a root); Busy when the queue is full."""
@@ -125,6 +137,7 @@ class JobRunner:
         with self._lock:
             self._done.pop(job_id).set()
             self._live.pop(job_id, None)
+            self._saved.pop(job_id, None)
             for key in [k for k, v in self._gating.items() if v == job_id]:
                 del self._gating[key]
 
@@ -143,35 +156,53 @@ class JobRunner:
         return self._scan(job_id, job, out)
 
     def _scan(self, job_id: str, job: dict[str, Any], out: str) -> dict[str, Any]:
-        import datasan
-        from datasan.errors import UsageError
-        from datasan.outputs.progress import listen
+        """Run the scan in a process of its own (see ``worker.py``), relaying its progress."""
+        import multiprocessing
+
+        from datasan.serve.worker import scan_job
 
         s = self.settings
-        extra: dict[str, Any] = {"engine": s.engine}
-        if s.ray_address:
-            extra["ray_address"] = s.ray_address
-        last = [0.0]
-
-        def progress(stage: str, samples: int) -> None:
-            self._live[job_id] = (stage, samples)
-            now = time.monotonic()
-            if now - last[0] > 1.0:  # the row is for restarts and other readers; memory has the rest
-                last[0] = now
-                self.store.progress(job_id, stage, samples)
-
+        options = {"engine": s.engine, **({"ray_address": s.ray_address} if s.ray_address else {}), **job["options"]}
+        # spawn: this process has threads (uvicorn, the other workers), which fork would copy half-way
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=scan_job, args=(job["path"], out, s.config, options, send, os.getpid()),
+                           name=f"datasan-scan-{job_id}")
+        with self._lock:
+            if self._stopping:
+                return interrupted()
+            proc.start()
+            self._procs[job_id] = proc
+        send.close()
+        outcome = None
         try:
-            with listen(progress):
-                result = datasan.scan(job["path"], out_dir=out, config=s.config, **extra, **job["options"])
-        except UsageError as exc:
-            return failed(2, str(exc))
-        except Exception as exc:  # a bug in datasan, never bad data
-            log.exception("scan %s failed", job_id)
-            return failed(3, f"datasan failed (a bug in datasan, not in your data): {type(exc).__name__}: {exc}")
-        with result:
-            passed, code, reasons = verdict_of(result)
-            return {"status": DONE, "passed": passed, "exit_code": code, "reasons": reasons,
-                    "run_id": result.run_id, "samples": result.summary.samples}
+            while True:
+                try:
+                    message = receive.recv()
+                except EOFError:
+                    break
+                if message[0] == "progress":
+                    self._progress(job_id, message[1], message[2])
+                else:
+                    outcome = message[1]
+            proc.join()
+        finally:
+            receive.close()
+            with self._lock:
+                self._procs.pop(job_id, None)
+        if outcome is not None:
+            return outcome
+        if self._stopping:
+            return interrupted()
+        return failed(3, f"the scan's process ended (exit code {proc.exitcode}) before it reported; this is a "
+                      "bug in datasan or the machine ran out of memory")
+
+    def _progress(self, job_id: str, stage: str, samples: int) -> None:
+        self._live[job_id] = (stage, samples)
+        now = time.monotonic()
+        if now - self._saved.get(job_id, 0.0) > 1.0:  # the row is for other readers; memory has the rest
+            self._saved[job_id] = now
+            self.store.progress(job_id, stage, samples)
 
     def _expire_old_runs(self, keep: int) -> None:
         runs = os.path.realpath(self.settings.runs_dir)
@@ -179,6 +210,12 @@ class JobRunner:
             # only a folder this service made for that job, never whatever a row might name
             if out and os.path.realpath(out) == os.path.join(runs, job_id) and inside(os.path.realpath(out), runs):
                 shutil.rmtree(out, ignore_errors=True)
+
+
+def interrupted() -> dict[str, Any]:
+    """The outcome of a job the service stopped (it can be rerun)."""
+    return {"status": INTERRUPTED, "passed": None, "exit_code": None, "reasons": [],
+            "error": "the service stopped while this scan ran"}
 
 
 def failed(exit_code: int, message: str) -> dict[str, Any]:

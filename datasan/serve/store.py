@@ -98,7 +98,7 @@ class JobStore:
     def progress(self, job_id: str, stage: str, samples: int) -> None:
         self._run("UPDATE jobs SET stage = ?, samples = ? WHERE id = ?", (stage, samples, job_id))
 
-    def finish(self, job_id: str, *, status: str, passed: bool | None, exit_code: int,
+    def finish(self, job_id: str, *, status: str, passed: bool | None, exit_code: int | None,
                reasons: list[str], error: str | None = None, run_id: str | None = None,
                samples: int | None = None) -> None:
         """Record a job's end; a ``done`` job becomes the gate's verdict for its path and options."""
