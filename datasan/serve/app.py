@@ -24,6 +24,8 @@ MAX_WAIT = 3600.0
 
 
 class HTTPProblem(Exception):
+    """An answer other than 2xx: ``{"detail": ...}`` with ``status``."""
+
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status, self.detail = status, detail

@@ -122,6 +122,9 @@ class JobRunner:
             job_id = self._queue.get()
             if job_id is None:
                 return
+            if self._stopping:  # left queued in the database: the next start runs it
+                self._end(job_id)
+                continue
             try:
                 outcome = self._run(job_id)
                 if outcome is not None:
