@@ -304,6 +304,62 @@ def rule(code: Annotated[str, typer.Argument(help="A rule code such as DS101, or
     section("How to fix", found.fix)
 
 
+def _engines() -> tuple[str, ...]:
+    from datasan.options import ENGINES
+
+    return ENGINES
+
+
+@app.command(cls=_Command)
+def serve(
+    root: Annotated[list[str], typer.Option(
+        "--root", help="A folder the service may scan (repeatable); every other path is refused (403).")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond loopback a --token-file "
+                                      "is required.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    state: Annotated[str, typer.Option(
+        "--state", help="SQLite file of jobs and gate verdicts; runs are kept in runs/ beside it.")]
+    = "datasan-serve.sqlite",
+    workers: Annotated[int, typer.Option("--workers", help="Scans running at once; more wait in the queue.")] = 2,
+    token_file: Annotated[Optional[str], typer.Option(
+        "--token-file", help="File holding the bearer token every request must carry (except /healthz).")] = None,
+    config: Annotated[Optional[str], typer.Option(
+        "--config", help="Config file every scan starts from (default: none).")] = None,
+    engine: Annotated[_choice_type("ServeEngine", _engines()), typer.Option(  # type: ignore[valid-type]
+        "--engine", help="Where the scans' shards run. [default: local]")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster for --engine ray.")]
+    = None,
+    keep_runs: Annotated[int, typer.Option("--keep-runs", help="Output folders kept; older ones are removed.")]
+    = 200,
+    max_body: Annotated[int, typer.Option("--max-body", help="Largest request body in bytes (413 beyond).")]
+    = 65536,
+    rate_limit: Annotated[float, typer.Option(
+        "--rate-limit", help="Requests per second per client address, bursts of twice that (429 beyond; "
+        "0: no limit).")] = 50.0,
+) -> None:
+    """Serve the gate over HTTP: submit scans, read their results, ask GET /gate (needs the serve extra)."""
+    from rich.console import Console
+
+    from datasan.errors import UsageError
+
+    try:
+        from datasan.serve import require_extra, run
+        from datasan.serve.settings import ServeSettings, check_settings, read_token
+
+        require_extra()
+        settings = check_settings(ServeSettings(
+            roots=root, state=state, host=host, port=port, workers=workers,
+            token=read_token(token_file) if token_file else None, config=config or False,
+            engine=getattr(engine, "value", engine), ray_address=ray_address, keep_runs=keep_runs,
+            max_body=max_body, rate=rate_limit))
+    except UsageError as exc:
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2)
+    run(settings)
+
+
 def _print_version(value: bool) -> None:
     if value:
         from datasan import __version__
