@@ -1,0 +1,207 @@
+"""An :class:`~datasan.engine.Engine` that answers cached shard results from the cache and
+sends only the missing work to the engine it wraps.
+
+For a cached shard function (``specs.py``) every unit (a task, or a file of a
+task) gets a key from the content of the files it reads; units whose entry is
+stored and verified are answered from it, the others run on the wrapped engine
+(missing files of several tasks regrouped into shards of the usual size) and
+their results are stored.  Results are yielded in task order, as the protocol
+asks, and an answer from the cache equals the one the function would give.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any, Callable, Iterable, Iterator
+
+from datasan.cache import keys
+from datasan.cache.specs import spec_for
+from datasan.cache.store import CacheStore
+
+
+class _Identities:
+    """Content identities of input files, remembered for the scan (a table's shards share one).
+
+    A local file's identity is the BLAKE2b of its bytes; the stat fast path keeps
+    that digest in the cache under a key made of the file's path, size, mtime, ctime
+    and inode, so an untouched file is not read again.  A remote object's identity
+    is its size and modification time from the store's listing.
+    """
+
+    def __init__(self, store: CacheStore, counts: Counter) -> None:
+        self.store = store
+        self.counts = counts
+        self.known: dict[str, tuple[str | None, keys.Stamp | None]] = {}
+
+    def of(self, path: str) -> tuple[str | None, keys.Stamp | None]:
+        got = self.known.get(path)
+        if got is None:
+            got = self.known[path] = self._compute(path)
+        return got
+
+    def _compute(self, path: str) -> tuple[str | None, keys.Stamp | None]:
+        from datasan import fs
+
+        if fs.is_remote(path):
+            return keys.remote_identity(path), None
+        stamp = keys.stamp_of(path)
+        if stamp is None:
+            return None, None
+        fast = keys.key_of("stat", os.path.abspath(path), stamp)
+        digest = self.store.get(fast)
+        if isinstance(digest, str):
+            return digest, stamp
+        try:
+            digest = keys.hash_file(path)
+        except OSError:
+            return None, None
+        if keys.stamp_of(path) != stamp:  # it changed while it was read
+            return None, None
+        self.counts["hashed_files"] += 1
+        try:
+            self.store.put(fast, digest)
+        except OSError:
+            pass
+        return digest, stamp
+
+
+class CachingEngine:
+    """Wraps ``inner`` (any Engine) with the cache in ``store``; counts what it did."""
+
+    def __init__(self, inner: Any, store: CacheStore) -> None:
+        self.inner = inner
+        self.store = store
+        self.counts: Counter = Counter()
+        self._ids = _Identities(store, self.counts)
+
+    # ------------------------------------------------------------------ the Engine protocol
+    @property
+    def preload(self) -> set[str]:
+        return self.inner.preload
+
+    @property
+    def parallelism(self) -> int:
+        return self.inner.parallelism
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> "CachingEngine":
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:  # optional engine methods (check_shared_paths)
+        return getattr(self.inner, name)
+
+    def map_ordered(self, fn: Callable, tasks: Iterable) -> Iterator:
+        """Yield ``fn(task)`` for every task, in order, from the cache where it can."""
+        found = spec_for(fn)
+        if found is None:
+            yield from self.inner.map_ordered(fn, tasks)
+            return
+        spec, run_fn = found
+        tasks = list(tasks)
+        plans = [[self._unit(spec, t, item) for item in spec.items(t)] for t in tasks]
+        missing = [(i, j) for i, plan in enumerate(plans) for j, u in enumerate(plan) if not u["hit"]]
+        computed = self._computed(spec, run_fn, tasks, plans, missing)
+        for task, plan in zip(tasks, plans):
+            results = []
+            for item, unit in zip(spec.items(task), plan):
+                if unit["hit"]:
+                    results.append(self._answer(spec, fn, task, item, unit))
+                else:
+                    r = next(computed)
+                    self._store(spec, task, item, unit, r)
+                    results.append(r)
+            yield spec.join(task, results)
+
+    # ------------------------------------------------------------------ one unit
+    def _unit(self, spec, task, item) -> dict[str, Any]:
+        """{key, stamps, hit} of one unit; key None when it cannot be cached (a file that
+        could not be read: the function reports it)."""
+        paths, parts = spec.key_parts(task, item)
+        ids = [self._ids.of(p) for p in paths]
+        if any(d is None for d, _ in ids):
+            self.counts["uncacheable"] += 1
+            return {"key": None, "hit": False, "stamps": []}
+        try:
+            key = keys.key_of(fn_name(spec), parts, [d for d, _ in ids])
+        except TypeError:
+            self.counts["uncacheable"] += 1
+            return {"key": None, "hit": False, "stamps": []}
+        hit = self.store.has(key)
+        return {"key": key, "hit": hit, "stamps": list(zip(paths, [s for _, s in ids]))}
+
+    def _answer(self, spec, fn, task, item, unit):
+        """A hit's result; computed here when its entry vanished or broke since it was checked."""
+        stored = self.store.get(unit["key"])
+        if stored is None:
+            self.counts["misses"] += 1
+            run_fn = spec_for(fn)[1]
+            r = spec.split(spec.subtask(task, [item]), run_fn(spec.subtask(task, [item]))) \
+                if spec.per_file else run_fn(task)
+            r = r[0] if spec.per_file else r
+            self._store(spec, task, item, unit, r)
+            return r
+        self.counts["hits"] += 1
+        return spec.unpack(task, item, stored)
+
+    def _store(self, spec, task, item, unit, result) -> None:
+        if unit["key"] is None:
+            return
+        if any(keys.stamp_of(p) != s for p, s in unit["stamps"] if s is not None):
+            self.counts["uncacheable"] += 1  # a file changed while it was read
+            return
+        try:
+            value = spec.pack(task, item, result)
+            if value is not None:
+                self.store.put(unit["key"], value)
+                self.counts["stored"] += 1
+        except OSError:
+            self.counts["store_errors"] += 1
+
+    def _computed(self, spec, run_fn, tasks, plans, missing) -> Iterator:
+        """The results of the missing units, in order, computed on the wrapped engine."""
+        self.counts["misses"] += sum(1 for i, j in missing if plans[i][j]["key"] is not None)
+        if not missing:
+            return iter(())
+        if not spec.per_file:
+            subtasks = [(tasks[i], 1) for i, _ in missing]
+        else:
+            subtasks = _regroup(spec, tasks, missing)
+        results = self.inner.map_ordered(run_fn, [s for s, _ in subtasks])
+
+        def flat() -> Iterator:
+            for (sub, _), res in zip(subtasks, results):
+                yield from spec.split(sub, res)
+        return flat()
+
+
+def _regroup(spec, tasks, missing) -> list[tuple[Any, int]]:
+    """Subtasks holding the missing files, in order: consecutive misses of tasks with the same
+    parameters share one, up to the size of the largest original task."""
+    size = max(len(spec.items(t)) for t in tasks)
+    out: list[tuple[Any, int]] = []
+    group: list = []
+    base = None
+    for i, j in missing:
+        task = tasks[i]
+        item = spec.items(task)[j]
+        if group and (len(group) >= size or spec.params(task) != spec.params(base)):
+            out.append((spec.subtask(base, group), len(group)))
+            group = []
+        if not group:
+            base = task
+        group.append(item)
+    if group:
+        out.append((spec.subtask(base, group), len(group)))
+    return out
+
+
+def fn_name(spec) -> str:
+    """The cache's name of a spec's function family (part of every key)."""
+    return type(spec).__name__
