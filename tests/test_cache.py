@@ -104,7 +104,10 @@ def _tables(root: Path, rows: int = 3000) -> None:
     root.joinpath("small.csv").write_text("a,b,label\n1,2,0\n3,inf,1\n1,2,0\n5,6,1\n")
 
 
-def test_sample_data_warm_scan_equals_cold_and_runs_no_shard(tmp_path):
+def test_sample_data_warm_scan_equals_cold_and_runs_no_shard(tmp_path, monkeypatch):
+    from datasan.cache import keys
+
+    monkeypatch.setattr(keys, "STAT_FAST_PATH_BYTES", 0)  # every file takes the stat fast path
     data = tmp_path / "data"
     shutil.copytree(SAMPLE, data)
     rs = Rescans(tmp_path, data)
@@ -252,7 +255,7 @@ def test_command_line_caches_by_default_and_no_cache_turns_it_off(tmp_path, monk
         else:
             assert cache["path"].endswith("datasan") and (cache["hits"], cache["misses"]) == ((0, 2), (2, 0))[k]
     got = runner.invoke(app, ["cache", "clear"])
-    assert got.exit_code == 0 and got.output.startswith("removed 3 entries")  # 2 results + 1 file digest
+    assert got.exit_code == 0 and got.output.startswith("removed 2 entries")  # the profile and the shard
 
 
 def test_a_cache_folder_that_cannot_be_made_leaves_the_scan_uncached(tmp_path):

@@ -23,9 +23,10 @@ from datasan.cache.store import CacheStore
 class _Identities:
     """Content identities of input files, remembered for the scan (a table's shards share one).
 
-    A local file's identity is the BLAKE2b of its bytes; the stat fast path keeps
-    that digest in the cache under a key made of the file's path, size, mtime, ctime
-    and inode, so an untouched file is not read again.  A remote object's identity
+    A local file's identity is the BLAKE2b of its bytes; for files of at least
+    ``STAT_FAST_PATH_BYTES`` the stat fast path keeps that digest in the cache under a
+    key made of the file's path, size, mtime, ctime and inode, so an untouched large
+    file is not read again (a small one is hashed again: cheaper than reading an entry).  A remote object's identity
     is its size and modification time from the store's listing.
     """
 
@@ -48,10 +49,11 @@ class _Identities:
         stamp = keys.stamp_of(path)
         if stamp is None:
             return None, None
-        fast = keys.key_of("stat", os.path.abspath(path), stamp)
-        digest = self.store.get(fast)
-        if isinstance(digest, str):
-            return digest, stamp
+        fast = keys.stat_key(path, stamp) if stamp.size >= keys.STAT_FAST_PATH_BYTES else None
+        if fast is not None:
+            digest = self.store.get(fast)
+            if isinstance(digest, str):
+                return digest, stamp
         try:
             digest = keys.hash_file(path)
         except OSError:
@@ -59,10 +61,11 @@ class _Identities:
         if keys.stamp_of(path) != stamp:  # it changed while it was read
             return None, None
         self.counts["hashed_files"] += 1
-        try:
-            self.store.put(fast, digest)
-        except OSError:
-            pass
+        if fast is not None:
+            try:
+                self.store.put(fast, digest)
+            except OSError:
+                pass
         return digest, stamp
 
 
@@ -105,7 +108,13 @@ class CachingEngine:
             return
         spec, run_fn = found
         tasks = list(tasks)
-        plans = [[self._unit(spec, t, item) for item in spec.items(t)] for t in tasks]
+        plans = []
+        for t in tasks:
+            try:
+                shared = keys.key_of(fn_name(spec), spec.task_parts(t))
+            except TypeError:  # a value the key recipe does not know: not cached
+                shared = None
+            plans.append([self._unit(spec, t, item, shared) for item in spec.items(t)])
         missing = [(i, j) for i, plan in enumerate(plans) for j, u in enumerate(plan) if not u["hit"]]
         computed = self._computed(spec, run_fn, tasks, plans, missing)
         for task, plan in zip(tasks, plans):
@@ -120,25 +129,30 @@ class CachingEngine:
             yield spec.join(task, results)
 
     # ------------------------------------------------------------------ one unit
-    def _unit(self, spec, task, item) -> dict[str, Any]:
-        """{key, stamps, hit} of one unit; key None when it cannot be cached (a file that
-        could not be read: the function reports it)."""
+    def _unit(self, spec, task, item, shared: str | None) -> dict[str, Any]:
+        """{key, stamps, hit, value} of one unit; key None when it cannot be cached (a file
+        that could not be read: the function reports it)."""
         paths, parts = spec.key_parts(task, item)
         ids = [self._ids.of(p) for p in paths]
-        if any(d is None for d, _ in ids):
+        if shared is None or any(d is None for d, _ in ids):
             self.counts["uncacheable"] += 1
             return {"key": None, "hit": False, "stamps": []}
         try:
-            key = keys.key_of(fn_name(spec), parts, [d for d, _ in ids])
+            key = keys.key_of(shared, parts, [d for d, _ in ids])
         except TypeError:
             self.counts["uncacheable"] += 1
             return {"key": None, "hit": False, "stamps": []}
-        hit = self.store.has(key)
-        return {"key": key, "hit": hit, "stamps": list(zip(paths, [s for _, s in ids]))}
+        unit = {"key": key, "stamps": list(zip(paths, [s for _, s in ids]))}
+        if spec.load_early:
+            unit["value"] = self.store.get(key)
+            unit["hit"] = unit["value"] is not None
+        else:
+            unit["hit"] = self.store.has(key)
+        return unit
 
     def _answer(self, spec, fn, task, item, unit):
         """A hit's result; computed here when its entry vanished or broke since it was checked."""
-        stored = self.store.get(unit["key"])
+        stored = unit.pop("value") if "value" in unit else self.store.get(unit["key"])
         if stored is None:
             self.counts["misses"] += 1
             run_fn = spec_for(fn)[1]

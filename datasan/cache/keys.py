@@ -20,6 +20,9 @@ from typing import Any
 
 #: bumped when the entry layout or the key recipe changes
 FORMAT = 1
+#: files from this size on are not hashed again while their stat stamp holds (hashing a
+#: small file costs less than reading the entry that would remember its digest)
+STAT_FAST_PATH_BYTES = 1 << 20
 
 #: ScanOptions fields no shard function reads: where and how fast it runs, the gate, the
 #: outputs after the merge, the probe (which is never cached)
@@ -96,6 +99,12 @@ class Stamp:
     mtime_ns: int
     ctime_ns: int
     ino: int
+
+
+def stat_key(path: str, stamp: Stamp) -> str:
+    """The key of the stat fast path's entry: the file's content digest while its stamp holds."""
+    doc = f"stat|{FORMAT}|{os.path.abspath(path)}|{stamp.size}|{stamp.mtime_ns}|{stamp.ctime_ns}|{stamp.ino}"
+    return _digest(doc.encode()).hex()
 
 
 def stamp_of(path: str) -> Stamp | None:

@@ -20,9 +20,19 @@ from typing import Any, Callable
 
 
 class WholeTask:
-    """One entry per task (table profile, table shard)."""
+    """One entry per task (table profile, table shard).
+
+    ``key_parts(task, item)`` gives (the files the unit reads, what else its result
+    depends on); ``task_parts(task)`` what every unit of the task shares (keyed once per
+    task).  ``load_early``: a hit's entry is read once, when it is looked up (small
+    results); otherwise it is checked then and read again when its turn comes.
+    """
 
     per_file = False
+    load_early = True
+
+    def task_parts(self, task) -> Any:
+        return None
 
     def items(self, task) -> list:
         return [None]
@@ -53,6 +63,8 @@ class ProfileSpec(WholeTask):
 class ShardSpec(WholeTask):
     """``scan_shard``: the key is the table's content, the plan and the shard's row groups;
     the entry holds the result and the bytes of its clean part."""
+
+    load_early = False  # parts are large: read each when its shard's turn comes
 
     def key_parts(self, task, item) -> tuple[list[str], Any]:
         plan = dataclasses.replace(task.plan, path="")
@@ -98,6 +110,10 @@ class PerFile:
     """One entry per file of the task's ``files`` list."""
 
     per_file = True
+    load_early = True
+
+    def task_parts(self, task) -> Any:
+        return self.params(task)
 
     def items(self, task) -> list:
         return list(task.files)
@@ -115,7 +131,7 @@ class ImageSpec(PerFile):
 
     def key_parts(self, task, item) -> tuple[list[str], Any]:
         rel, path = item
-        return [path], (rel, self.params(task))
+        return [path], rel
 
     def split(self, subtask, result) -> list:
         return list(result)
@@ -137,7 +153,7 @@ class YoloSpec(PerFile):
         return dataclasses.replace(task, files=[], clean_root="")  # the staging folder differs per run
 
     def key_parts(self, task, item) -> tuple[list[str], Any]:
-        return [item.path], (item.rel, item.image, self.params(task))
+        return [item.path], (item.rel, item.image)
 
     def split(self, subtask, result) -> list:
         return list(result)
