@@ -303,3 +303,20 @@ def test_concurrent_scans_share_one_cache(tmp_path):
     assert warm["misses"] == 0 and warm["corrupt"] == 0
     for d in ("c0", "c1", "c2", "warm"):
         assert_same_outputs(tmp_path / "cold", tmp_path / d)
+
+
+def test_a_touched_file_is_hashed_again_and_still_hits(tmp_path, monkeypatch):
+    import os
+
+    from datasan.cache import keys
+
+    monkeypatch.setattr(keys, "STAT_FAST_PATH_BYTES", 0)
+    data = tmp_path / "data"
+    data.mkdir()
+    _tables(data)
+    rs = Rescans(tmp_path, data, shard_rows=1000)
+    rs.scan()
+    st = os.stat(data / "big.parquet")
+    os.utime(data / "big.parquet", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new mtime
+    c = rs.scan()
+    assert (c["hashed_files"], c["misses"], c["hits"]) == (1, 0, 6)

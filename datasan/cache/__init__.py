@@ -65,5 +65,5 @@ def finish(engine: Any, entry: dict[str, Any], max_bytes: int | None) -> dict[st
     c = engine.counts
     pruned = engine.store.prune(DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
     return {**entry, "hits": c["hits"], "misses": c["misses"], "stored": c["stored"],
-            "uncacheable": c["uncacheable"], "corrupt": engine.store.corrupt,
+            "uncacheable": c["uncacheable"], "corrupt": engine.store.corrupt, "store_errors": c["store_errors"],
             "hashed_files": c["hashed_files"], "pruned": pruned}

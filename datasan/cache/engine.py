@@ -153,16 +153,22 @@ class CachingEngine:
     def _answer(self, spec, fn, task, item, unit):
         """A hit's result; computed here when its entry vanished or broke since it was checked."""
         stored = unit.pop("value") if "value" in unit else self.store.get(unit["key"])
-        if stored is None:
-            self.counts["misses"] += 1
-            run_fn = spec_for(fn)[1]
-            r = spec.split(spec.subtask(task, [item]), run_fn(spec.subtask(task, [item]))) \
-                if spec.per_file else run_fn(task)
-            r = r[0] if spec.per_file else r
-            self._store(spec, task, item, unit, r)
-            return r
-        self.counts["hits"] += 1
-        return spec.unpack(task, item, stored)
+        if stored is not None:
+            try:
+                result = spec.unpack(task, item, stored)
+                self.counts["hits"] += 1
+                return result
+            except Exception:  # an entry this code cannot put back: dropped, never trusted
+                self.store.discard(unit["key"])
+        self.counts["misses"] += 1
+        run_fn = spec_for(fn)[1]
+        if spec.per_file:
+            sub = spec.subtask(task, [item])
+            result = spec.split(sub, run_fn(sub))[0]
+        else:
+            result = run_fn(task)
+        self._store(spec, task, item, unit, result)
+        return result
 
     def _store(self, spec, task, item, unit, result) -> None:
         if unit["key"] is None:
@@ -175,7 +181,7 @@ class CachingEngine:
             if value is not None:
                 self.store.put(unit["key"], value)
                 self.counts["stored"] += 1
-        except OSError:
+        except Exception:  # a full disk, a result that does not pickle: the scan goes on uncached
             self.counts["store_errors"] += 1
 
     def _computed(self, spec, run_fn, tasks, plans, missing) -> Iterator:

@@ -115,6 +115,10 @@ class CacheStore:
             pass
         return None
 
+    def discard(self, key: str) -> None:
+        """Remove the entry under ``key`` (one that could not be used), counted as damaged."""
+        self._drop(self._file(key))
+
     def has(self, key: str) -> bool:
         """Whether a whole, verified entry is stored under ``key``."""
         return self._read_payload(key) is not None
