@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--changed", type=float, default=0.01)
     ap.add_argument("--no-probe-only", action="store_true", help="skip the scans with the probe")
+    ap.add_argument("--probe-only", action="store_true", help="skip the scans without the probe")
     args = ap.parse_args()
     import numpy as np
 
@@ -114,8 +115,12 @@ def main() -> None:
               f"(generated in {time.perf_counter() - t0:.1f} s); {args.changed:.1%} of the images changed "
               f"for the warm rescans; {os.cpu_count()} cores")
         pics, rng = photos(), np.random.default_rng(1)
-        rows = []
-        for probe in ([False] if args.no_probe_only else [False, True]):
+        print("wall seconds (CPU seconds of the process tree); misses = shard units computed")
+        print("| scan | uncached | cold (empty cache) | warm, unchanged | warm, changed | warm / cold | "
+              "changed / cold | misses cold / warm / changed |")
+        print("|---|---|---|---|---|---|---|---|", flush=True)
+        modes = [False] if args.no_probe_only else [True] if args.probe_only else [False, True]
+        for probe in modes:
             label = "probe" if probe else "--no-probe"
             cache = os.path.join(work, f"cache-{label}")
             out = os.path.join(work, "out")
@@ -125,17 +130,10 @@ def main() -> None:
             for i in rng.choice(len(paths), max(1, int(len(paths) * args.changed)), replace=False):
                 write_image(paths[int(i)], pics, rng)
             changed = scan(data, out, cache, probe)
-            rows.append((label, uncached, cold, warm, changed))
-        print()
-        print("wall seconds (CPU seconds of the process tree); misses = shard units computed")
-        print("| scan | uncached | cold (empty cache) | warm, unchanged | warm, changed | warm / cold | "
-              "changed / cold | misses cold / warm / changed |")
-        print("|---|---|---|---|---|---|---|---|")
-        for label, uncached, cold, warm, changed in rows:
             cells = [f"{w:.2f} s ({c:.2f} s)" for w, c, _ in (uncached, cold, warm, changed)]
             ratios = [f"{x[0] / cold[0]:.1%} ({x[1] / cold[1]:.1%} CPU)" for x in (warm, changed)]
             misses = " / ".join(str(x[2]["misses"]) for x in (cold, warm, changed))
-            print(f"| {label} | {' | '.join(cells)} | {' | '.join(ratios)} | {misses} |")
+            print(f"| {label} | {' | '.join(cells)} | {' | '.join(ratios)} | {misses} |", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
