@@ -108,16 +108,21 @@ class CachingEngine:
             return
         spec, run_fn = found
         tasks = list(tasks)
-        plans = []
+        plans, groups = [], []
         for t in tasks:
             try:
                 shared = keys.key_of(fn_name(spec), spec.task_parts(t))
             except TypeError:  # a value the key recipe does not know: not cached
                 shared = None
-            plans.append([self._unit(spec, t, item, shared) for item in spec.items(t)])
+            group = self._group(spec, t, shared)
+            groups.append(group)
+            if group is not None and group["values"] is not None:
+                plans.append([{"key": None, "hit": True, "value": v, "stamps": []} for v in group["values"]])
+            else:
+                plans.append([self._unit(spec, t, item, shared) for item in spec.items(t)])
         missing = [(i, j) for i, plan in enumerate(plans) for j, u in enumerate(plan) if not u["hit"]]
         computed = self._computed(spec, run_fn, tasks, plans, missing)
-        for task, plan in zip(tasks, plans):
+        for task, plan, group in zip(tasks, plans, groups):
             results = []
             for item, unit in zip(spec.items(task), plan):
                 if unit["hit"]:
@@ -126,7 +131,40 @@ class CachingEngine:
                     r = next(computed)
                     self._store(spec, task, item, unit, r)
                     results.append(r)
+            if group is not None and group["values"] is None:
+                self._store_group(spec, task, group, plan, results)
             yield spec.join(task, results)
+
+    # ------------------------------------------------------------------ a task's files at once
+    def _group(self, spec, task, shared: str | None) -> dict[str, Any] | None:
+        """The stat fast path of a task of many small files (an image shard): one entry holds
+        every file's stored value under a key of their names, sizes, mtimes, ctimes and
+        inodes, so an untouched shard costs one read instead of one per file.  A shard with
+        a changed file misses it and goes file by file (by content)."""
+        if not spec.per_file or shared is None:
+            return None
+        parts, checks = [], []
+        for item in spec.items(task):
+            paths, item_parts = spec.key_parts(task, item)
+            stamps = [keys.stamp_of(p) for p in paths]
+            if any(s is None for s in stamps):
+                return None
+            checks.extend(zip(paths, stamps))
+            parts.append([item_parts, [[os.path.abspath(p), s.size, s.mtime_ns, s.ctime_ns, s.ino]
+                                       for p, s in zip(paths, stamps)]])
+        key = keys.key_of("group", shared, parts)
+        values = self.store.get(key)
+        if not isinstance(values, list) or len(values) != len(parts):
+            values = None
+        return {"key": key, "values": values, "stamps": checks}
+
+    def _store_group(self, spec, task, group, plan, results) -> None:
+        if any(u["key"] is None for u in plan) or any(keys.stamp_of(p) != s for p, s in group["stamps"]):
+            return  # a file that could not be keyed, or that changed since it was stamped
+        try:
+            self.store.put(group["key"], [spec.pack(task, item, r) for item, r in zip(spec.items(task), results)])
+        except Exception:
+            self.counts["store_errors"] += 1
 
     # ------------------------------------------------------------------ one unit
     def _unit(self, spec, task, item, shared: str | None) -> dict[str, Any]:
@@ -159,7 +197,8 @@ class CachingEngine:
                 self.counts["hits"] += 1
                 return result
             except Exception:  # an entry this code cannot put back: dropped, never trusted
-                self.store.discard(unit["key"])
+                if unit["key"] is not None:
+                    self.store.discard(unit["key"])
         self.counts["misses"] += 1
         run_fn = spec_for(fn)[1]
         if spec.per_file:

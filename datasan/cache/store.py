@@ -88,18 +88,17 @@ class CacheStore:
             raise
         return len(head) + len(payload)
 
-    def _read_payload(self, key: str) -> bytes | None:
+    def _read_payload(self, key: str) -> memoryview | None:
         path = self._file(key)
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError:  # absent, or removed by a concurrent prune
             return None
-        if len(data) < _HEAD or data[:len(MAGIC)] != MAGIC or data[len(MAGIC):len(MAGIC) + 32] != bytes.fromhex(key):
+        if not _head_ok(data[:_HEAD], key, len(data)):
             return self._drop(path)
-        size = int.from_bytes(data[len(MAGIC) + 32:len(MAGIC) + 40], "little")
-        payload = data[_HEAD:]
-        if size != len(payload) or hashlib.blake2b(payload, digest_size=32).digest() != data[len(MAGIC) + 40:_HEAD]:
+        payload = memoryview(data)[_HEAD:]  # no copy of a large entry
+        if hashlib.blake2b(payload, digest_size=32).digest() != data[len(MAGIC) + 40:_HEAD]:
             return self._drop(path)
         try:
             os.utime(path)  # most recently used
@@ -120,8 +119,19 @@ class CacheStore:
         self._drop(self._file(key))
 
     def has(self, key: str) -> bool:
-        """Whether a whole, verified entry is stored under ``key``."""
-        return self._read_payload(key) is not None
+        """Whether an entry of the right length is stored under ``key`` (its header only: the
+        checksum is verified by :meth:`get`, which a caller must be ready to see fail)."""
+        path = self._file(key)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_HEAD)
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return False
+        if not _head_ok(head, key, size):
+            self._drop(path)
+            return False
+        return True
 
     def get(self, key: str) -> Any | None:
         """The value stored under ``key``, or None (absent, damaged, or written by code that
@@ -191,6 +201,13 @@ class CacheStore:
     def clear(self) -> int:
         """Remove every entry; returns how many."""
         return self.prune(0)
+
+
+def _head_ok(head: bytes, key: str, file_size: int) -> bool:
+    """Whether an entry's header has the magic, ``key`` and a length that fills the file."""
+    if len(head) < _HEAD or head[:len(MAGIC)] != MAGIC or head[len(MAGIC):len(MAGIC) + 32] != bytes.fromhex(key):
+        return False
+    return int.from_bytes(head[len(MAGIC) + 32:len(MAGIC) + 40], "little") == file_size - _HEAD
 
 
 def _remove(path: str) -> bool:
