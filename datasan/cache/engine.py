@@ -26,8 +26,9 @@ class _Identities:
     A local file's identity is the BLAKE2b of its bytes; for files of at least
     ``STAT_FAST_PATH_BYTES`` the stat fast path keeps that digest in the cache under a
     key made of the file's path, size, mtime, ctime and inode, so an untouched large
-    file is not read again (a small one is hashed again: cheaper than reading an entry).  A remote object's identity
-    is its size and modification time from the store's listing.
+    file is not read again (a small one is hashed again: cheaper than reading an
+    entry).  A remote object's identity is its size and modification time from the
+    store's listing.
     """
 
     def __init__(self, store: CacheStore, counts: Counter) -> None:
