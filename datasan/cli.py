@@ -127,6 +127,7 @@ def scan(
         "--config", help="Config file (datasan.toml or a pyproject.toml with \\[tool.datasan]); "
         "default: found from the current folder upward.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Use no content cache (as --cache off).")] = False,
     **given: Any,
 ) -> None:
     """Scan a dataset, write findings, quarantine, clean data and statistics to --out."""
@@ -141,6 +142,8 @@ def scan(
 
         opts = build_options(options_from_cli(given), config)
         opts.progress = not quiet
+        # the command line caches by default (a Python caller asks for it): see the README
+        opts.cache = "off" if no_cache else (opts.cache or "default")
         from datasan.pipeline import scan as run_scan
 
         result = run_scan(path, opts, out_dir=out, force=force)
@@ -358,6 +361,55 @@ def serve(
         Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     run(settings)
+
+
+cache_app = typer.Typer(cls=_Group, help="Inspect or empty the content cache of incremental scans.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CacheDir = Annotated[Optional[str], typer.Option(
+    "--cache", help="The cache folder. [default: the config's, else ~/.cache/datasan]", metavar="DIR")]
+
+
+def _cache_store(cache: str | None):
+    from datasan.cache import CacheStore, cache_dir, default_cache_dir
+    from datasan.config import build_options
+
+    if cache is None:
+        try:
+            cache = build_options({}).cache
+        except Exception:  # a broken config file does not hide the default cache
+            cache = None
+    return CacheStore(cache_dir(cache or "default") or default_cache_dir())
+
+
+@cache_app.command("info", cls=_Command)
+def cache_info(cache: CacheDir = None) -> None:
+    """Print the cache folder, its entries and bytes."""
+    info = _cache_store(cache).info()
+    typer.echo(f"path: {info.path}\nentries: {info.entries}\nbytes: {info.bytes}")
+
+
+@cache_app.command("prune", cls=_Command)
+def cache_prune(cache: CacheDir = None, max_bytes: Annotated[Optional[int], typer.Option(
+        "--max-bytes", help="Keep at most this many bytes. [default: cache_max_bytes, 2 GiB]", min=0)] = None
+                ) -> None:
+    """Remove the least recently used entries until the cache fits its bound."""
+    from datasan.config import build_options
+
+    store = _cache_store(cache)
+    if max_bytes is None:
+        max_bytes = build_options({}).cache_max_bytes
+    removed = store.prune(max_bytes)
+    info = store.info()
+    typer.echo(f"removed {removed} entries; {info.entries} entries, {info.bytes} bytes left in {info.path}")
+
+
+@cache_app.command("clear", cls=_Command)
+def cache_clear(cache: CacheDir = None) -> None:
+    """Remove every entry of the cache (files datasan did not write stay)."""
+    store = _cache_store(cache)
+    removed = store.clear()
+    typer.echo(f"removed {removed} entries from {store.path}")
 
 
 def _print_version(value: bool) -> None:

@@ -393,6 +393,17 @@ class ScanOptions:
                   "(0: none). [default: 200]", metavar="N",
                   doc="thumbnails (<= 128 px) of quarantined and warned images in `report.html` (default 200; "
                   "0: none)"))
+    cache: str | None = option(
+        None, doc="folder of the content cache that makes rescans incremental: a path, `default` (the "
+        "per-user folder, `$XDG_CACHE_HOME/datasan` else `~/.cache/datasan`) or `off`; unset: `default` on "
+        "the command line, off from Python",
+        flag=Flag(("--cache",), "Folder of the content cache (rescans reuse unchanged files' results); "
+                  "'off' or --no-cache: none. [default: ~/.cache/datasan]", metavar="DIR",
+                  doc="folder of the content cache for [incremental scans](#incremental-scans) (default "
+                  "`$XDG_CACHE_HOME/datasan`, else `~/.cache/datasan`; `off` or `--no-cache`: none)"))
+    cache_max_bytes: int = option(
+        2 << 30, check=_at_least(0), doc="the cache folder is pruned to this many bytes after each scan "
+        "(least recently used entries first)")
     thresholds: Thresholds = option(factory=Thresholds, per_source=True, accepts=(dict, Thresholds),
                                     check=_thresholds,
                                     doc="the limits of the checks (fields of `datasan.options.Thresholds`)")

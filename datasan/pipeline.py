@@ -128,6 +128,9 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     if not found:
         raise UsageError(f"no such file or folder: {root_arg}")
     engine = make_engine(options)  # before --out is claimed: a missing Ray exits 2 with nothing written
+    from datasan.cache import with_cache
+
+    engine, cache_entry = with_cache(engine, options)
     run_id = new_run_id()
     folder = lease = None
     if out_dir is not None and fs.is_remote(out_dir):
@@ -142,7 +145,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     else:
         staging = tempfile.mkdtemp(prefix="datasan-staging-")
     try:
-        result = _scan(root_arg, options, baseline, staging, run_id, engine)
+        result = _scan(root_arg, options, baseline, staging, run_id, engine, cache_entry)
     except BaseException as exc:
         env = environment_error(exc, os.fspath(out_dir) if out_dir is not None else staging)
         # a bug keeps its staging folder: the partial results its message names
@@ -162,7 +165,7 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
 
 
 def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None, staging: str,
-          run_id: str, engine: Engine) -> ScanResult:
+          run_id: str, engine: Engine, cache_entry: dict[str, Any] | None = None) -> ScanResult:
     """The scan itself; clean files go to ``staging``."""
     started = time.time()
     t0 = time.perf_counter()
@@ -242,6 +245,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
         ],
         probe=probe_report,
         internal_errors=internal_errors,
+        cache=_cache_report(engine, cache_entry, options),
     )
     stats = merge_stats(outcomes)
     from datasan.drift import compare_to_baseline  # statistics drift against --baseline
@@ -280,6 +284,13 @@ def report_options(options: ScanOptions) -> dict[str, Any]:
         "report_html": options.report_html,
         "report_thumbnails": options.report_thumbnails,
     }
+
+
+def _cache_report(engine: Engine, entry: dict[str, Any] | None, options: ScanOptions) -> dict[str, Any]:
+    """report.json's ``cache``: the folder, hits and misses (the cache pruned to its bound)."""
+    from datasan.cache import finish
+
+    return finish(engine, entry or {"enabled": False}, options.cache_max_bytes)
 
 
 def _unclaimed(f) -> Finding:

@@ -46,13 +46,15 @@ class Report:
     internal_errors: list[dict[str, str]]
     #: the comparison with ``--baseline``'s statistics (docs/drift.md); {"compared": false, ...} without one
     drift: dict[str, Any] = field(default_factory=dict)
+    #: the content cache: {"enabled": false} or its path, hits, misses, stored, ... (docs/outputs.md)
+    cache: dict[str, Any] = field(default_factory=dict)
     #: the output folder it was last written to (absolute), None before
     out: str | None = None
     #: keys of a loaded report.json this version does not know, kept as they were
     extra: dict[str, Any] = field(default_factory=dict)
 
     _KEYS = ("datasan_version", "run_id", "path", "started", "seconds", "options", "files", "samples", "kept",
-             "quarantined", "sources", "probe", "internal_errors", "drift")
+             "quarantined", "sources", "probe", "internal_errors", "drift", "cache")
     _DERIVED = ("findings", "gate", "passed", "out")
 
     def to_dict(self, findings: dict[str, Any], verdict: "GateVerdict") -> dict[str, Any]:
@@ -69,7 +71,7 @@ class Report:
         """The facts of a report.json document (its derived keys are recomputed by the result)."""
         defaults = {"datasan_version": "", "run_id": "", "path": "", "started": "", "seconds": 0.0, "options": {},
                     "files": 0, "samples": 0, "kept": 0, "quarantined": 0, "sources": [], "probe": {},
-                    "internal_errors": [], "drift": {}}
+                    "internal_errors": [], "drift": {}, "cache": {}}
         known = {k: doc.get(k, defaults[k]) for k in cls._KEYS}
         extra = {k: v for k, v in doc.items() if k not in cls._KEYS and k not in cls._DERIVED}
         return cls(**known, out=doc.get("out"), extra=extra)

@@ -229,6 +229,8 @@ def _merge_raw(a, b):
 
     keys = np.concatenate([a[0], b[0]])
     counts = np.concatenate([a[1], b[1]])
+    if not keys.size:  # two empty sketches (label files without a kept box)
+        return keys, counts
     order = np.argsort(keys, kind="stable")
     keys, counts = keys[order], counts[order]
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])

@@ -79,6 +79,13 @@ def seal_output(out: Path, run_id: str = "hand-built") -> None:
     write_json(str(out / MANIFEST), manifest_doc(run_id, [file_entry(str(out), r) for r in rels], True))
 
 
+@pytest.fixture(autouse=True)
+def _private_user_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own per-user cache folder: CLI scans cache by default, and a
+    result cached by one test must never answer another test's (patched) shard function."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def scan_to(tmp_path):
     """scan_to(path, **options) -> Scanned, written to a fresh folder under tmp_path."""

@@ -26,7 +26,7 @@ def test_generated_doc_tables_match_the_fields(rel, name):
 def test_every_flag_of_a_field_is_an_option_of_scan_and_nothing_else_is():
     scan = typer.main.get_command(app).commands["scan"]
     params = {p.name: p for p in scan.params}
-    own = {"path", "out", "force", "format", "config", "quiet"}
+    own = {"path", "out", "force", "format", "config", "quiet", "no_cache"}
     assert set(params) - own == {name for name, _ in cli_flags()}
     for name, flag in cli_flags():
         p = params[name]
@@ -41,12 +41,12 @@ def test_help_order_is_the_field_order_with_format_and_config_before_baseline():
     assert names == ["path", "out", "force", "fail_on", "probe", "target", "task", "num_classes", "classes",
                      "workers", "engine", "ray_address", "select", "ignore", "format", "config", "baseline", "max_quarantine_fraction",
                      "max_total_quarantine_fraction", "probe_model", "device", "probe_batch_size", "probe_seed",
-                     "probe_timeout", "report_html", "report_thumbnails", "quiet"]
+                     "probe_timeout", "report_html", "report_thumbnails", "cache", "quiet", "no_cache"]
 
 
 def test_config_keys_are_the_fields_with_config_metadata():
     top, per = settings_fields(), settings_fields(per_source=True)
-    assert len(top) == 29 and set(per) == {"target", "task", "num_classes", "classes", "label_file", "types",
+    assert len(top) == 31 and set(per) == {"target", "task", "num_classes", "classes", "label_file", "types",
                                            "missing_policy", "thresholds"}
     api_only = {f.name for f in dataclasses.fields(ScanOptions)} - set(top)
     assert api_only == {"shard_rows", "batch_rows", "row_group_rows", "shard_images", "progress"}

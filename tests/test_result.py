@@ -21,7 +21,7 @@ from datasan.result import GateVerdict, Report, ScanResult
 
 CSV = "a,b,label\n1,2,0\nnan,3,1\n4,5,0\n6,7,1\n"
 REPORT_KEYS = ["datasan_version", "run_id", "path", "started", "seconds", "options", "files", "samples", "kept",
-               "quarantined", "sources", "probe", "internal_errors", "drift", "findings", "gate", "passed", "out"]
+               "quarantined", "sources", "probe", "internal_errors", "drift", "cache", "findings", "gate", "passed", "out"]
 
 
 @pytest.fixture

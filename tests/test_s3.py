@@ -193,3 +193,26 @@ def test_file_uri_is_the_local_path(tmp_path):
     _scan((SAMPLE / "tables").as_uri(), (tmp_path / "b").as_uri())
     assert_same_run(tmp_path / "a", tmp_path / "b")
     assert json.loads((tmp_path / "b" / "report.json").read_text())["path"] == str(SAMPLE / "tables")
+
+
+def test_a_bucket_rescans_from_the_local_cache(s3, tmp_path):
+    uri = f"s3://{BUCKET}/data"
+    cache = str(tmp_path / "cache")
+    cold = _scan(uri, tmp_path / "cold", cache=cache).summary.cache
+    warm = _scan(uri, tmp_path / "warm", cache=cache).summary.cache
+    assert cold["hits"] == 0 and cold["stored"] > 0 and cold["uncacheable"] == 0
+    # objects are known by size and modification time from the listing: nothing is read again
+    assert (warm["hits"], warm["misses"], warm["hashed_files"]) == (cold["stored"], 0, 0)
+    assert_same_run(tmp_path / "cold", tmp_path / "warm")
+    key = f"{BUCKET}/data/tables/iris.csv"
+    original = (SAMPLE / "tables" / "iris.csv").read_bytes()
+    try:
+        with s3.open_output_stream(key) as f:
+            f.write(b"sepal,label\n1.0,0\nnan,1\n")
+        changed = _scan(uri, tmp_path / "changed", cache=cache).summary.cache
+        assert changed["misses"] == 2 and changed["hits"] == cold["stored"] - 2  # its profile and its shard
+        _scan(uri, tmp_path / "uncached")
+        assert_same_run(tmp_path / "uncached", tmp_path / "changed")
+    finally:
+        with s3.open_output_stream(key) as f:
+            f.write(original)

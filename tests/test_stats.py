@@ -45,3 +45,13 @@ def test_integer_and_bool_values():
     assert (m.count, m.mean, m.min, m.max) == (3, 2.0, 1.0, 3.0)
     m = Moments.of(np.array([True, False, True]))
     assert m.mean == pytest.approx(2 / 3)
+
+
+def test_two_empty_sketches_merge_into_an_empty_one():
+    import numpy as np
+
+    from datasan.stats import Moments
+
+    m = Moments.of(np.empty(0)).merge(Moments.of(np.empty(0)))
+    assert m.count == 0 and m.buckets() == {}
+    assert m.merge(Moments.of(np.array([0.5]))).buckets() == Moments.of(np.array([0.5])).buckets()

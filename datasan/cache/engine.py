@@ -1,0 +1,267 @@
+"""An :class:`~datasan.engine.Engine` that answers cached shard results from the cache and
+sends only the missing work to the engine it wraps.
+
+For a cached shard function (``specs.py``) every unit (a task, or a file of a
+task) gets a key from the content of the files it reads; units whose entry is
+stored and verified are answered from it, the others run on the wrapped engine
+(missing files of several tasks regrouped into shards of the usual size) and
+their results are stored.  Results are yielded in task order, as the protocol
+asks, and an answer from the cache equals the one the function would give.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any, Callable, Iterable, Iterator
+
+from datasan.cache import keys
+from datasan.cache.specs import spec_for
+from datasan.cache.store import CacheStore
+
+
+class _Identities:
+    """Content identities of input files, remembered for the scan (a table's shards share one).
+
+    A local file's identity is the BLAKE2b of its bytes; for files of at least
+    ``STAT_FAST_PATH_BYTES`` the stat fast path keeps that digest in the cache under a
+    key made of the file's path, size, mtime, ctime and inode, so an untouched large
+    file is not read again (a small one is hashed again: cheaper than reading an
+    entry).  A remote object's identity is its size and modification time from the
+    store's listing.
+    """
+
+    def __init__(self, store: CacheStore, counts: Counter) -> None:
+        self.store = store
+        self.counts = counts
+        self.known: dict[str, tuple[str | None, keys.Stamp | None]] = {}
+
+    def of(self, path: str) -> tuple[str | None, keys.Stamp | None]:
+        got = self.known.get(path)
+        if got is None:
+            got = self.known[path] = self._compute(path)
+        return got
+
+    def _compute(self, path: str) -> tuple[str | None, keys.Stamp | None]:
+        from datasan import fs
+
+        if fs.is_remote(path):
+            return keys.remote_identity(path), None
+        stamp = keys.stamp_of(path)
+        if stamp is None:
+            return None, None
+        fast = keys.stat_key(path, stamp) if stamp.size >= keys.STAT_FAST_PATH_BYTES else None
+        if fast is not None:
+            digest = self.store.get(fast)
+            if isinstance(digest, str):
+                return digest, stamp
+        try:
+            digest = keys.hash_file(path)
+        except OSError:
+            return None, None
+        if keys.stamp_of(path) != stamp:  # it changed while it was read
+            return None, None
+        self.counts["hashed_files"] += 1
+        if fast is not None:
+            try:
+                self.store.put(fast, digest)
+            except OSError:
+                pass
+        return digest, stamp
+
+
+class CachingEngine:
+    """Wraps ``inner`` (any Engine) with the cache in ``store``; counts what it did."""
+
+    def __init__(self, inner: Any, store: CacheStore) -> None:
+        self.inner = inner
+        self.store = store
+        self.counts: Counter = Counter()
+        self._ids = _Identities(store, self.counts)
+
+    # ------------------------------------------------------------------ the Engine protocol
+    @property
+    def preload(self) -> set[str]:
+        return self.inner.preload
+
+    @property
+    def parallelism(self) -> int:
+        return self.inner.parallelism
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> "CachingEngine":
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:  # optional engine methods (check_shared_paths)
+        return getattr(self.inner, name)
+
+    def map_ordered(self, fn: Callable, tasks: Iterable) -> Iterator:
+        """Yield ``fn(task)`` for every task, in order, from the cache where it can."""
+        found = spec_for(fn)
+        if found is None:
+            yield from self.inner.map_ordered(fn, tasks)
+            return
+        spec, run_fn = found
+        tasks = list(tasks)
+        plans, groups = [], []
+        for t in tasks:
+            try:
+                shared = keys.key_of(fn_name(spec), spec.task_parts(t))
+            except TypeError:  # a value the key recipe does not know: not cached
+                shared = None
+            group = self._group(spec, t, shared)
+            groups.append(group)
+            if group is not None and group["values"] is not None:
+                plans.append([{"key": None, "hit": True, "value": v, "stamps": []} for v in group["values"]])
+            else:
+                plans.append([self._unit(spec, t, item, shared) for item in spec.items(t)])
+        missing = [(i, j) for i, plan in enumerate(plans) for j, u in enumerate(plan) if not u["hit"]]
+        computed = self._computed(spec, run_fn, tasks, plans, missing)
+        for task, plan, group in zip(tasks, plans, groups):
+            results = []
+            for item, unit in zip(spec.items(task), plan):
+                if unit["hit"]:
+                    results.append(self._answer(spec, fn, task, item, unit))
+                else:
+                    r = next(computed)
+                    self._store(spec, task, item, unit, r)
+                    results.append(r)
+            if group is not None and group["values"] is None:
+                self._store_group(spec, task, group, plan, results)
+            yield spec.join(task, results)
+
+    # ------------------------------------------------------------------ a task's files at once
+    def _group(self, spec, task, shared: str | None) -> dict[str, Any] | None:
+        """The stat fast path of a task of many small files (an image shard): one entry holds
+        every file's stored value under a key of their names, sizes, mtimes, ctimes and
+        inodes, so an untouched shard costs one read instead of one per file.  A shard with
+        a changed file misses it and goes file by file (by content)."""
+        if not spec.per_file or shared is None:
+            return None
+        parts, checks = [], []
+        for item in spec.items(task):
+            paths, item_parts = spec.key_parts(task, item)
+            stamps = [keys.stamp_of(p) for p in paths]
+            if any(s is None for s in stamps):
+                return None
+            checks.extend(zip(paths, stamps))
+            parts.append([item_parts, [[os.path.abspath(p), s.size, s.mtime_ns, s.ctime_ns, s.ino]
+                                       for p, s in zip(paths, stamps)]])
+        key = keys.key_of("group", shared, parts)
+        values = self.store.get(key)
+        if not isinstance(values, list) or len(values) != len(parts):
+            values = None
+        return {"key": key, "values": values, "stamps": checks}
+
+    def _store_group(self, spec, task, group, plan, results) -> None:
+        if any(u["key"] is None for u in plan) or any(keys.stamp_of(p) != s for p, s in group["stamps"]):
+            return  # a file that could not be keyed, or that changed since it was stamped
+        try:
+            self.store.put(group["key"], [spec.pack(task, item, r) for item, r in zip(spec.items(task), results)])
+        except Exception:
+            self.counts["store_errors"] += 1
+
+    # ------------------------------------------------------------------ one unit
+    def _unit(self, spec, task, item, shared: str | None) -> dict[str, Any]:
+        """{key, stamps, hit, value} of one unit; key None when it cannot be cached (a file
+        that could not be read: the function reports it)."""
+        paths, parts = spec.key_parts(task, item)
+        ids = [self._ids.of(p) for p in paths]
+        if shared is None or any(d is None for d, _ in ids):
+            self.counts["uncacheable"] += 1
+            return {"key": None, "hit": False, "stamps": []}
+        try:
+            key = keys.key_of(shared, parts, [d for d, _ in ids])
+        except TypeError:
+            self.counts["uncacheable"] += 1
+            return {"key": None, "hit": False, "stamps": []}
+        unit = {"key": key, "stamps": list(zip(paths, [s for _, s in ids]))}
+        if spec.load_early:
+            unit["value"] = self.store.get(key)
+            unit["hit"] = unit["value"] is not None
+        else:
+            unit["hit"] = self.store.has(key)
+        return unit
+
+    def _answer(self, spec, fn, task, item, unit):
+        """A hit's result; computed here when its entry vanished or broke since it was checked."""
+        stored = unit.pop("value") if "value" in unit else self.store.get(unit["key"])
+        if stored is not None:
+            try:
+                result = spec.unpack(task, item, stored)
+                self.counts["hits"] += 1
+                return result
+            except Exception:  # an entry this code cannot put back: dropped, never trusted
+                if unit["key"] is not None:
+                    self.store.discard(unit["key"])
+        self.counts["misses"] += 1
+        run_fn = spec_for(fn)[1]
+        if spec.per_file:
+            sub = spec.subtask(task, [item])
+            result = spec.split(sub, run_fn(sub))[0]
+        else:
+            result = run_fn(task)
+        self._store(spec, task, item, unit, result)
+        return result
+
+    def _store(self, spec, task, item, unit, result) -> None:
+        if unit["key"] is None:
+            return
+        if any(keys.stamp_of(p) != s for p, s in unit["stamps"] if s is not None):
+            self.counts["uncacheable"] += 1  # a file changed while it was read
+            return
+        try:
+            value = spec.pack(task, item, result)
+            if value is not None:
+                self.store.put(unit["key"], value)
+                self.counts["stored"] += 1
+        except Exception:  # a full disk, a result that does not pickle: the scan goes on uncached
+            self.counts["store_errors"] += 1
+
+    def _computed(self, spec, run_fn, tasks, plans, missing) -> Iterator:
+        """The results of the missing units, in order, computed on the wrapped engine."""
+        self.counts["misses"] += sum(1 for i, j in missing if plans[i][j]["key"] is not None)
+        if not missing:
+            return iter(())
+        if not spec.per_file:
+            subtasks = [(tasks[i], 1) for i, _ in missing]
+        else:
+            subtasks = _regroup(spec, tasks, missing)
+        results = self.inner.map_ordered(run_fn, [s for s, _ in subtasks])
+
+        def flat() -> Iterator:
+            for (sub, _), res in zip(subtasks, results):
+                yield from spec.split(sub, res)
+        return flat()
+
+
+def _regroup(spec, tasks, missing) -> list[tuple[Any, int]]:
+    """Subtasks holding the missing files, in order: consecutive misses of tasks with the same
+    parameters share one, up to the size of the largest original task."""
+    size = max(len(spec.items(t)) for t in tasks)
+    out: list[tuple[Any, int]] = []
+    group: list = []
+    base = None
+    for i, j in missing:
+        task = tasks[i]
+        item = spec.items(task)[j]
+        if group and (len(group) >= size or spec.params(task) != spec.params(base)):
+            out.append((spec.subtask(base, group), len(group)))
+            group = []
+        if not group:
+            base = task
+        group.append(item)
+    if group:
+        out.append((spec.subtask(base, group), len(group)))
+    return out
+
+
+def fn_name(spec) -> str:
+    """The cache's name of a spec's function family (part of every key)."""
+    return type(spec).__name__

@@ -1,0 +1,214 @@
+"""Which shard functions are cached, and how: the unit of an entry, the files it reads, and
+how a result is stored and put back.
+
+* table profiles and table shards (``profile_table``, ``scan_shard``): one entry per task,
+  keyed by the table's content and the task's plan; a shard's clean Parquet part is
+  stored in its entry and written again, stamped with the new run's id, on a hit;
+* images (``inspect_shard``): one entry per image, so that a changed image costs one
+  decode, not its whole shard's;
+* YOLO label files (``scan_yolo_chunk``): one entry per label file with its cleaned copy.
+
+Every other function (COCO files, whose checks read the images they name; the probe's
+batches) runs as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+
+class WholeTask:
+    """One entry per task (table profile, table shard).
+
+    ``key_parts(task, item)`` gives (the files the unit reads, what else its result
+    depends on); ``task_parts(task)`` what every unit of the task shares (keyed once per
+    task).  ``load_early``: a hit's entry is read once, when it is looked up (small
+    results); otherwise it is checked then and read again when its turn comes.
+    """
+
+    per_file = False
+    load_early = True
+
+    def task_parts(self, task) -> Any:
+        return None
+
+    def items(self, task) -> list:
+        return [None]
+
+    def subtask(self, task, items: list):
+        return task
+
+    def split(self, subtask, result) -> list:
+        return [result]
+
+    def join(self, task, results: list):
+        return results[0]
+
+
+class ProfileSpec(WholeTask):
+    """``profile_table``: the key is the table's content, name, format, target and options."""
+
+    def key_parts(self, task, item) -> tuple[list[str], Any]:
+        return [task.path], (task.rel, task.fmt, task.target, task.options)
+
+    def pack(self, task, item, result):
+        return result  # an unreadable file is read again only when its content changes
+
+    def unpack(self, task, item, stored):
+        return stored
+
+
+class ShardSpec(WholeTask):
+    """``scan_shard``: the key is the table's content, the plan and the shard's row groups;
+    the entry holds the result and the bytes of its clean part."""
+
+    load_early = False  # parts are large: read each when its shard's turn comes
+
+    def key_parts(self, task, item) -> tuple[list[str], Any]:
+        plan = dataclasses.replace(task.plan, path="")
+        return [task.plan.path], (plan, task.first_group, task.n_groups, task.first_row,
+                                  task.part_path is not None)
+
+    def pack(self, task, item, result):
+        if result.error:
+            return None  # read errors mid-way may pass
+        part = None
+        if result.part_path:
+            with open(result.part_path, "rb") as f:
+                part = f.read()
+        return dataclasses.replace(result, part_path=None), part
+
+    def unpack(self, task, item, stored):
+        result, part = stored
+        result = dataclasses.replace(result)
+        if part is not None:
+            _restamp_part(part, task.part_path, task.run_id, task.plan.options.row_group_rows)
+            result.part_path = task.part_path
+        return result
+
+
+def _restamp_part(data: bytes, dest: str, run_id: str, group_rows: int) -> None:
+    """Write a stored clean part to ``dest`` with this run's id in its metadata (same rows,
+    types and order)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datasan.sources.tables.output import open_parquet
+
+    pf = pq.ParquetFile(pa.BufferReader(data))
+    writer = open_parquet(dest, pf.schema_arrow, run_id)
+    try:
+        for g in range(pf.num_row_groups):
+            writer.write_table(pf.read_row_group(g), row_group_size=max(1, group_rows))
+    finally:
+        writer.close()
+
+
+class PerFile:
+    """One entry per file of the task's ``files`` list."""
+
+    per_file = True
+    load_early = True
+
+    def task_parts(self, task) -> Any:
+        return self.params(task)
+
+    def items(self, task) -> list:
+        return list(task.files)
+
+    def subtask(self, task, items: list):
+        return dataclasses.replace(task, files=list(items))
+
+    def params(self, task):
+        """What tasks share when their missing files may run together in one subtask."""
+        return dataclasses.replace(task, files=[])
+
+
+class ImageSpec(PerFile):
+    """``inspect_shard``: one image per entry, keyed by its content, its sample id and the limits."""
+
+    def key_parts(self, task, item) -> tuple[list[str], Any]:
+        rel, path = item
+        return [path], rel
+
+    def split(self, subtask, result) -> list:
+        return list(result)
+
+    def join(self, task, results: list):
+        return results
+
+    def pack(self, task, item, record):
+        return record
+
+    def unpack(self, task, item, stored):
+        return stored
+
+
+class YoloSpec(PerFile):
+    """``scan_yolo_chunk``: one label file per entry with its cleaned copy."""
+
+    def params(self, task):
+        return dataclasses.replace(task, files=[], clean_root="")  # the staging folder differs per run
+
+    def key_parts(self, task, item) -> tuple[list[str], Any]:
+        return [item.path], (item.rel, item.image)
+
+    def split(self, subtask, result) -> list:
+        return list(result)
+
+    def join(self, task, results: list):
+        from datasan.sources.boxes.yolo import YoloResult
+
+        out = YoloResult()
+        for r in results:
+            out.seen += r.seen
+            out.kept += r.kept
+            out.findings.merge(r.findings)
+            out.stats.merge(r.stats)
+            out.clean_files.extend(r.clean_files)
+        return out
+
+    def pack(self, task, item, result):
+        clean = {}
+        for rel in result.clean_files:
+            with open(os.path.join(task.clean_root, rel), "rb") as f:
+                clean[rel] = f.read()
+        return result, clean
+
+    def unpack(self, task, item, stored):
+        result, clean = stored
+        for rel, data in clean.items():
+            out = os.path.join(task.clean_root, rel)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with open(out, "wb") as f:
+                f.write(data)
+        return result
+
+
+def yolo_each_file(task) -> list:
+    """``scan_yolo_chunk`` once per label file of ``task`` (runs in a worker), so that each
+    file's result can be stored on its own."""
+    from datasan.sources.boxes.yolo import scan_yolo_chunk
+
+    return [scan_yolo_chunk(dataclasses.replace(task, files=[f])) for f in task.files]
+
+
+def spec_for(fn: Callable) -> tuple[Any, Callable] | None:
+    """(spec, the function to run on the engine for missing items) of a cached shard
+    function, None for a function that is not cached."""
+    from datasan.sources.boxes.yolo import scan_yolo_chunk
+    from datasan.sources.images.decode import inspect_shard
+    from datasan.sources.tables.profile import profile_table
+    from datasan.sources.tables.scan import scan_shard
+
+    if fn is profile_table:
+        return ProfileSpec(), fn
+    if fn is scan_shard:
+        return ShardSpec(), fn
+    if fn is inspect_shard:
+        return ImageSpec(), fn
+    if fn is scan_yolo_chunk:
+        return YoloSpec(), yolo_each_file
+    return None
