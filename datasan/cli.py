@@ -339,6 +339,10 @@ def serve(
     rate_limit: Annotated[float, typer.Option(
         "--rate-limit", help="Requests per second per client address, bursts of twice that (429 beyond; "
         "0: no limit).")] = 50.0,
+    cache: Annotated[Optional[str], typer.Option(
+        "--cache", metavar="DIR", help="Content cache the scans share, so a gate after a change rescans "
+        "only what changed. [default: cache/ beside --state]")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Scan everything every time.")] = False,
 ) -> None:
     """Serve the gate over HTTP: submit scans, read their results, ask GET /gate (needs the serve extra)."""
     from rich.console import Console
@@ -354,7 +358,7 @@ def serve(
             roots=root, state=state, host=host, port=port, workers=workers,
             token=read_token(token_file) if token_file else None, config=config or False,
             engine=getattr(engine, "value", engine), ray_address=ray_address, keep_runs=keep_runs,
-            max_body=max_body, rate=rate_limit))
+            max_body=max_body, rate=rate_limit, cache=None if no_cache else (cache or "")))
     except UsageError as exc:
         from rich.markup import escape
 

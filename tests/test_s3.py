@@ -216,3 +216,16 @@ def test_a_bucket_rescans_from_the_local_cache(s3, tmp_path):
     finally:
         with s3.open_output_stream(key) as f:
             f.write(original)
+
+
+def test_a_warm_scan_into_a_bucket_restores_cached_clean_files_there(s3, tmp_path):
+    """Cached clean parts and YOLO label copies are put back into the run's staging prefix in the
+    store (not a local folder), so a warm bucket-to-bucket run equals a cold one."""
+    cache = str(tmp_path / "cache")
+    cold = _scan(f"s3://{BUCKET}/data", f"s3://{BUCKET}/runs/cached-cold", cache=cache).summary.cache
+    warm = _scan(f"s3://{BUCKET}/data", f"s3://{BUCKET}/runs/cached-warm", cache=cache).summary.cache
+    assert cold["hits"] == 0 and cold["stored"] > 0
+    assert (warm["hits"], warm["misses"]) == (cold["stored"], 0)
+    _download(s3, f"{BUCKET}/runs/cached-cold", tmp_path / "cold")
+    _download(s3, f"{BUCKET}/runs/cached-warm", tmp_path / "warm")
+    assert_same_run(tmp_path / "cold", tmp_path / "warm")

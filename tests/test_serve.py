@@ -43,6 +43,7 @@ def world(tmp_path_factory):
     shutil.copytree(SAMPLE, root / "sample_data")
     (root / "gate").mkdir()
     shutil.copy(IRIS, root / "gate" / "iris.csv")
+    (root / "gate" / "steady.csv").write_text("x,label\n" + "".join(f"{i / 7:.3f},{i % 2}\n" for i in range(40)))
     outside = base / "outside"
     outside.mkdir()
     shutil.copy(IRIS, outside / "secret.csv")
@@ -113,6 +114,11 @@ def test_gate_answers_from_the_database_until_a_file_changes(server, world):
     assert (changed["passed"], changed["exit_code"], changed["from_cache"]) == (False, 1, False)
     assert changed["job_id"] != first["job_id"]
     assert [r.split()[0] for r in changed["reasons"]] == ["DS101"]
+    # the rescan took the unchanged file's shard results from the service's cache
+    caches = [server.call("GET", f"/scans/{j}/report.json")[1]["cache"] for j in (first["job_id"], changed["job_id"])]
+    assert caches[0]["enabled"] and caches[0]["hits"] == 0 and caches[0]["stored"] == 4
+    assert (caches[1]["hits"], caches[1]["misses"]) == (2, 2)  # steady.csv's profile and shard; iris.csv's
+    assert caches[1]["path"] == str(world / "state" / "cache")
     status, cached, _ = server.call("GET", "/gate?path=gate")
     assert (cached["passed"], cached["exit_code"], cached["from_cache"], cached["job_id"]) == \
         (False, 1, True, changed["job_id"])
@@ -191,6 +197,9 @@ def test_serve_refuses_to_listen_beyond_loopback_without_a_token(world, tmp_path
     assert r.exit_code == 2 and "--token-file" in r.output
     r = CliRunner().invoke(app, ["serve", "--root", str(world), "--state", str(world / "state" / "s.sqlite")])
     assert r.exit_code == 2 and "outside the roots" in r.output
+    r = CliRunner().invoke(app, ["serve", "--root", str(world / "root"), "--state", str(tmp_path / "s.sqlite"),
+                                 "--cache", str(world / "root" / "gate" / "cache")])
+    assert r.exit_code == 2 and "keep the cache outside the roots" in r.output
     assert not (tmp_path / "s.sqlite").exists()
 
 

@@ -68,6 +68,8 @@ def test_scan_options_pass_datasan_checks_and_leave_the_service_its_own(data, tm
     assert check_scan_options(None, roots, runs) == {}
     for bad, message in (({"fail_on": "x"}, "fail_on must be one of"), ({"nope": 1}, "unknown key"),
                          ({"probe_model": "m:f"}, "cannot be set per request"), ([1], "must be an object"),
+                         ({"cache": str(tmp_path / "c")}, "cannot be set per request"),
+                         ({"cache_max_bytes": 1}, "cannot be set per request"),
                          ({"thresholds": {"outlier_k": "big"}}, "thresholds.outlier_k must be a number")):
         with pytest.raises(ValueError, match=message):
             check_scan_options(bad, roots, runs)

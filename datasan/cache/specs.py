@@ -15,8 +15,9 @@ batches) runs as before.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable
+
+from datasan import fs
 
 
 class WholeTask:
@@ -75,9 +76,8 @@ class ShardSpec(WholeTask):
         if result.error:
             return None  # read errors mid-way may pass
         part = None
-        if result.part_path:
-            with open(result.part_path, "rb") as f:
-                part = f.read()
+        if result.part_path:  # in the run's staging place: a folder, or a store prefix
+            part = fs.read_bytes(result.part_path)
         return dataclasses.replace(result, part_path=None), part
 
     def unpack(self, task, item, stored):
@@ -173,16 +173,13 @@ class YoloSpec(PerFile):
     def pack(self, task, item, result):
         clean = {}
         for rel in result.clean_files:
-            with open(os.path.join(task.clean_root, rel), "rb") as f:
-                clean[rel] = f.read()
+            clean[rel] = fs.read_bytes(fs.join(task.clean_root, rel))
         return result, clean
 
     def unpack(self, task, item, stored):
         result, clean = stored
         for rel, data in clean.items():
-            out = os.path.join(task.clean_root, rel)
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            with open(out, "wb") as f:
+            with fs.open_output(fs.join(task.clean_root, rel)) as f:
                 f.write(data)
         return result
 

@@ -165,7 +165,8 @@ class JobRunner:
         from datasan.serve.worker import scan_job
 
         s = self.settings
-        options = {"engine": s.engine, **({"ray_address": s.ray_address} if s.ray_address else {}), **job["options"]}
+        options = {"engine": s.engine, **({"ray_address": s.ray_address} if s.ray_address else {}),
+                   "cache": s.cache_dir or "off", **job["options"]}
         # spawn: this process has threads (uvicorn, the other workers), which fork would copy half-way
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)

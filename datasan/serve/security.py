@@ -27,6 +27,8 @@ SERVICE_OWNED = {
     "engine": "the service's --engine decides where scans run",
     "ray_address": "the service's --ray-address decides where scans run",
     "probe_model": "it would import and run code named by the request",
+    "cache": "the service's --cache decides where scan results are cached (a request would write there)",
+    "cache_max_bytes": "the service's cache bound is the operator's",
 }
 
 

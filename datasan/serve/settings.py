@@ -32,10 +32,19 @@ class ServeSettings:
     #: requests per second per client address (a burst of twice this is allowed); 0: no limit
     rate: float = 50.0
     max_connections: int = 1000
+    #: the content cache every scan shares ("": ``cache`` beside the state file; None: no cache)
+    cache: str | None = ""
 
     @property
     def state_dir(self) -> str:
         return os.path.dirname(os.path.abspath(self.state))
+
+    @property
+    def cache_dir(self) -> str | None:
+        """Where the scans cache shard results, or None when they do not."""
+        if self.cache is None:
+            return None
+        return os.path.abspath(self.cache) if self.cache else os.path.join(self.state_dir, "cache")
 
     @property
     def runs_dir(self) -> str:
@@ -89,4 +98,6 @@ def check_settings(s: ServeSettings) -> ServeSettings:
         if os.path.commonpath([root, os.path.realpath(state_dir)]) == root:
             # the service writes its runs there: a scan would then read the service's own outputs
             raise UsageError(f"--state {s.state} lies under --root {root}; keep the state outside the roots")
+        if s.cache_dir and os.path.commonpath([root, os.path.realpath(s.cache_dir)]) == root:
+            raise UsageError(f"--cache {s.cache_dir} lies under --root {root}; keep the cache outside the roots")
     return s
