@@ -70,7 +70,7 @@ class ShardSpec(WholeTask):
     def key_parts(self, task, item) -> tuple[list[str], Any]:
         plan = dataclasses.replace(task.plan, path="")
         return [task.plan.path], (plan, task.first_group, task.n_groups, task.first_row,
-                                  task.part_path is not None)
+                                  task.part_path is not None, task.hash_buckets)
 
     def pack(self, task, item, result):
         if result.error:
@@ -78,15 +78,26 @@ class ShardSpec(WholeTask):
         part = None
         if result.part_path:  # in the run's staging place: a folder, or a store prefix
             part = fs.read_bytes(result.part_path)
-        return dataclasses.replace(result, part_path=None), part
+        return dataclasses.replace(result, part_path=None), part, [fs.read_bytes(f) for f in _bucket_files(task)]
 
     def unpack(self, task, item, stored):
-        result, part = stored
+        result, part, buckets = stored
         result = dataclasses.replace(result)
         if part is not None:
             _restamp_part(part, task.part_path, task.run_id, task.plan.options.row_group_rows)
             result.part_path = task.part_path
+        # a split table's row hashes, bucketed for the duplicate check's second map
+        for path, data in zip(_bucket_files(task), buckets):
+            with fs.open_output(path) as f:
+                f.write(data)
         return result
+
+
+def _bucket_files(task) -> list[str]:
+    """The row-hash bucket files a shard task of a split table writes (none for a whole table)."""
+    from datasan.sources.tables.dup_buckets import bucket_file
+
+    return [bucket_file(task.hash_prefix, b) for b in range(task.hash_buckets)] if task.hash_buckets else []
 
 
 def _restamp_part(data: bytes, dest: str, run_id: str, group_rows: int) -> None:
