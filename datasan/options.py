@@ -5,8 +5,9 @@ Every option is declared once, here, as a dataclass field whose metadata
 top level, per source), how its value is checked, and how it is given on the
 command line (:class:`Flag`).  ``datasan/config.py`` (keys, validation),
 ``datasan/cli.py`` (the options of ``datasan scan``) and the options tables
-of the README and docs/api.md are generated from these fields.  This module
-imports nothing heavy: ``datasan --help`` builds its options from it.
+of the README and docs/api.md are generated from these fields; the value
+checks they name live in ``datasan/option_checks.py``.  This module imports
+nothing heavy: ``datasan --help`` builds its options from it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from datasan import option_checks as oc
 from datasan.errors import UsageError
 
 FAIL_ON = ("error", "warning", "never")
@@ -82,138 +84,6 @@ def meta_of(f: dataclasses.Field) -> Meta | None:
     return f.metadata.get(META_KEY)
 
 
-# ------------------------------------------------------------------ checks
-def _split(values: list[str] | tuple[str, ...] | str) -> list[str]:
-    """Comma-separated items of one or several strings, stripped, empties dropped."""
-    out: list[str] = []
-    for v in [values] if isinstance(values, str) else values:
-        out.extend(s.strip() for s in v.split(",") if s.strip())
-    return out
-
-
-def rule_codes(key: str, value: Any) -> list[str]:
-    """Rule codes or prefixes (a list, or one comma-separated string), upper-cased."""
-    from datasan.rules import check_selectors
-
-    items = [s.strip() for s in value.split(",")] if isinstance(value, str) else list(value)
-    for s in items:
-        if not isinstance(s, str):
-            raise ValueError(f"{key} must list rule codes as strings, not {s!r}")
-    bad = check_selectors(items)
-    if bad:
-        raise ValueError(f"unknown rule code(s) in {key}: {', '.join(bad)}")
-    return [s.upper() for s in items if s]
-
-
-def _severities(key: str, value: dict[str, Any]) -> dict[str, str]:
-    from datasan.rules import SEVERITIES
-
-    out = {}
-    for code, sev in value.items():
-        rule_codes(key, [code])
-        if sev not in SEVERITIES:
-            raise ValueError(f"{key}.{code} must be one of {', '.join(SEVERITIES)}, not {sev!r}")
-        out[code.upper()] = sev
-    return out
-
-
-def _fraction(key: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{key} must lie in 0..1, not {value!r}")
-    return float(value)
-
-
-def _at_least(low: int, hint: str = "") -> Callable[[str, Any], Any]:
-    def check(key: str, value: Any) -> Any:
-        if value < low:
-            raise ValueError(f"{key} must be at least {low}{hint}, not {value!r}")
-        return value
-    return check
-
-
-def _near_bits(key: str, value: int) -> int:
-    # 32 bits and more would make every pair a candidate of the band join
-    if not -1 <= value <= 31:
-        raise ValueError(f"{key} must lie in -1..31 (-1: off), not {value!r}")
-    return value
-
-
-def _seconds(key: str, value: float) -> float:
-    if not value >= 0:
-        raise ValueError(f"{key} must be a number of seconds >= 0 (0: no limit), not {value!r}")
-    return value
-
-
-def _device(key: str, value: str) -> str:
-    if not (value in ("cpu", "cuda") or value.startswith("cuda:")):
-        raise ValueError(f"{key} must be cpu, cuda or cuda:N, not {value!r}")
-    return value
-
-
-def _factory(key: str, value: str) -> str:
-    if ":" not in value:
-        raise ValueError(f"{key} must be module:factory, not {value!r}")
-    return value
-
-
-def _strings(key: str, value: Any) -> list[str]:
-    if not all(isinstance(c, str) for c in value):
-        raise ValueError(f"{key} must be a list of strings")
-    return list(value)
-
-
-def _column_types(key: str, value: dict[str, Any]) -> dict[str, str]:
-    for col, typ in value.items():
-        if typ not in COLUMN_TYPES:
-            raise ValueError(f"{key}.{col} must be one of {', '.join(COLUMN_TYPES)}, not {typ!r}")
-    return dict(value)
-
-
-def _targets(key: str, value: dict[str, Any]) -> dict[str, str]:
-    for glob, col in value.items():
-        check_type(f"{key}.{glob!r}", col, (str,))
-    return dict(value)
-
-
-def _thresholds(key: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, Thresholds):
-        value = dataclasses.asdict(value)
-    hints = _hints(Thresholds)
-    fields = {f.name: f for f in dataclasses.fields(Thresholds)}
-    out = {}
-    for k, v in value.items():
-        if k not in hints:
-            raise ValueError(f"unknown key {key}.{k} (known: {', '.join(sorted(hints))})")
-        want = accepted_types(hints[k])
-        check_type(f"{key}.{k}", v, want)
-        m = meta_of(fields[k])
-        if m is not None and m.check:
-            v = m.check(f"{key}.{k}", v)
-        out[k] = float(v) if float in want else v
-    return out
-
-
-def _sources(key: str, value: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {glob: check_settings(table, f"{key}.{glob!r}", per_source=True) for glob, table in value.items()}
-
-
-# ------------------------------------------------------------------ the --target flag
-def _cli_targets(values: list[str]) -> dict[str, Any]:
-    """``target`` (every table) and ``targets`` ({file glob: target}) from repeated ``--target``."""
-    one, per = None, {}
-    for v in values:
-        glob, sep, col = v.rpartition("=")
-        if not sep:
-            if one is not None and one != v:
-                raise UsageError(f"--target given twice for every table ({one!r}, {v!r}); use FILE=NAME")
-            one = v
-        elif not glob or not col:
-            raise UsageError(f"--target {v!r}: expected NAME or FILE=NAME")
-        else:
-            per[glob] = col
-    return {"target": one, "targets": per or None}
-
-
 @dataclass
 class Thresholds:
     """Tunable limits of the checks (all conservative by default); ``[thresholds]`` in the config."""
@@ -236,7 +106,7 @@ class Thresholds:
     min_image_side: int = option(8, doc="images with a side under this many pixels are tiny (DS205)")
     max_aspect: float = option(10.0, doc="images whose longer side is more than this many times the shorter "
                                "are extreme (DS206)")
-    near_duplicate_bits: int = option(6, check=_near_bits,
+    near_duplicate_bits: int = option(6, check=oc.near_bits,
                                       doc="two images whose pHash and dHash both differ in at most this many "
                                       "bits (of 64) are near duplicates (DS211-DS213); -1 turns it off")
     min_blur: float = option(3.5, doc="images whose variance of the Laplacian (gray, at most 256 px) is below "
@@ -287,27 +157,27 @@ class ScanOptions:
         None, per_source=True, doc="target column of the tables",
         flag=Flag(("--target",), "Target column of tables: NAME for every table, or FILE=NAME for the tables "
                   "matching FILE (a path or glob relative to PATH); repeatable. Default: label, target, labels, "
-                  "y, class.", metavar="NAME / FILE=NAME", repeat=True, to_options=_cli_targets,
+                  "y, class.", metavar="NAME / FILE=NAME", repeat=True, to_options=oc.cli_targets,
                   doc="target column of every table, or of the tables matching FILE (a path or glob relative "
                   "to PATH); repeatable. A name that no table has exits 2. Default: the first of label, target, "
                   "labels, y, class (y and class only when they do not look like features, DS115)"))
     #: per-source target columns {glob: column} (``--target FILE=COL``); they win over ``sources``
-    targets: dict[str, str] = option(factory=dict, check=_targets,
+    targets: dict[str, str] = option(factory=dict, check=oc.targets,
                                      doc="per-file target columns {glob: column}, as `--target FILE=NAME`")
     task: str = option(
         "auto", per_source=True, choices=TASKS, doc="task of the target; auto decides from the values",
         flag=Flag(("--task",), "Task of the target; auto decides from the values. [default: auto]",
                   doc="override the task detection"))
     num_classes: int | None = option(
-        None, per_source=True, check=_at_least(1), doc="class ids must lie in 0..N-1",
+        None, per_source=True, check=oc.at_least(1), doc="class ids must lie in 0..N-1",
         flag=Flag(("--num-classes",), "Number of classes: ids must lie in 0..N-1.", metavar="N",
                   doc="class ids must lie in 0..N-1 (DS103 exact)"))
     classes: list[str] | None = option(
-        None, per_source=True, check=_strings, doc="the class names; other labels are errors",
+        None, per_source=True, check=oc.strings, doc="the class names; other labels are errors",
         flag=Flag(("--classes",), "Comma-separated class names; other labels are errors.", metavar="a,b,c",
-                  type=str, to_options=lambda v: {"classes": _split(v)}, doc="allowed class names"))
+                  type=str, to_options=lambda v: {"classes": oc.split_items(v)}, doc="allowed class names"))
     workers: int = option(
-        0, check=_at_least(0, " (0: all cores)"), doc="worker processes (0: all cores)",
+        0, check=oc.at_least(0, " (0: all cores)"), doc="worker processes (0: all cores)",
         flag=Flag(("--workers",), "Worker processes (0: all cores). [default: 0]", metavar="N",
                   doc="worker processes (0 = all cores)"))
     engine: str = option(
@@ -324,17 +194,17 @@ class ScanOptions:
                   doc="the Ray cluster of `--engine ray` (`auto`, `ray://host:10001`; default `RAY_ADDRESS`, "
                   "else a local instance with this machine's cores)"))
     select: list[str] = option(
-        factory=list, accepts=(list, tuple, str), check=rule_codes, doc="only these rule codes or prefixes",
+        factory=list, accepts=(list, tuple, str), check=oc.rule_codes, doc="only these rule codes or prefixes",
         flag=Flag(("--select",), "Only these rule codes or prefixes (e.g. DS1,DS201).", metavar="CODES",
-                  repeat=True, to_options=lambda v: {"select": _split(v)},
+                  repeat=True, to_options=lambda v: {"select": oc.split_items(v)},
                   doc="only these rule codes or prefixes (`DS1`, `DS104`; comma-separated or repeated)"))
     ignore: list[str] = option(
-        factory=list, accepts=(list, tuple, str), check=rule_codes, doc="never these rule codes or prefixes",
+        factory=list, accepts=(list, tuple, str), check=oc.rule_codes, doc="never these rule codes or prefixes",
         flag=Flag(("--ignore",), "Skip these rule codes or prefixes.", metavar="CODES", repeat=True,
-                  to_options=lambda v: {"ignore": _split(v)}, doc="never these rule codes or prefixes; wins "
+                  to_options=lambda v: {"ignore": oc.split_items(v)}, doc="never these rule codes or prefixes; wins "
                   "over `--select`"))
     #: {code or prefix: severity}; the longest matching key wins
-    severity: dict[str, str] = option(factory=dict, check=_severities,
+    severity: dict[str, str] = option(factory=dict, check=oc.severities,
                                       doc="per-rule severity {code or prefix: error|warning|info}")
     baseline: str | None = option(
         None, doc="a previous findings.parquet (or its report.json / output folder): findings in it do not "
@@ -345,28 +215,28 @@ class ScanOptions:
                   "fail the gate; given an output folder, its statistics are compared too "
                   "([drift](#drift-against-a-baseline-scan), DS501-DS514)"))
     max_quarantine_fraction: float | None = option(
-        None, check=_fraction, doc="the gate fails only when more than this share of some source's samples "
+        None, check=oc.fraction, doc="the gate fails only when more than this share of some source's samples "
         "is quarantined (errors that quarantine a sample then no longer fail it by themselves)",
         flag=Flag(("--max-quarantine-fraction",), "Fail the gate only when more than this share (0..1) of some "
                   "source's samples is quarantined; errors still quarantine.", metavar="F",
                   doc="fail only when some source loses more than this share of its samples to the quarantine "
                   "(the worst source is named; errors still quarantine)"))
     max_total_quarantine_fraction: float | None = option(
-        None, check=_fraction, doc="the same limit over all sources together",
+        None, check=oc.fraction, doc="the same limit over all sources together",
         flag=Flag(("--max-total-quarantine-fraction",), "Fail the gate when more than this share (0..1) of "
                   "all samples together is quarantined.", metavar="F",
                   doc="fail when more than this share of all samples together is quarantined"))
     probe_model: str | None = option(
-        None, check=_factory, doc="your probe network and per-sample loss, module:factory",
+        None, check=oc.factory, doc="your probe network and per-sample loss, module:factory",
         flag=Flag(("--probe-model",), "Your probe network: module:factory (see the README).",
                   metavar="module:factory",
                   doc="your own probe network (and per-sample loss) instead of the seeded default"))
     device: str = option(
-        "cpu", check=_device, doc="torch device of the probe: cpu, cuda or cuda:N",
+        "cpu", check=oc.device, doc="torch device of the probe: cpu, cuda or cuda:N",
         flag=Flag(("--device",), "Torch device of the probe: cpu (default), cuda or cuda:N.",
                   metavar="cpu|cuda|cuda:N", doc="torch device of the probe (default cpu)"))
     probe_batch_size: int | None = option(
-        None, check=_at_least(1), doc="samples per probe batch (default 32768 table rows, 64 images)",
+        None, check=oc.at_least(1), doc="samples per probe batch (default 32768 table rows, 64 images)",
         flag=Flag(("--probe-batch-size",), "Samples per probe batch (default 32768 rows, 64 images).",
                   metavar="N", doc="samples per probe batch (default 32768 rows, 64 images)"))
     probe_seed: int = option(
@@ -375,7 +245,7 @@ class ScanOptions:
                   "a seed).", metavar="N",
                   doc="seed of the probe network (default 0; results are deterministic for a seed)"))
     probe_timeout: float = option(
-        600.0, check=_seconds, doc="seconds the probe may spend on one source (user model included) before "
+        600.0, check=oc.seconds, doc="seconds the probe may spend on one source (user model included) before "
         "it gives up on that source with DS406; 0 means no limit",
         flag=Flag(("--probe-timeout",), "Seconds the probe may spend on one source before it skips it with "
                   "DS406 (0: no limit). [default: 600]", metavar="SECONDS",
@@ -387,7 +257,7 @@ class ScanOptions:
                   "[default: report-html]",
                   doc="write (default) or skip `report.html`; the other outputs do not depend on it"))
     report_thumbnails: int = option(
-        200, check=_at_least(0), doc="thumbnails of quarantined and warned images in report.html (at most "
+        200, check=oc.at_least(0), doc="thumbnails of quarantined and warned images in report.html (at most "
         "128 px each; 0: none), which keeps the file small on any dataset",
         flag=Flag(("--report-thumbnails",), "Thumbnails of quarantined and warned images in report.html "
                   "(0: none). [default: 200]", metavar="N",
@@ -402,15 +272,15 @@ class ScanOptions:
                   doc="folder of the content cache for [incremental scans](#incremental-scans) (default "
                   "`$XDG_CACHE_HOME/datasan`, else `~/.cache/datasan`; `off` or `--no-cache`: none)"))
     cache_max_bytes: int = option(
-        2 << 30, check=_at_least(0), doc="the cache folder is pruned to this many bytes after each scan "
+        2 << 30, check=oc.at_least(0), doc="the cache folder is pruned to this many bytes after each scan "
         "(least recently used entries first)")
     thresholds: Thresholds = option(factory=Thresholds, per_source=True, accepts=(dict, Thresholds),
-                                    check=_thresholds,
+                                    check=oc.thresholds,
                                     doc="the limits of the checks (fields of `datasan.options.Thresholds`)")
     #: per-source overrides {glob: {key: value}} (see for_source)
-    sources: dict[str, dict] = option(factory=dict, check=_sources,
+    sources: dict[str, dict] = option(factory=dict, check=oc.sources,
                                       doc="per-source settings by glob on the path relative to PATH")
-    types: dict[str, str] = option(factory=dict, per_source=True, check=_column_types,
+    types: dict[str, str] = option(factory=dict, per_source=True, check=oc.column_types,
                                    doc="declared column types of text tables {column: int|float|bool|string|"
                                    "category}; they replace the type datasan decides from the values")
     missing_policy: str = option(
@@ -462,7 +332,7 @@ class ScanOptions:
 
 
 # ------------------------------------------------------------------ generated from the fields
-def _hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
     import typing
 
     return typing.get_type_hints(cls)
@@ -507,7 +377,7 @@ def check_value(key: str, value: Any, name: str | None = None) -> Any:
     m = meta_of(f)
     if m is None:
         return value
-    check_type(key, value, m.accepts or accepted_types(_hints(ScanOptions)[f.name]))
+    check_type(key, value, m.accepts or accepted_types(type_hints(ScanOptions)[f.name]))
     if m.choices and value not in m.choices:
         raise ValueError(f"{key} must be one of {', '.join(m.choices)}, not {value!r}")
     return m.check(key, value) if m.check else value
