@@ -54,7 +54,7 @@ def measure(work: str, rows: int, identical: bool, workers: int) -> tuple[float,
     out = data + "-out"
     os.makedirs(data)
     generate(os.path.join(data, "big.parquet"), rows, identical)
-    cmd = [sys.executable, "-m", "datasan", "scan", data, "--no-probe", "--out", out,
+    cmd = [sys.executable, "-m", "datasan", "scan", "--no-cache", data, "--no-probe", "--out", out,
            "--workers", str(workers)]  # the text summary a person gets
     wall, peak, rc = run_measured(cmd)
     n = pq.ParquetFile(os.path.join(out, "findings.parquet")).metadata.num_rows if rc in (0, 1) else -1

@@ -135,8 +135,9 @@ def main() -> None:
         for r in range(args.repeat):
             fw, fpeak, fcpu = timed([sys.executable, "-c", FLOOR, folder], env)
             out = os.path.join(tmp, f"out{r}")
-            sw, speak, scpu = timed([sys.executable, "-m", "datasan", "scan", folder, "--out", out, "--no-probe",
-                                  "--fail-on", "never"], env)
+            # --no-cache: every round scans from scratch (the CLI caches by default)
+            sw, speak, scpu = timed([sys.executable, "-m", "datasan", "scan", "--no-cache", folder, "--out", out,
+                                     "--no-probe", "--fail-on", "never"], env)
             pw = parallel_floor(folder, env)
             floors.append((fw, fpeak, fcpu))
             scans.append((sw, speak, scpu))

@@ -181,8 +181,9 @@ def make_big(path: str, rows: int, features: int = 32, classes: int = 10, seed: 
 
 
 def timed_scan(data: str, out: str, *extra: str) -> tuple[float, dict]:
-    cmd = [sys.executable, "-m", "datasan", "scan", data, "--out", out, "--format", "json", "--fail-on", "never",
-           "--target", "label", *extra]
+    # --no-cache: the scans with and without the probe must both read everything
+    cmd = [sys.executable, "-m", "datasan", "scan", "--no-cache", data, "--out", out, "--format", "json",
+           "--fail-on", "never", "--target", "label", *extra]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t

@@ -54,7 +54,7 @@ def make_data(path: str, rows: int, features: int = 32, seed: int = 0) -> list[i
 
 
 def timed_scan(data_dir: str, out: str, probe: bool) -> tuple[float, dict]:
-    cmd = [sys.executable, "-m", "datasan", "scan", data_dir, "--out", out, "--format", "json",
+    cmd = [sys.executable, "-m", "datasan", "scan", "--no-cache", data_dir, "--out", out, "--format", "json",
            "--fail-on", "never"]
     if not probe:
         cmd.append("--no-probe")

@@ -140,8 +140,9 @@ def compare(work: str, src: str, repeat: int, workers: int, label: str) -> dict:
     """Interleaved floor / datasan runs on ``src``; prints each round, returns the runs."""
     floor_cmd = [sys.executable, "-c", FLOOR, src, os.path.join(work, "floor.parquet")]
     data = os.path.dirname(src)
-    ds_cmd = [sys.executable, "-m", "datasan", "scan", data, "--no-probe", "--out", os.path.join(work, "out"),
-              "--workers", str(workers), "--format", "json"]
+    # --no-cache: every round scans from scratch (the CLI caches by default)
+    ds_cmd = [sys.executable, "-m", "datasan", "scan", "--no-cache", data, "--no-probe",
+              "--out", os.path.join(work, "out"), "--workers", str(workers), "--format", "json"]
     floors, scans = [], []
     for i in range(repeat):
         floors.append(run_measured(floor_cmd))
