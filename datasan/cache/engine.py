@@ -11,7 +11,6 @@ asks, and an answer from the cache equals the one the function would give.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
 
@@ -181,9 +180,8 @@ class CachingEngine:
             if any(s is None for s in stamps):
                 return None
             checks.extend(zip(paths, stamps))
-            parts.append([item_parts, [[os.path.abspath(p), s.size, s.mtime_ns, s.ctime_ns, s.ino]
-                                       for p, s in zip(paths, stamps)]])
-        key = keys.key_of("group", shared, parts)
+            parts.append((item_parts, list(zip(paths, stamps))))
+        key = keys.stat_group_key(shared, parts)
         stored = self.store.get(key)
         values = bundle_values(stored, len(parts))
         return {"key": key, "values": values, "units": stored["units"] if values is not None else None,
