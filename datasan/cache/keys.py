@@ -116,7 +116,8 @@ def stat_group_key(shared: str, items: list[tuple[Any, list[tuple[str, Stamp]]]]
     for item_parts, files in items:
         h.update(json.dumps(canonical(item_parts), sort_keys=True).encode() + b"\0")
         for path, s in files:  # four numbers last: a "|" in a path cannot shift a field
-            h.update(f"{os.path.abspath(path)}|{s.size}|{s.mtime_ns}|{s.ctime_ns}|{s.ino}\0".encode())
+            # fsencode: a name that is not valid UTF-8 comes back as its own bytes
+            h.update(os.fsencode(os.path.abspath(path)) + f"|{s.size}|{s.mtime_ns}|{s.ctime_ns}|{s.ino}\0".encode())
         h.update(b"\1")
     return h.hexdigest()
 
