@@ -1,10 +1,11 @@
 """Cache entries written on a background thread, off the scan's critical path.
 
-A cold scan stores one entry per image: thousands of small files, each a pickle,
-a checksum, a temporary file and a rename.  Done inline, the driver paid for them
-between results while the workers waited for new tasks; on a thread they overlap
-the workers' decoding and the merges (file writes release the GIL).  The queue
-is bounded so that results waiting to be stored cannot pile up in memory.
+A cold scan stores every shard's results: each a pickle, a checksum, a
+temporary file and a rename, a table shard's with its clean part (hundreds of
+MB).  Done inline, the driver paid for them between results while the workers
+waited for new tasks; on a thread they overlap the workers' decoding and the
+merges (file writes and hashing release the GIL).  The queue is bounded so
+that results waiting to be stored cannot pile up in memory.
 """
 
 from __future__ import annotations
