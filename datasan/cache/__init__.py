@@ -62,6 +62,7 @@ def finish(engine: Any, entry: dict[str, Any], max_bytes: int | None) -> dict[st
 
     if not isinstance(engine, CachingEngine):
         return entry
+    engine.flush()  # entries still being written count once they are
     c = engine.counts
     pruned = engine.store.prune(DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
     return {**entry, "hits": c["hits"], "misses": c["misses"], "stored": c["stored"],

@@ -11,13 +11,14 @@ asks, and an answer from the cache equals the one the function would give.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
 
 from datasan.cache import keys
+from datasan.cache.bundles import BundleIndex, bundle_values
 from datasan.cache.specs import spec_for
 from datasan.cache.store import CacheStore
+from datasan.cache.writer import EntryWriter
 
 
 class _Identities:
@@ -78,6 +79,7 @@ class CachingEngine:
         self.store = store
         self.counts: Counter = Counter()
         self._ids = _Identities(store, self.counts)
+        self._writer = EntryWriter(store, self.counts)
 
     # ------------------------------------------------------------------ the Engine protocol
     @property
@@ -89,14 +91,22 @@ class CachingEngine:
         return self.inner.parallelism
 
     def close(self) -> None:
+        self.flush()
         self.inner.close()
+
+    def flush(self) -> None:
+        """Wait until every entry of this scan is written (the counts are final then)."""
+        self._writer.flush()
 
     def __enter__(self) -> "CachingEngine":
         self.inner.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.inner.__exit__(*exc)
+        try:
+            self.flush()
+        finally:
+            self.inner.__exit__(*exc)
 
     def __getattr__(self, name: str) -> Any:  # optional engine methods (check_shared_paths)
         return getattr(self.inner, name)
@@ -110,6 +120,7 @@ class CachingEngine:
         spec, run_fn = found
         tasks = list(tasks)
         plans, groups = [], []
+        indexes: dict[str, BundleIndex] = {}
         for t in tasks:
             try:
                 shared = keys.key_of(fn_name(spec), spec.task_parts(t))
@@ -117,24 +128,42 @@ class CachingEngine:
                 shared = None
             group = self._group(spec, t, shared)
             groups.append(group)
-            if group is not None and group["values"] is not None:
-                plans.append([{"key": None, "hit": True, "value": v, "stamps": []} for v in group["values"]])
-            else:
+            if group is None:
                 plans.append([self._unit(spec, t, item, shared) for item in spec.items(t)])
+                continue
+            if shared not in indexes:
+                indexes[shared] = BundleIndex(self.store, shared)
+            group["index"] = index = indexes[shared]
+            if group["values"] is not None:
+                index.record(group["units"], group["key"])
+                plans.append([{"key": k, "hit": True, "value": v, "stamps": [], "bundled": True}
+                              for k, v in zip(group["units"], group["values"])])
+            else:
+                plans.append([self._unit(spec, t, item, shared, index) for item in spec.items(t)])
         missing = [(i, j) for i, plan in enumerate(plans) for j, u in enumerate(plan) if not u["hit"]]
         computed = self._computed(spec, run_fn, tasks, plans, missing)
-        for task, plan, group in zip(tasks, plans, groups):
+        last = len(tasks) - 1
+        for n, (task, plan, group) in enumerate(zip(tasks, plans, groups)):
             results = []
             for item, unit in zip(spec.items(task), plan):
                 if unit["hit"]:
                     results.append(self._answer(spec, fn, task, item, unit))
                 else:
                     r = next(computed)
-                    self._store(spec, task, item, unit, r)
+                    if group is None:
+                        self._store(spec, task, item, unit, r)
                     results.append(r)
             if group is not None and group["values"] is None:
                 self._store_group(spec, task, group, plan, results)
+            if n == last:  # before the last yield: a caller may not ask past the last task
+                self._store_indexes(indexes, groups)
             yield spec.join(task, results)
+
+    def _store_indexes(self, indexes: dict[str, BundleIndex], groups: list) -> None:
+        """Write the bundle indexes when a shard's bundle was written (else they hold them all)."""
+        if any(g is not None and g["values"] is None for g in groups):
+            for index in indexes.values():
+                self._writer.put(index.key, index.merged(), [], counted=False)
 
     # ------------------------------------------------------------------ a task's files at once
     def _group(self, spec, task, shared: str | None) -> dict[str, Any] | None:
@@ -151,26 +180,28 @@ class CachingEngine:
             if any(s is None for s in stamps):
                 return None
             checks.extend(zip(paths, stamps))
-            parts.append([item_parts, [[os.path.abspath(p), s.size, s.mtime_ns, s.ctime_ns, s.ino]
-                                       for p, s in zip(paths, stamps)]])
-        key = keys.key_of("group", shared, parts)
-        values = self.store.get(key)
-        if not isinstance(values, list) or len(values) != len(parts):
-            values = None
-        return {"key": key, "values": values, "stamps": checks}
+            parts.append((item_parts, list(zip(paths, stamps))))
+        key = keys.stat_group_key(shared, parts)
+        stored = self.store.get(key)
+        values = bundle_values(stored, len(parts))
+        return {"key": key, "values": values, "units": stored["units"] if values is not None else None,
+                "stamps": checks}
 
     def _store_group(self, spec, task, group, plan, results) -> None:
-        if any(u["key"] is None for u in plan) or any(keys.stamp_of(p) != s for p, s in group["stamps"]):
-            return  # a file that could not be keyed, or that changed since it was stamped
+        """Write the shard's bundle (every unit's value under its content key) and index it."""
         try:
-            self.store.put(group["key"], [spec.pack(task, item, r) for item, r in zip(spec.items(task), results)])
+            values = [spec.pack(task, item, r) for item, r in zip(spec.items(task), results)]
         except Exception:
             self.counts["store_errors"] += 1
+            return
+        group["index"].record([u["key"] for u in plan], group["key"])
+        self._writer.put_bundle(group["key"], group["stamps"], plan, values)
 
     # ------------------------------------------------------------------ one unit
-    def _unit(self, spec, task, item, shared: str | None) -> dict[str, Any]:
+    def _unit(self, spec, task, item, shared: str | None, index: BundleIndex | None = None) -> dict[str, Any]:
         """{key, stamps, hit, value} of one unit; key None when it cannot be cached (a file
-        that could not be read: the function reports it)."""
+        that could not be read: the function reports it).  With ``index`` the unit is looked
+        up in the bundles of earlier shards, else in its own entry."""
         paths, parts = spec.key_parts(task, item)
         ids = [self._ids.of(p) for p in paths]
         if shared is None or any(d is None for d, _ in ids):
@@ -182,7 +213,10 @@ class CachingEngine:
             self.counts["uncacheable"] += 1
             return {"key": None, "hit": False, "stamps": []}
         unit = {"key": key, "stamps": list(zip(paths, [s for _, s in ids]))}
-        if spec.load_early:
+        if index is not None:
+            unit["value"] = index.find(key)
+            unit["hit"] = unit["bundled"] = unit["value"] is not None
+        elif spec.load_early:
             unit["value"] = self.store.get(key)
             unit["hit"] = unit["value"] is not None
         else:
@@ -198,7 +232,7 @@ class CachingEngine:
                 self.counts["hits"] += 1
                 return result
             except Exception:  # an entry this code cannot put back: dropped, never trusted
-                if unit["key"] is not None:
+                if unit["key"] is not None and not unit.get("bundled"):
                     self.store.discard(unit["key"])
         self.counts["misses"] += 1
         run_fn = spec_for(fn)[1]
@@ -211,18 +245,15 @@ class CachingEngine:
         return result
 
     def _store(self, spec, task, item, unit, result) -> None:
-        if unit["key"] is None:
+        if unit["key"] is None or unit.get("bundled"):  # a bundle's value goes back with its shard
             return
-        if any(keys.stamp_of(p) != s for p, s in unit["stamps"] if s is not None):
-            self.counts["uncacheable"] += 1  # a file changed while it was read
-            return
-        try:
+        try:  # packed here: a packed value may read files of the run's staging, which move later
             value = spec.pack(task, item, result)
-            if value is not None:
-                self.store.put(unit["key"], value)
-                self.counts["stored"] += 1
-        except Exception:  # a full disk, a result that does not pickle: the scan goes on uncached
+        except Exception:  # a result that cannot be packed: the scan goes on uncached
             self.counts["store_errors"] += 1
+            return
+        if value is not None:
+            self._writer.put(unit["key"], value, unit["stamps"], counted=True)
 
     def _computed(self, spec, run_fn, tasks, plans, missing) -> Iterator:
         """The results of the missing units, in order, computed on the wrapped engine."""

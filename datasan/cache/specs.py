@@ -106,8 +106,16 @@ def _restamp_part(data: bytes, dest: str, run_id: str, group_rows: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from datasan.cache.restamp import restamped_footer
     from datasan.sources.tables.output import open_parquet
 
+    patched = restamped_footer(data, run_id)
+    if patched is not None:  # the column chunks as stored: only the footer names the new run
+        body, footer = patched
+        with fs.open_output(dest) as f:
+            f.write(body)
+            f.write(footer)
+        return
     pf = pq.ParquetFile(pa.BufferReader(data))
     writer = open_parquet(dest, pf.schema_arrow, run_id)
     try:

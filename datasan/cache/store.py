@@ -56,6 +56,7 @@ class CacheStore:
         self.entries_dir = os.path.join(self.path, "entries")
         #: entries found damaged (and removed) by this object's reads
         self.corrupt = 0
+        self._folders: set[str] = set()  # made already: one makedirs per folder, not per entry
 
     def _file(self, key: str) -> str:
         return os.path.join(self.entries_dir, key[:2], key)
@@ -73,10 +74,17 @@ class CacheStore:
             hashlib.blake2b(payload, digest_size=32).digest()
         path = self._file(key)
         folder = os.path.dirname(path)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if folder not in self._folders:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            self._folders.add(folder)
         tmp = os.path.join(folder, f".tmp-{key}-{secrets.token_hex(6)}")
         try:
-            with open(tmp, "wb") as f:
+            try:
+                f = open(tmp, "wb")
+            except FileNotFoundError:  # the folder was removed since (a cache cleared meanwhile)
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                f = open(tmp, "wb")
+            with f:
                 f.write(head)
                 f.write(payload)
             os.replace(tmp, path)

@@ -1,0 +1,93 @@
+"""Per-file results stored a shard at a time: one bundle entry per shard and one index per
+shard function and settings, instead of one entry file per file.
+
+A cold scan of many small files (images, YOLO label files) used to write an
+entry per file plus the shard's stat fast-path entry holding the same values
+again: thousands of files created and renamed, each value pickled twice.  Now
+the shard's entry (keyed by its files' stat stamps, as before) is a *bundle*:
+the files' content keys beside their packed results.  An *index* entry, keyed
+by the shard function and its settings, maps each file's content key to the
+bundle that holds it, so a shard whose files moved to other shards (a file
+added before them) or whose stamp changed still finds every unchanged file by
+its content.  A bundle answers a lookup only for the content key it stores
+next to the value, so a stale or lost index entry costs a recomputation, never
+a wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from datasan.cache import keys
+from datasan.cache.store import CacheStore
+
+#: bundles kept loaded while a scan looks files up (consecutive misses share bundles)
+LOADED_BUNDLES = 8
+#: an index keeps the files of earlier scans until it holds this many times the current one's
+INDEX_GROWTH = 4
+
+
+def bundle_value(unit_keys: list[str | None], values: list) -> dict[str, Any]:
+    """The stored form of a shard's bundle."""
+    return {"units": unit_keys, "values": values}
+
+
+def bundle_values(stored: Any, n: int) -> list | None:
+    """A bundle's values when it answers a whole shard of ``n`` files, else None."""
+    if not isinstance(stored, dict):
+        return None
+    units, values = stored.get("units"), stored.get("values")
+    if not isinstance(units, list) or not isinstance(values, list) or len(units) != n or len(values) != n:
+        return None
+    return values if all(u is not None for u in units) else None
+
+
+class BundleIndex:
+    """The content-key -> bundle index of one shard function and settings (``shared``)."""
+
+    def __init__(self, store: CacheStore, shared: str) -> None:
+        self.store = store
+        self.key = keys.key_of("bundle-index", shared)
+        self._old: dict[str, str] | None = None
+        self.new: dict[str, str] = {}
+        self._loaded: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def _old_index(self) -> dict[str, str]:
+        if self._old is None:
+            stored = self.store.get(self.key)
+            self._old = stored if isinstance(stored, dict) else {}
+        return self._old
+
+    def find(self, unit_key: str) -> Any | None:
+        """The packed value stored for ``unit_key`` in a bundle, or None."""
+        bundle_key = self.new.get(unit_key) or self._old_index().get(unit_key)
+        if bundle_key is None:
+            return None
+        bundle = self._loaded.get(bundle_key)
+        if bundle is None:
+            stored = self.store.get(bundle_key)
+            units = stored.get("units") if isinstance(stored, dict) else None
+            values = stored.get("values") if isinstance(stored, dict) else None
+            if not isinstance(units, list) or not isinstance(values, list) or len(units) != len(values):
+                return None
+            bundle = {u: v for u, v in zip(units, values) if u is not None}
+            self._loaded[bundle_key] = bundle
+            if len(self._loaded) > LOADED_BUNDLES:
+                self._loaded.popitem(last=False)
+        else:
+            self._loaded.move_to_end(bundle_key)
+        return bundle.get(unit_key)
+
+    def record(self, unit_keys: list[str | None], bundle_key: str) -> None:
+        """Files of this scan whose values ``bundle_key`` holds."""
+        for u in unit_keys:
+            if u is not None:
+                self.new[u] = bundle_key
+
+    def merged(self) -> dict[str, str]:
+        """The index to store: this scan's files, and earlier ones while it stays bounded."""
+        old = self._old_index()
+        if len(old) + len(self.new) > INDEX_GROWTH * max(len(self.new), 1 << 14):
+            return dict(self.new)
+        return {**old, **self.new}

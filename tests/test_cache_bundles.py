@@ -1,0 +1,76 @@
+"""Per-file results stored a shard at a time: a cold image scan writes one bundle per shard and
+one index (not an entry per image); the index finds unchanged files of a changed shard by
+content; a lost index or a damaged bundle costs recomputation, never a wrong answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_cache import Rescans, _images
+
+from datasan.cache import CacheStore
+
+
+def _entries(cache: Path) -> dict[Path, object]:
+    store = CacheStore(str(cache))
+    return {p: store.get(p.name) for p in (cache / "entries").rglob("*") if p.is_file()}
+
+
+def _is_bundle(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"units", "values"}
+
+
+def _change_one_image(data: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8) + 90).save(data / "cat" / "001.png")
+
+
+def _setup(tmp_path: Path) -> tuple[Path, Rescans]:
+    data = tmp_path / "imgs"
+    _images(data)  # 13 images: 12 and a broken one
+    rs = Rescans(tmp_path, data, shard_images=4)
+    first = rs.scan()
+    assert (first["hits"], first["misses"], first["stored"]) == (0, 13, 13)
+    return data, rs
+
+
+def test_a_cold_image_scan_writes_a_bundle_per_shard_and_one_index(tmp_path):
+    _, rs = _setup(tmp_path)
+    values = list(_entries(rs.cache).values())
+    bundles = [v for v in values if _is_bundle(v)]
+    assert (len(values), len(bundles)) == (5, 4)  # 4 shards of at most 4 images, 1 index
+    assert sorted(len(b["units"]) for b in bundles) == [1, 4, 4, 4]
+
+
+def test_unchanged_files_of_a_changed_shard_come_from_the_index(tmp_path):
+    data, rs = _setup(tmp_path)
+    _change_one_image(data)
+    c = rs.scan()
+    assert (c["hits"], c["misses"], c["stored"], c["corrupt"]) == (12, 1, 1, 0)
+
+
+def test_a_lost_index_recomputes_the_changed_shard(tmp_path):
+    data, rs = _setup(tmp_path)
+    index = [p for p, v in _entries(rs.cache).items() if not _is_bundle(v)]
+    assert len(index) == 1
+    index[0].unlink()
+    _change_one_image(data)
+    c = rs.scan()  # the shard's 3 unchanged images cannot be found by content: computed again
+    assert (c["hits"], c["misses"], c["stored"], c["corrupt"]) == (9, 4, 4, 0)
+    _change_one_image(data)  # same pixels, new stamp: found by content in the new index
+    c = rs.scan()
+    assert (c["hits"], c["misses"], c["corrupt"]) == (13, 0, 0)
+
+
+def test_a_damaged_bundle_is_dropped_and_its_shard_recomputed(tmp_path):
+    _, rs = _setup(tmp_path)
+    path = next(p for p, v in _entries(rs.cache).items() if _is_bundle(v) and len(v["units"]) == 4)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    c = rs.scan()
+    assert (c["hits"], c["misses"], c["stored"], c["corrupt"]) == (9, 4, 4, 1)
+    c = rs.scan()
+    assert (c["hits"], c["misses"], c["corrupt"]) == (13, 0, 0)
