@@ -5,7 +5,6 @@ miss; damaged entries are dropped and recomputed; the folder stays within its bo
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SAMPLE
+from run_compare import close_json, table_of
 
 import datasan
 from datasan.cache import CacheStore
@@ -28,42 +28,20 @@ def _scan(path: Path, out: Path, cache: Path | None, **options):
     return datasan.scan(str(path), out_dir=str(out), config=False, cache=str(cache) if cache else "off", **options)
 
 
-def _close(a, b, where: str) -> None:
-    if isinstance(a, float) and isinstance(b, float):
-        assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12), where
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert sorted(a) == sorted(b), where
-        for k in a:
-            _close(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
-def _table(path: Path):
-    import pyarrow.parquet as pq
-
-    t = pq.read_table(path)
-    return t.replace_schema_metadata(None)
-
-
 def assert_same_outputs(cold: Path, warm: Path, skip: tuple[str, ...] = ()) -> None:
     """Findings, quarantine, clean files, index and stats equal; report.json equal but for timings."""
     names = sorted(p.relative_to(cold).as_posix() for p in cold.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(warm).as_posix() for p in warm.rglob("*") if p.is_file())
     for rel in names:
         if rel.endswith(".parquet"):
-            a, b = _table(cold / rel), _table(warm / rel)
+            a, b = table_of(cold / rel), table_of(warm / rel)
             assert a.schema == b.schema and a.to_pandas().equals(b.to_pandas()), rel  # NaN equals NaN
         elif rel.endswith(".csv") or rel.startswith("clean/"):
             assert (cold / rel).read_bytes() == (warm / rel).read_bytes(), rel
     stats = [json.loads((d / "stats.json").read_text()) for d in (cold, warm)]
     for s in stats:
         s.pop("run_id")
-    _close(stats[0], stats[1], "stats")
+    close_json(stats[0], stats[1], "stats")
     reports = [json.loads((d / "report.json").read_text()) for d in (cold, warm)]
     for r in reports:
         for k in VOLATILE_REPORT | set(skip):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from run_compare import close_json, files_of, table_of
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"
@@ -27,49 +28,22 @@ def _scan(path: Path, out: Path, **options):
     return datasan.scan(path, out_dir=str(out), **options)
 
 
-def _close(a, b, where: str) -> None:
-    """JSON values equal, floats to 1e-12 (relative)."""
-    if isinstance(a, float) or isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-12, abs=1e-12, nan_ok=True), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _close(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
-def _table(path: Path):
-    import pyarrow.parquet as pq
-
-    t = pq.read_table(path)
-    return t.replace_schema_metadata(None)  # the run id differs per run; the rows do not
-
-
-def _files(out: Path) -> list[str]:
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-
-
 def assert_same_run(a: Path, b: Path) -> None:
     """Two output folders hold the same findings, quarantine, clean files, index and stats."""
-    names = _files(a)
-    assert names == _files(b)
+    names = files_of(a)
+    assert names == files_of(b)
     for rel in ("findings.parquet", "quarantine.parquet", "index.parquet"):
         if rel in names:
-            assert _table(a / rel).equals(_table(b / rel)), rel
+            assert table_of(a / rel).equals(table_of(b / rel)), rel
     for rel in names:
         if rel.startswith("clean/"):
             if rel.endswith(".parquet"):
-                assert _table(a / rel).equals(_table(b / rel)), rel
+                assert table_of(a / rel).equals(table_of(b / rel)), rel
             else:
                 assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     sa, sb = (json.loads((d / "stats.json").read_text()) for d in (a, b))
     sa.pop("run_id"), sb.pop("run_id")
-    _close(sa, sb, "stats")
+    close_json(sa, sb, "stats")
     ra, rb = (json.loads((d / "report.json").read_text()) for d in (a, b))
     counts = ("samples", "kept", "quarantined", "files")
     assert [ra[k] for k in counts] == [rb[k] for k in counts]
