@@ -25,7 +25,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,30 +77,14 @@ def make_table(path: str, rows: int) -> None:
 def scan(data: str, out: str, cache: str | None, probe: bool) -> tuple[float, float, dict]:
     """Wall seconds, CPU seconds (user + system over the scan's process tree, its pool's
     workers included, polled every 20 ms) and report.json's cache entry."""
-    import psutil
+    from images import timed  # the benches' one measure of a process tree
 
     cmd = [sys.executable, "-m", "datasan", "scan", data, "--out", out, "--quiet", "--force",
            "--probe" if probe else "--no-probe"]
     cmd += ["--cache", cache] if cache else ["--no-cache"]
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc = psutil.Process(p.pid)
-    cpu: dict[int, float] = {}
-    while p.poll() is None:
-        try:
-            for q in [proc] + proc.children(recursive=True):
-                t = q.cpu_times()
-                cpu[q.pid] = t.user + t.system
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    wall = time.perf_counter() - t0
-    _, err = p.communicate()
-    if p.returncode not in (0, 1):
-        print(err, file=sys.stderr)
-        raise SystemExit(f"scan failed with exit status {p.returncode}")
+    wall, _, cpu = timed(cmd, dict(os.environ))
     with open(os.path.join(out, "report.json")) as f:
-        return wall, sum(cpu.values()), json.load(f)["cache"]
+        return wall, cpu, json.load(f)["cache"]
 
 
 def main() -> None:
