@@ -24,17 +24,23 @@ def warm_report_imports(ctx: Any) -> bool:
     if ctx.shared.get(_STARTED) or not ctx.options.report_html or ctx.engine.parallelism <= 1:
         return False
     ctx.shared[_STARTED] = True
-    import threading
-
-    threading.Thread(target=_import_all, daemon=True, name="datasan-report-imports").start()
+    import_in_background(REPORT_MODULES)
     return True
 
 
-def _import_all() -> None:
+def import_in_background(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` in order on a daemon thread (a module that fails to import stops the
+    rest: it is reported where it is used)."""
+    import threading
+
+    threading.Thread(target=_import_all, args=(modules,), daemon=True, name="datasan-imports").start()
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
     import importlib
 
-    for name in REPORT_MODULES:
+    for name in modules:
         try:
             importlib.import_module(name)
-        except Exception:  # a missing or broken library is reported where the report uses it
+        except Exception:  # a missing or broken library is reported where it is used
             return

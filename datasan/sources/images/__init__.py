@@ -25,9 +25,11 @@ from typing import Any
 
 from datasan.discover import FileEntry
 from datasan.findings import FindingBuffer
-from datasan.outputs.warm import warm_report_imports
+from datasan.outputs.warm import import_in_background, warm_report_imports
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 
+#: what writing the index imports (pyarrow's Parquet writer imports pandas)
+OUTPUT_MODULES = ("pyarrow", "pyarrow.parquet", "pandas")
 
 #: values of ScanOptions.image_labels
 LABEL_MODES = ("auto", "table", "folders", "none")
@@ -83,9 +85,7 @@ class ImageKind:
             if warm:
                 # the workers are busy and this process mostly waits for them: load the
                 # output libraries now (not before: it would slow down starting the pool)
-                import threading
-
-                threading.Thread(target=_warm_imports, daemon=True).start()
+                import_in_background(OUTPUT_MODULES)
                 warm_report_imports(ctx)
                 warm = False
             for r in recs:
@@ -114,15 +114,6 @@ class ImageKind:
         outcome.kept -= index.num_rows - outcome.index.num_rows
         recompute_stats(outcome, ctx)
         return {"stats_recomputed": True}
-
-
-def _warm_imports() -> None:
-    try:
-        import pyarrow  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
-        import pandas  # noqa: F401  (pyarrow's Parquet writer imports it)
-    except Exception:  # pragma: no cover - a missing library is reported where it is used
-        pass
 
 
 # --------------------------------------------------------------------------- finishing one set
