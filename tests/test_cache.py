@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from conftest import SAMPLE
@@ -67,6 +66,14 @@ class Rescans:
         return result.summary.cache
 
 
+def table_rescans(tmp: Path) -> Rescans:
+    """Rescans of ``tmp``/data holding :func:`_tables` (big.parquet in 3 shards of 2 row groups)."""
+    data = tmp / "data"
+    data.mkdir()
+    _tables(data)
+    return Rescans(tmp, data, shard_rows=1000)
+
+
 def _tables(root: Path, rows: int = 3000) -> None:
     import numpy as np
     import pyarrow as pa
@@ -98,10 +105,8 @@ def test_sample_data_warm_scan_equals_cold_and_runs_no_shard(tmp_path, monkeypat
 
 
 def test_tables_in_shards_add_change_delete_rename(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    _tables(data)
-    rs = Rescans(tmp_path, data, shard_rows=1000)  # big.parquet: 3 shards of 2 row groups
+    rs = table_rescans(tmp_path)  # big.parquet: 3 shards of 2 row groups
+    data = rs.data
     rs.scan()
     c = rs.scan()
     assert (c["hits"], c["misses"]) == (6, 0)  # 2 profiles + 3 shards + 1 csv shard
@@ -120,10 +125,7 @@ def test_tables_in_shards_add_change_delete_rename(tmp_path):
 
 
 def test_changed_threshold_or_rule_selection_misses(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    _tables(data)
-    rs = Rescans(tmp_path, data, shard_rows=1000)
+    rs = table_rescans(tmp_path)
     rs.scan()
     c = rs.scan(thresholds={"scale_limit": 5.0})
     assert c["hits"] == 0 and c["misses"] == 6
@@ -180,10 +182,7 @@ def test_yolo_labels_change(tmp_path):
 
 
 def test_damaged_entries_are_dropped_and_recomputed(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    _tables(data)
-    rs = Rescans(tmp_path, data, shard_rows=1000)
+    rs = table_rescans(tmp_path)
     rs.scan()
     store = CacheStore(str(rs.cache))
     entries = sorted(p for p in (rs.cache / "entries").rglob("*") if p.is_file())
@@ -289,10 +288,8 @@ def test_a_touched_file_is_hashed_again_and_still_hits(tmp_path, monkeypatch):
     from datasan.cache import keys
 
     monkeypatch.setattr(keys, "STAT_FAST_PATH_BYTES", 0)
-    data = tmp_path / "data"
-    data.mkdir()
-    _tables(data)
-    rs = Rescans(tmp_path, data, shard_rows=1000)
+    rs = table_rescans(tmp_path)
+    data = rs.data
     rs.scan()
     st = os.stat(data / "big.parquet")
     os.utime(data / "big.parquet", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new mtime

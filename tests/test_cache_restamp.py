@@ -57,12 +57,9 @@ def test_unexpected_parts_are_re_encoded(tmp_path):
 def test_a_warm_scan_s_clean_table_carries_its_own_run_id(tmp_path):
     import json
 
-    from test_cache import Rescans, _tables
+    from test_cache import table_rescans
 
-    data = tmp_path / "data"
-    data.mkdir()
-    _tables(data)
-    rs = Rescans(tmp_path, data, shard_rows=1000)
+    rs = table_rescans(tmp_path)
     rs.scan()
     c = rs.scan()
     assert (c["hits"], c["misses"]) == (6, 0)
