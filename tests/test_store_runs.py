@@ -62,8 +62,6 @@ def _split_run_in_the_store(s3, tmp_path, name: str, **engine):
 
 
 def test_split_table_parts_go_straight_to_the_store_with_the_local_engine(s3, tmp_path):
-    import datasan
-
     _generated(tmp_path / "data")
     _local_run(tmp_path / "data", tmp_path / "local", workers=1, **SPLIT)
     r = _split_run_in_the_store(s3, tmp_path, "pool", workers=2)
@@ -73,8 +71,6 @@ def test_split_table_parts_go_straight_to_the_store_with_the_local_engine(s3, tm
 
 
 def test_split_table_parts_go_straight_to_the_store_with_the_ray_engine(s3, ray_cluster, tmp_path):
-    import datasan
-
     _generated(tmp_path / "data")
     _local_run(tmp_path / "data", tmp_path / "local", workers=1, **SPLIT)
     _split_run_in_the_store(s3, tmp_path, "ray", engine="ray", workers=0)

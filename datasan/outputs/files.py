@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 from typing import Any, Callable
 
 from datasan.errors import UsageError

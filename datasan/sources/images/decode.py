@@ -247,7 +247,7 @@ def _failed(rec: ImageRecord, stage: str, why: str = "") -> ImageRecord:
 def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
     """Read, check and measure one image (see the module docstring)."""
     import numpy as np
-    from PIL import Image, ImageFile
+    from PIL import ImageFile
 
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     rec = ImageRecord(rel)

@@ -40,7 +40,6 @@ class CleanRewriter:
     def add(self, batch, bad_rows) -> None:
         """Write ``batch`` without the rows whose ``_row`` is in ``bad_rows``."""
         import numpy as np
-        import pyarrow as pa
 
         if len(bad_rows):
             rows = np.asarray(to_numpy(batch.column("_row")), dtype=np.int64)
