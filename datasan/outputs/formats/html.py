@@ -135,15 +135,11 @@ def _rules(view: "FindingsView") -> list[dict[str, Any]]:
 
 def _first_per_code(ft, per_code: int) -> list[int]:
     """Row numbers of the first ``per_code`` findings of each code, in table order."""
-    import numpy as np
-    import pyarrow.compute as pc
+    from datasan.outputs.digest import dense_ids, first_per_key
 
     if ft.num_rows == 0:
         return []
-    enc = pc.dictionary_encode(ft.column("code")).combine_chunks()
-    idx = enc.indices.to_numpy(zero_copy_only=False)
-    picked = [np.flatnonzero(idx == i)[:per_code] for i in range(len(enc.dictionary))]
-    return sorted(np.concatenate(picked).tolist())
+    return first_per_key(dense_ids(ft.column("code"))[0], per_code).tolist()
 
 
 def _finding_rows(ft) -> list[dict[str, Any]]:
