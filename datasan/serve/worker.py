@@ -57,13 +57,22 @@ def scan_job(path: str, out: str, config: str | bool, options: dict[str, Any], c
     conn.send(("outcome", outcome))
 
 
+#: seconds a scan whose service died has to stop by itself before its process group is killed
+STOP_GRACE = 10.0
+
+
 def _stop_with_parent(service: int) -> None:
     """SIGTERM this process when the service dies (even by SIGKILL), also before this process got
-    here: datasan then stops its own workers instead of leaving them behind."""
+    here: datasan then stops its own workers instead of leaving them behind.  Should that stop
+    hang, the whole process group (this scan and every process it started: forkserver, shard
+    workers, resource tracker) is killed after STOP_GRACE seconds, so nothing outlives a service."""
+    os.setpgrp()  # before the scan starts any process: they all join this group
 
     def watch() -> None:
         while os.getppid() == service:
             time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(STOP_GRACE)  # this daemon thread ends with the process when the stop works
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="datasan-serve-parent-watch", daemon=True).start()
