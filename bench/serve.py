@@ -8,6 +8,9 @@ sample_data/, then:
 * ``--clients`` threads x ``--calls`` gate calls each on the unchanged data
   (answered from the database): p50 / p99 / max latency and throughput;
 * one file changed (a row appended), one gate call: it rescans;
+* gate calls with two other ``fail_on`` values on the unchanged data, each
+  asked three times: the first of each judges the stored run's findings again
+  (no scan), the repeats are answered from memory;
 * the server's CPU time per cached answer (user + system, from psutil);
 * the baseline: what each training job pays without the service,
   ``datasan.scan`` of the same folder in this process (imports warm).
@@ -64,9 +67,10 @@ def start(data: str, state: str, config: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("datasan serve did not start")
 
 
-def gate(base: str) -> tuple[float, dict]:
+def gate(base: str, fail_on: str | None = None) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    with urllib.request.urlopen(base + "/gate?path=.", timeout=3600) as r:
+    with urllib.request.urlopen(base + "/gate?path=." + (f"&fail_on={fail_on}" if fail_on else ""),
+                                timeout=3600) as r:
         body = json.loads(r.read())
     return time.perf_counter() - t0, body
 
@@ -119,6 +123,11 @@ def main() -> None:
             assert not after["from_cache"] and after["job_id"] != first["job_id"]
             again, cached = gate(base)
             assert cached["from_cache"]
+            rejudged = []
+            for fail_on in ("warning", "never", "warning", "never", "warning", "never"):
+                dt, other = gate(base, fail_on)
+                assert other["from_cache"] and other["rejudged"] and other["job_id"] == after["job_id"], other
+                rejudged.append(dt)
         finally:
             proc.terminate()
             proc.wait(60)
@@ -143,6 +152,10 @@ def main() -> None:
     print(f"{'server CPU per cached gate call':<44} {server_cpu / len(ms) * 1000:>13.2f} ms")
     print(f"{'gate after 1 file changed (rescan)':<44} {changed:>14.2f} s {direct:>22.2f} s")
     print(f"{'gate, unchanged again, one client':<44} {again * 1000:>13.1f} ms")
+    print(f"{'gate, unchanged, fail_on=warning: re-judged':<44} {rejudged[0] * 1000:>13.1f} ms   "
+          "(the service's first reading of a run: its imports)")
+    print(f"{'gate, unchanged, fail_on=never: re-judged':<44} {rejudged[1] * 1000:>13.1f} ms")
+    print(f"{'  the same questions again (4 calls, median)':<44} {statistics.median(rejudged[2:]) * 1000:>13.1f} ms")
 
 
 if __name__ == "__main__":

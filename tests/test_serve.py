@@ -121,9 +121,23 @@ def test_gate_answers_from_the_database_until_a_file_changes(server, world):
     status, cached, _ = server.call("GET", "/gate?path=gate")
     assert (cached["passed"], cached["exit_code"], cached["from_cache"], cached["job_id"]) == \
         (False, 1, True, changed["job_id"])
-    # another fail_on is another question: never answered from the other's verdict
+    assert cached["rejudged"] is False
+    # another fail_on on the same data: that run's findings judged again, no scan
     status, never, _ = server.call("GET", "/gate?path=gate&fail_on=never")
-    assert (never["passed"], never["exit_code"], never["from_cache"]) == (True, 0, False)
+    assert status == 200, never
+    assert (never["passed"], never["exit_code"], never["reasons"], never["from_cache"], never["rejudged"],
+            never["job_id"]) == (True, 0, [], True, True, changed["job_id"])
+    status, again, _ = server.call("GET", "/gate?path=gate")
+    assert (again["passed"], again["from_cache"], again["rejudged"], again["job_id"]) == \
+        (False, True, False, changed["job_id"])
+    status, explicit, _ = server.call("GET", "/gate?path=gate&fail_on=error")  # the default, said: judged again
+    assert (explicit["passed"], explicit["reasons"], explicit["rejudged"]) == (False, changed["reasons"], True)
+    # once the data changes, the other fail_on scans like any question
+    with open(world / "root" / "gate" / "steady.csv", "a") as f:
+        f.write("9.000,1\n")
+    status, never, _ = server.call("GET", "/gate?path=gate&fail_on=never")
+    assert (never["passed"], never["exit_code"], never["from_cache"], never["rejudged"]) == (True, 0, False, False)
+    assert never["job_id"] != changed["job_id"]
 
 
 def test_concurrent_clients(server, world):

@@ -91,3 +91,45 @@ def test_rate_limiter_allows_a_burst_of_twice_the_rate_per_client():
     limiter = RateLimiter(rate=5)
     assert sum(limiter.allow("c") for _ in range(10)) == 10
     assert RateLimiter(rate=0).allow("d")
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory):
+    """A folder with an error (a NaN) and a warning (a constant column), scanned once at
+    fail_on never: the stored run that other fail_on values re-judge."""
+    import datasan
+
+    base = tmp_path_factory.mktemp("rejudge")
+    data = base / "data"
+    data.mkdir()
+    (data / "nan.csv").write_text("x,label\n" + "".join(f"{i / 3:.3f},{i % 2}\n" for i in range(20)) + "nan,1\n")
+    (data / "flat.csv").write_text("x,c,label\n" + "".join(f"{i / 7:.3f},5,{i % 2}\n" for i in range(20)))
+    config = base / "datasan.toml"
+    config.write_text('fail_on = "warning"\n')
+    with datasan.scan(data, out_dir=base / "stored", config=False, fail_on="never", probe=False) as r:
+        assert r.passed
+    return base
+
+
+@pytest.mark.parametrize("options, config", [({"fail_on": "error"}, False), ({"fail_on": "warning"}, False),
+                                             ({"fail_on": "never"}, False), ({}, False), ({}, "datasan.toml")])
+def test_rejudging_a_stored_run_gives_the_verdict_of_a_scan_at_that_fail_on(judged, options, config):
+    import datasan
+    from datasan.serve.jobs import findings_digest, rejudge, verdict_of
+
+    config = str(judged / config) if config else False
+    with datasan.scan(judged / "data", config=config, probe=False, **options) as direct:
+        expected = verdict_of(direct)
+    assert rejudge({"out_dir": str(judged / "stored")}, {"probe": False, **options}, config) == expected
+    # what the two runs must share for one to answer for the other: everything but fail_on
+    assert findings_digest({"probe": False, **options}, False) == findings_digest({"probe": False}, False)
+    assert findings_digest({"probe": True}, False) != findings_digest({"probe": False}, False)
+
+
+def test_the_rejudged_verdicts_differ_as_fail_on_does(judged):
+    from datasan.serve.jobs import rejudge
+
+    job = {"out_dir": str(judged / "stored")}
+    verdicts = {f: rejudge(job, {"fail_on": f}, False) for f in ("error", "warning", "never")}
+    assert {f: (v[0], v[1], [r.split()[0] for r in v[2]]) for f, v in verdicts.items()} == {
+        "error": (False, 1, ["DS101"]), "warning": (False, 1, ["DS101", "DS108"]), "never": (True, 0, [])}

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from datasan.serve.fingerprint import SharedWalks
-from datasan.serve.jobs import Busy, JobRunner, options_digest
+from datasan.serve.jobs import Busy, JobRunner, findings_digest, options_digest, rejudge
 from datasan.serve.results import read_page
 from datasan.serve.security import Forbidden, Guard, RateLimiter, check_scan_options, resolve_path
 from datasan.serve.settings import ServeSettings
@@ -99,6 +99,21 @@ def _routes(app: FastAPI, settings: ServeSettings, store: JobStore, runner: JobR
             raise HTTPProblem(404, f"job {job_id} wrote no {name}")
         return path
 
+    #: re-judged answers by (path, options digest, fingerprint, judged job): the same data's same question
+    rejudged = Recent(256)
+
+    def rejudged_answer(job: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
+        """The gate's JSON for ``job``'s findings judged at the question's ``fail_on``; None when
+        its outputs can no longer be read (expired meanwhile): then the question is scanned."""
+        from datasan.errors import UsageError
+
+        try:
+            passed, code, reasons = rejudge(job, options, settings.config)
+        except (UsageError, OSError):
+            return None
+        return gate_answer({**job, "passed": passed, "exit_code": code, "reasons": reasons},
+                           from_cache=True, rejudged=True)
+
     @app.get("/healthz")
     def healthz():
         from datasan import __version__
@@ -163,6 +178,17 @@ def _routes(app: FastAPI, settings: ServeSettings, store: JobStore, runner: JobR
         hit = store.gate(real, digest)
         if hit is not None and hit[0] == fp:
             return gate_answer(hit[1], from_cache=True)
+        # the same data scanned with the same options under another fail_on: judge its findings again
+        prior = store.findings_run(real, findings_digest(options, settings.config))
+        if prior is not None and prior[0] == fp and prior[1]["status"] == DONE:
+            key = (real, digest, fp, prior[1]["id"])
+            answer = rejudged.get(key)
+            if answer is None:
+                answer = await run_in_threadpool(rejudged_answer, prior[1], options)
+                if answer is not None:
+                    rejudged.put(key, answer)
+            if answer is not None:
+                return answer
         try:
             job_id = await run_in_threadpool(runner.gate_job, real, options, digest, fp)
         except Busy as exc:
@@ -177,11 +203,35 @@ def _routes(app: FastAPI, settings: ServeSettings, store: JobStore, runner: JobR
         return gate_answer(job, from_cache=False)
 
 
-def gate_answer(job: dict[str, Any], from_cache: bool) -> dict[str, Any]:
+class Recent:
+    """A small thread-safe map that forgets its oldest entry beyond ``size``."""
+
+    def __init__(self, size: int) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def gate_answer(job: dict[str, Any], from_cache: bool, rejudged: bool = False) -> dict[str, Any]:
     """The gate's JSON for a finished job."""
     return {"passed": bool(job["passed"]) and job["status"] == DONE, "exit_code": job["exit_code"],
-            "reasons": job["reasons"], "job_id": job["id"], "from_cache": from_cache, "status": job["status"],
-            "run_id": job["run_id"]}
+            "reasons": job["reasons"], "job_id": job["id"], "from_cache": from_cache, "rejudged": rejudged,
+            "status": job["status"], "run_id": job["run_id"]}
 
 
 def describe(job: dict[str, Any], runner: JobRunner) -> dict[str, Any]:

@@ -42,6 +42,23 @@ def options_digest(options: dict[str, Any], config: str | bool) -> str:
     return h.hexdigest()
 
 
+def findings_digest(options: dict[str, Any], config: str | bool) -> str:
+    """What makes two questions' findings the same: the options but ``fail_on`` (which only
+    judges them), the config file's bytes, datasan's version."""
+    return options_digest({"findings of": {k: v for k, v in options.items() if k != "fail_on"}}, config)
+
+
+def rejudge(job: dict[str, Any], options: dict[str, Any], config: str | bool) -> tuple[bool, int, list[str]]:
+    """(passed, exit code, reasons) of a finished job's published run judged at the ``fail_on``
+    that ``options`` and the config file give; UsageError or OSError when its outputs cannot be read."""
+    from datasan.config import build_options
+    from datasan.result import ScanResult
+
+    fail_on = build_options(options, config=config).fail_on
+    with ScanResult.load(job["out_dir"]) as result:
+        return verdict_of(result.set_gate(fail_on=fail_on))
+
+
 class JobRunner:
     """Runs queued jobs on ``settings.workers`` threads; tracks live progress and gate joins."""
 
@@ -130,7 +147,9 @@ class JobRunner:
                 if outcome is not None:
                     # room for this run first, so that no reader ever sees more than keep_runs folders
                     self._expire_old_runs(self.settings.keep_runs - 1)
-                    self.store.finish(job_id, **outcome)
+                    job = self.store.get(job_id)
+                    self.store.finish(job_id, **outcome,
+                                      findings_digest=findings_digest(job["options"], self.settings.config))
             except Exception:  # the service must outlive any one job
                 log.exception("job %s failed outside the scan", job_id)
             finally:

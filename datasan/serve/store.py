@@ -43,6 +43,13 @@ CREATE TABLE IF NOT EXISTS gates (
     job_id TEXT NOT NULL,
     PRIMARY KEY (path, digest)
 );
+CREATE TABLE IF NOT EXISTS findings_of (
+    path TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (path, digest)
+);
 """
 
 #: a job's states; the last three are final
@@ -51,7 +58,9 @@ FINAL = (DONE, FAILED, INTERRUPTED)
 
 
 class JobStore:
-    """The service's database: one row per job, one gate verdict per (path, options digest)."""
+    """The service's database: one row per job, one gate verdict per (path, options digest) and,
+    per (path, findings digest: the options but ``fail_on``), the last run whose findings another
+    ``fail_on`` can re-judge."""
 
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -100,8 +109,9 @@ class JobStore:
 
     def finish(self, job_id: str, *, status: str, passed: bool | None, exit_code: int | None,
                reasons: list[str], error: str | None = None, run_id: str | None = None,
-               samples: int | None = None) -> None:
-        """Record a job's end; a ``done`` job becomes the gate's verdict for its path and options."""
+               samples: int | None = None, findings_digest: str | None = None) -> None:
+        """Record a job's end; a ``done`` job becomes the gate's verdict for its path and options
+        and, given ``findings_digest``, the run whose findings re-judge other ``fail_on`` values."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -113,6 +123,10 @@ class JobStore:
                 if status == DONE:
                     db.execute("INSERT OR REPLACE INTO gates (path, digest, fingerprint, job_id) "
                                "SELECT path, digest, fingerprint, id FROM jobs WHERE id = ?", (job_id,))
+                    if findings_digest is not None:
+                        db.execute("INSERT OR REPLACE INTO findings_of (path, digest, fingerprint, job_id) "
+                                   "SELECT path, ?, fingerprint, id FROM jobs WHERE id = ?",
+                                   (findings_digest, job_id))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -122,6 +136,13 @@ class JobStore:
         """(fingerprint, job) of the last finished scan of ``path`` with options ``digest``."""
         rows = self._run("SELECT g.fingerprint AS fp, j.* FROM gates g JOIN jobs j ON j.id = g.job_id "
                          "WHERE g.path = ? AND g.digest = ?", (path, digest))
+        return (rows[0]["fp"], _job(rows[0])) if rows else None
+
+    def findings_run(self, path: str, findings_digest: str) -> tuple[str, dict[str, Any]] | None:
+        """(fingerprint, job) of the last finished scan of ``path`` whose options differ from a
+        question's at most in ``fail_on`` (``findings_digest``); None once its outputs expired."""
+        rows = self._run("SELECT f.fingerprint AS fp, j.* FROM findings_of f JOIN jobs j ON j.id = f.job_id "
+                         "WHERE f.path = ? AND f.digest = ? AND j.expired = 0", (path, findings_digest))
         return (rows[0]["fp"], _job(rows[0])) if rows else None
 
     def expire_beyond(self, keep: int) -> list[tuple[str, str]]:
