@@ -169,6 +169,25 @@ def test_missing_text_stays_null_and_is_reported(scan_to, tmp_path, fmt):
     assert s.source(name)["sparse_columns"] == {"notes": 1.0}
 
 
+def test_an_empty_numeric_column_says_it_quarantined_every_row(scan_to, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    pq.write_table(pa.table({"x": pa.array([None] * 4, pa.float64()), "y": [0.5, 1.5, 2.5, 3.5],
+                             "label": [0, 1, 0, 1]}), d / "p.parquet")
+    s = scan_to(d)
+    f = s.findings
+    assert sorted(f.code) == ["DS101"] * 4 + ["DS117"]
+    assert f.set_index("code").loc["DS117", "message"] == (
+        "Column 'x' is empty: it has no value in any of its 4 rows; so every row was quarantined (DS101). To keep "
+        'the rows without it, set missing_policy = "drop-column" in the config, or drop the column.')
+    assert len(s.quarantine) == 4
+    kept = scan_to(d, missing_policy="drop-column")
+    assert sorted(kept.findings.code) == ["DS117"] and len(kept.quarantine) == 0
+    assert kept.findings.message.iloc[0] == ("Column 'x' is empty: it has no value in any row; it was left out of "
+                                             'the clean file (missing_policy = "drop-column").')
+    assert kept.clean("p.parquet").column_names == ["y", "label", "_row"]
+
+
 def _sparse_csv(path, n=20, missing_every=2):
     lines = ["a,b,label"]
     for i in range(n):

@@ -67,8 +67,10 @@ MISSING_TEXT_VALUE = Rule(
 EMPTY_COLUMN = Rule(
     "DS117", "empty-column", "warning",
     "A column has no value in any row.",
-    what="A column whose every cell is null, empty or a missing token. The clean file keeps it as "
-    "a column of nulls.",
+    what="A column whose every cell is null, empty or a missing token. A text column stays in the "
+    "clean file as a column of nulls; a numeric one makes every row incomplete, and with "
+    "missing_policy = \"quarantine\" (the default) every row is quarantined (DS101) and the "
+    "finding says so; with missing_policy = \"drop-column\" the column leaves the clean file.",
     why="An all-missing feature carries no information and makes every row incomplete: dropping "
     "incomplete rows then drops the whole table.",
     fix="Drop the column, or find why the export left it empty.",
@@ -171,14 +173,17 @@ def missing_findings(
             continue
         share = n / rows
         text = types.get(c) == "string"
+        numeric = not text and types.get(c) in ("int64", "float64", "int", "float", "decimal")
         if n >= rows:
             sparse[c] = 1.0
-            out.append(Finding(EMPTY_COLUMN.code, f"Column '{c}' is empty: it has no value in any of its {rows} rows; the "
-                               "clean file keeps it as a column of nulls. Drop it.", source=source, column=c))
+            fate = ("so every row was quarantined (DS101). To keep the rows without it, set missing_policy = "
+                    '"drop-column" in the config, or drop the column' if numeric else
+                    "the clean file keeps it as a column of nulls. Drop it")
+            out.append(Finding(EMPTY_COLUMN.code, f"Column '{c}' is empty: it has no value in any of its {rows} rows; "
+                               f"{fate}.", source=source, column=c))
         elif share > th.sparse_fraction and n >= SPARSE_MIN_MISSING:
             sparse[c] = share
-            fate = ("the rows are kept, the clean file holds nulls" if text or types.get(c) not in (
-                "int64", "float64", "int", "float", "decimal") else "those rows were quarantined (DS101)")
+            fate = "those rows were quarantined (DS101)" if numeric else "the rows are kept, the clean file holds nulls"
             out.append(Finding(SPARSE_COLUMN.code, f"Column '{c}' is missing in {share:.1%} of the rows ({n} of {rows}); "
                                f"{fate}. To keep the rows without the column, set missing_policy = "
                                '"drop-column" in the config; or impute it with a missing-indicator column.',

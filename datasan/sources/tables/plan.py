@@ -143,13 +143,15 @@ def missing_in_profile(prof: TableProfile) -> tuple[dict[str, int] | None, int]:
 
 
 def _columns_to_drop(prof: TableProfile, options: ScanOptions, target: str | None) -> dict[str, float]:
-    """Columns missing in more than thresholds.sparse_fraction of the rows (never the target)."""
+    """Columns missing in more than thresholds.sparse_fraction of the rows (never the target):
+    with at least SPARSE_MIN_MISSING missing cells, or missing in every row (an empty column
+    is a column problem in a table of any size)."""
     missing, rows = missing_in_profile(prof)
     if not missing or rows == 0:
         return {}
     limit = options.thresholds.sparse_fraction
     return {c: missing[c] / rows for c in prof.columns
             if c != target and c in missing and missing[c] / rows > limit
-            and missing[c] >= column_rules.SPARSE_MIN_MISSING}
+            and (missing[c] >= column_rules.SPARSE_MIN_MISSING or missing[c] >= rows)}
 
 
