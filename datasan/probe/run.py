@@ -233,8 +233,10 @@ def _probe_feed(oc: SourceOutcome, ctx: ScanContext, device: str, kind: DropsSam
                 drop = np.zeros(0, dtype=np.int64)
                 if len(batch.keys):
                     # an engine may hand back read-only arrays (Ray's zero-copy object store);
-                    # torch wants writable memory under its tensors
-                    x, y = (np.require(a, requirements="W") for a in (batch.x, batch.y))
+                    # torch wants writable memory under its tensors.  C order too: a
+                    # channels-last view takes other convolution kernels, whose float sums
+                    # differ in the last bit, and each engine must give the same losses
+                    x, y = (np.require(a, requirements=["W", "C"]) for a in (batch.x, batch.y))
                     res = prober.probe_batch(torch.from_numpy(x), torch.from_numpy(y))
                     probed += len(batch.keys)
                     bisections += res.bisections

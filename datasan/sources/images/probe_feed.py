@@ -93,7 +93,7 @@ def _image_array(path: str, size: int):
         a = np.repeat(a[None], 3, axis=0)
     else:
         a = np.transpose(a, (2, 0, 1))
-    return a
+    return np.ascontiguousarray(a)  # channels first in memory too, as the probe wants it
 
 
 def load_image_batch(task: ImageBatchTask) -> ImageBatch:
