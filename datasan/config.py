@@ -33,6 +33,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from datasan.errors import UsageError
+from datasan.fs import scheme_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasan.options import ScanOptions
@@ -98,7 +99,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     else:
         table, where = doc, f"config {path}"
     settings = validate_settings(table, where)
-    if settings.get("baseline") and not os.path.isabs(settings["baseline"]):
+    if settings.get("baseline") and not os.path.isabs(settings["baseline"]) and not scheme_of(settings["baseline"]):
         # like every path in a config file: relative to the file's folder, not to the current one
         settings["baseline"] = os.path.join(os.path.dirname(os.path.abspath(path)), settings["baseline"])
     return settings

@@ -27,27 +27,37 @@ from datasan.stats import sketch_buckets
 Entry = dict[str, Any]
 
 
+def _shown(path: str) -> str:
+    """The baseline as report.json names it: a store URI as given, a local path made absolute."""
+    from datasan import fs
+
+    path = fs.local_path(os.fspath(path))
+    return path if fs.is_remote(path) else os.path.abspath(path)
+
+
 def no_comparison(reason: str) -> dict[str, Any]:
     """report.json ``drift`` when statistics were not compared, and why."""
     return {"compared": False, "reason": reason, "comparisons": [], "drifted": 0}
 
 
 def baseline_folder(path: str) -> str | None:
-    """The output folder a ``--baseline`` value names, or None for a findings.parquet
-    that sits alone (no manifest beside it): then only findings can be compared."""
+    """The output folder a ``--baseline`` value names (local or a store URI), or None for a
+    findings.parquet that sits alone (no manifest beside it): then only findings can be compared."""
+    from datasan import fs
     from datasan.outputs.manifest import MANIFEST
 
-    path = os.fspath(path)
-    if os.path.isdir(path):
+    path = fs.local_path(os.fspath(path))
+    if fs.is_dir(path):
         return path
-    folder = os.path.dirname(path) or "."
-    if path.endswith(".json") or os.path.exists(os.path.join(folder, MANIFEST)):
+    folder = fs.dirname(path)
+    if path.endswith(".json") or fs.exists(fs.join(folder, MANIFEST)):
         return folder
     return None
 
 
 def read_baseline(path: str) -> tuple[dict, dict] | str:
     """(stats.json, report.json) of the baseline output folder, or the reason there are none."""
+    from datasan import fs
     from datasan.outputs.manifest import verify_output
 
     folder = baseline_folder(path)
@@ -57,11 +67,11 @@ def read_baseline(path: str) -> tuple[dict, dict] | str:
     verify_output(folder)
     docs = []
     for name in ("stats.json", "report.json"):
+        where = fs.join(folder, name)
         try:
-            with open(os.path.join(folder, name), encoding="utf-8") as f:
-                docs.append(json.load(f))
-        except FileNotFoundError:
-            return f"the baseline folder {folder} has no {name}: statistics were not compared"
+            if fs.info(where) is None:
+                return f"the baseline folder {folder} has no {name}: statistics were not compared"
+            docs.append(json.loads(fs.read_bytes(where)))
         except (OSError, ValueError) as exc:
             raise UsageError(f"baseline {folder}: {name} cannot be read: {exc}") from exc
     return docs[0], docs[1]
@@ -85,7 +95,7 @@ def compare_to_baseline(options, stats: dict, report: dict, findings) -> dict[st
     fb.apply_policy(options)
     findings.merge(fb)
     th = options.thresholds
-    return {"compared": True, "baseline": os.path.abspath(os.fspath(options.baseline)),
+    return {"compared": True, "baseline": _shown(options.baseline),
             "baseline_run_id": base_stats.get("run_id") or base_report.get("run_id"),
             "thresholds": {k: getattr(th, k) for k in vars(th) if k.startswith("drift_")},
             "comparisons": comparisons, "drifted": sum(1 for e in comparisons if e["drifted"])}

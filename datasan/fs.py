@@ -64,6 +64,18 @@ def local_path(path: str | os.PathLike) -> str:
     return path
 
 
+def dirname(path: str) -> str:
+    """The folder (or prefix) holding ``path``, for a URI or a local path ('.' for a bare name)."""
+    if is_remote(path):
+        return path.rstrip("/").rsplit("/", 1)[0]
+    return os.path.dirname(path) or "."
+
+
+def is_dir(path: str) -> bool:
+    """Whether ``path`` names a folder (a local path) or a prefix with objects under it (a URI)."""
+    return kind(path) == "dir" if is_remote(path) else os.path.isdir(path)
+
+
 def join(root: str, rel: str) -> str:
     """``rel`` (posix, relative) under ``root``, for a URI or a local path."""
     if is_remote(root):

@@ -229,3 +229,26 @@ def test_a_warm_scan_into_a_bucket_restores_cached_clean_files_there(s3, tmp_pat
     _download(s3, f"{BUCKET}/runs/cached-cold", tmp_path / "cold")
     _download(s3, f"{BUCKET}/runs/cached-warm", tmp_path / "warm")
     assert_same_run(tmp_path / "cold", tmp_path / "warm")
+
+
+def test_a_baseline_in_the_bucket_gates_and_compares_like_a_local_one(s3, tmp_path):
+    """--baseline may name a run published to the store: as its folder, report.json or findings.parquet."""
+    import datasan
+
+    out = f"s3://{BUCKET}/runs/baseline"
+    first = _scan(f"s3://{BUCKET}/data", out)
+    assert not first.passed  # sample_data holds errors: without a baseline the gate fails
+    _scan(f"s3://{BUCKET}/data", tmp_path / "local-base")
+    local = _scan(SAMPLE, tmp_path / "vs-local", baseline=str(tmp_path / "local-base"))
+    want_drift = json.loads((tmp_path / "vs-local" / "report.json").read_text())["drift"]
+    for baseline in (out, f"{out}/report.json", f"{out}/findings.parquet"):
+        res = _scan(SAMPLE, tmp_path / "vs-bucket", baseline=baseline, force=True)
+        assert res.passed and res.verdict.new_findings == 0, baseline
+        assert res.verdict.failing_findings == local.verdict.failing_findings == 0
+        drift = json.loads((tmp_path / "vs-bucket" / "report.json").read_text())["drift"]
+        # a findings.parquet beside its manifest counts as the folder: its statistics are compared too
+        assert (drift["compared"], drift["baseline"], drift["baseline_run_id"]) == (True, baseline, first.run_id)
+        assert [(c["metric"], c["column"], c["value"]) for c in drift["comparisons"]] == \
+            [(c["metric"], c["column"], c["value"]) for c in want_drift["comparisons"]]
+    with pytest.raises(datasan.UsageError, match="no findings file"):
+        _scan(SAMPLE, tmp_path / "missing", baseline=f"s3://{BUCKET}/runs/nothing-here")
