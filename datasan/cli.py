@@ -144,8 +144,10 @@ def scan(
         opts.progress = not quiet
         # the command line caches by default (a Python caller asks for it): see the README
         opts.cache = "off" if no_cache else (opts.cache or "default")
+        from datasan.numpy_arrow import keep_pandas_out_of_arrow
         from datasan.pipeline import scan as run_scan
 
+        keep_pandas_out_of_arrow()  # this process reads files, never pandas objects
         result = run_scan(path, opts, out_dir=out, force=force)
         result.write(out)
     except UsageError as exc:

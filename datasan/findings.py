@@ -177,7 +177,7 @@ class _Run:
         if self.samples is not None:
             return self.samples.slice(lo, hi - lo)
         rows = from_numpy(self.rows[lo:hi]).cast(pa.string())
-        return pc.binary_join_element_wise(f"{self.source}#", rows, "")
+        return pc.binary_join_element_wise(_text(f"{self.source}#"), rows, _text(""))
 
     def message_array(self, lo: int, hi: int):
         """The messages of rows lo..hi, built vectorized (pyarrow string kernels)."""
@@ -195,7 +195,7 @@ class _Run:
             return pa.repeat(pa.scalar("".join(parts), type=pa.string()), hi - lo)
         if len(parts) == 1:
             return parts[0]
-        return pc.binary_join_element_wise(*parts, "")
+        return pc.binary_join_element_wise(*[_text(p) if isinstance(p, str) else p for p in parts], _text(""))
 
     def arrow(self, lo: int, hi: int) -> dict[str, Any]:
         import pyarrow as pa
@@ -229,6 +229,14 @@ class _Run:
             arr = self.sample_array(lo, hi) if name == "sample" else self.message_array(lo, hi)
             out.extend(arr.to_pylist())
         return out
+
+
+def _text(value: str):
+    """``value`` as an Arrow string scalar: typed, so pyarrow does not infer its type (which
+    imports pandas, see numpy_arrow.keep_pandas_out_of_arrow)."""
+    import pyarrow as pa
+
+    return pa.scalar(value, type=pa.string())
 
 
 def _param_strings(param, lo: int, hi: int, spec: str, conv: str | None):

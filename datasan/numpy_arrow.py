@@ -47,3 +47,44 @@ def to_numpy(arr: Any):
         bits = np.frombuffer(arr.buffers()[1], np.uint8)
         return np.unpackbits(bits, count=arr.offset + len(arr), bitorder="little")[arr.offset:].view(np.bool_)
     return arr.to_numpy(zero_copy_only=False)
+
+
+def keep_pandas_out_of_arrow() -> bool:
+    """Tell pyarrow, once per process, that pandas is not to be imported for conversions;
+    True when this call did it.
+
+    pyarrow 26 imports pandas the first time it builds any array or scalar from Python
+    objects or numpy (``pa.table(dict of lists)``, ``pa.scalar``, a compute call with a
+    Python value), only to ask whether the input is a pandas object: 0.4-0.7 s of a
+    scan's wall time for the small findings and quarantine tables.  Its pandas shim
+    tries the import once; this makes that try fail while pandas is hidden, so later
+    conversions skip the question.  ``to_pandas()`` still works: the shim imports
+    pandas again when pandas is really needed.  Only for processes whose data never
+    comes as pandas objects (the command line); a no-op when pandas is loaded already
+    or pyarrow has no such shim.
+    """
+    import sys
+
+    if "pandas" in sys.modules:
+        return False
+    import pyarrow as pa
+
+    shim = getattr(getattr(pa, "lib", None), "_pandas_api", None)
+    if shim is None or not hasattr(type(shim), "have_pandas"):
+        return False
+    blocker = _NoPandas()
+    sys.meta_path.insert(0, blocker)
+    try:
+        shim.have_pandas  # the shim's one try, which fails now
+    finally:
+        sys.meta_path.remove(blocker)
+    return True
+
+
+class _NoPandas:
+    """A meta path finder for which pandas does not exist."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("No module named 'pandas'", name=name)
+        return None

@@ -80,24 +80,22 @@ def rule_digests(findings_table) -> list[RuleDigest]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from datasan.numpy_arrow import from_numpy
+
     ft = findings_table
     if ft.num_rows == 0:
         return []
     shape = pc.replace_substring_regex(ft.column("message"), pattern=r"\d+", replacement="#")
-    source = pc.fill_null(ft.column("source"), "")
-    keyed = pa.table({"code": ft.column("code"), "source": source, "shape": shape,
-                      "i": pa.array(range(ft.num_rows), type=pa.int64())})
-    groups = keyed.group_by(["code", "source", "shape"]).aggregate([("i", "min"), ("i", "count")])
-    groups = groups.sort_by("i_min")
+    source = pc.fill_null(ft.column("source"), pa.scalar("", pa.string()))
+    starts, counts = first_of_groups([ft.column("code"), source, shape])
     # one-row slices are free; take() would concatenate every chunk of every column
-    rows = [ft.slice(i, 1).to_pylist()[0] for i in groups.column("i_min").to_pylist()]
+    rows = [ft.slice(i, 1).to_pylist()[0] for i in starts.tolist()]
     first = {c: [r[c] for r in rows] for c in ft.column_names}
     rules: dict[str, dict[str, MessageKind]] = {}
     sev: dict[str, str] = {}
-    for j, (code, src, shp, n) in enumerate(zip(groups.column("code").to_pylist(),
-                                                 groups.column("source").to_pylist(),
-                                                 groups.column("shape").to_pylist(),
-                                                 groups.column("i_count").to_pylist())):
+    shapes = shape.take(from_numpy(starts)).to_pylist()
+    for j, (code, shp, n) in enumerate(zip(first["code"], shapes, counts.tolist())):
+        src = first["source"][j] or ""
         # a message that names its own file differs from file to file only there
         key = shp.replace(_DIGITS.sub("#", src), "\0") if src else shp
         kinds = rules.setdefault(code, {})
@@ -169,14 +167,36 @@ def first_per_key(keys, k: int):
     return np.sort(order[np.arange(len(keys)) - run_start < k])
 
 
+def first_of_groups(columns):
+    """(first row, rows) of each group of equal values over ``columns`` (Arrow columns of
+    one length; nulls are a value of their own), groups in order of their first row.
+
+    numpy over dictionary ids rather than Arrow's group-by: that one loads pyarrow.dataset,
+    which imports pandas (half a second of every scan's report)."""
+    import numpy as np
+
+    key = np.zeros(len(columns[0]), np.int64)
+    for col in columns:
+        ids, values = dense_ids(col)
+        key = key * (len(values) + 1) + (ids + 1)
+        # renumber densely before the next column multiplies it (no overflow)
+        _, key = np.unique(key, return_inverse=True)
+    _, starts, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    order = np.argsort(starts, kind="stable")
+    return starts[order], counts[order]
+
+
 def dense_ids(column):
     """(ids, values): each entry's index into ``values`` (its distinct values, an Arrow array:
     convert only what you show), nulls as -1."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
+    from datasan.numpy_arrow import to_numpy
+
     enc = pc.dictionary_encode(column).combine_chunks()
-    ids = np.asarray(enc.indices.fill_null(-1), dtype=np.int64)
+    ids = np.asarray(to_numpy(enc.indices.fill_null(pa.scalar(-1, enc.indices.type))), dtype=np.int64)
     return ids, enc.dictionary
 
 

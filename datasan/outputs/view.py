@@ -79,6 +79,7 @@ class FindingsView:
         import numpy as np
         import pyarrow.compute as pc
 
+        from datasan.numpy_arrow import to_numpy
         from datasan.outputs.digest import dense_ids, first_per_key
         from datasan.rules import RULES
 
@@ -94,8 +95,8 @@ class FindingsView:
         failing = np.bincount(code_ids, weights=gating, minlength=len(codes)).astype(np.int64)
         # the first distinct places (the sample, else the source) among each rule's failing findings
         sample, source = ft.column("sample"), ft.column("source")
-        where = pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(sample), 0), False), sample, source)
-        named = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(where), 0), False), dtype=bool)
+        where = pc.if_else(_non_empty(sample), sample, source)
+        named = to_numpy(_non_empty(where))
         where_ids, places = dense_ids(where)
         idx = np.flatnonzero(gating & named)
         _, first = np.unique(code_ids[idx] * (len(places) + 1) + where_ids[idx], return_index=True)
@@ -125,3 +126,12 @@ class FindingsView:
         else:
             lines.append(f"{result.quarantine_table.num_rows} of {result.summary.samples} samples quarantined.")
         return " ".join(lines)
+
+
+def _non_empty(strings):
+    """Arrow booleans: the string is neither null nor empty (typed scalars: no type
+    inference, which imports pandas)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.greater(pc.utf8_length(strings), pa.scalar(0, pa.int32())), pa.scalar(False, pa.bool_()))

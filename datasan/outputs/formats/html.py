@@ -156,17 +156,29 @@ def _finding_rows(ft) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ tables
 def _quarantined_per_column(ft) -> dict[tuple[str, str], int]:
     """{(source, column): rows quarantined by an error finding on that column}."""
+    import pyarrow as pa
     import pyarrow.compute as pc
+
+    from datasan.numpy_arrow import from_numpy
+    from datasan.outputs.digest import first_of_groups
 
     if ft.num_rows == 0:
         return {}
-    mask = pc.and_(pc.equal(ft.column("severity"), "error"), pc.is_valid(ft.column("column")))
+    mask = pc.and_(pc.equal(ft.column("severity"), pa.scalar("error", pa.string())), pc.is_valid(ft.column("column")))
     sub = ft.filter(mask)
     if sub.num_rows == 0:
         return {}
-    g = sub.group_by(["source", "column"]).aggregate([("row", "count_distinct")])
-    return {(s, c): n for s, c, n in zip(g.column("source").to_pylist(), g.column("column").to_pylist(),
-                                          g.column("row_count_distinct").to_pylist())}
+    pairs, _ = first_of_groups([sub.column("source"), sub.column("column")])
+    out = {(s, c): 0 for s, c in zip(sub.column("source").take(from_numpy(pairs)).to_pylist(),
+                                     sub.column("column").take(from_numpy(pairs)).to_pylist())}
+    # distinct non-null rows per (source, column)
+    sub = sub.filter(pc.is_valid(sub.column("row")))
+    if sub.num_rows:
+        firsts, _ = first_of_groups([sub.column("source"), sub.column("column"), sub.column("row")])
+        for s, c in zip(sub.column("source").take(from_numpy(firsts)).to_pylist(),
+                        sub.column("column").take(from_numpy(firsts)).to_pylist()):
+            out[(s, c)] += 1
+    return out
 
 
 def _chart(charts: dict[str, int], draw) -> str | None:
@@ -208,7 +220,7 @@ def _bad_labels(ft) -> dict[str, dict[str, int]]:
                                       DISTANT_IMAGE_LABEL)}
     if ft.num_rows == 0:
         return {}
-    sub = ft.filter(pc.is_in(ft.column("code"), value_set=pa.array(list(rules)))).select(["source", "code"])
+    sub = ft.filter(pc.is_in(ft.column("code"), value_set=pa.array(list(rules), pa.string()))).select(["source", "code"])
     out: dict[str, dict[str, int]] = {}
     for src, code in zip(sub.column("source").to_pylist(), sub.column("code").to_pylist()):
         per = out.setdefault(src or "", {})
@@ -296,8 +308,8 @@ def _flagged_images(ft) -> dict[str, list[tuple]]:
         return {}
     ending = "(" + "|".join(e.lstrip(".").replace(".", r"\.") for e in IMAGE_ENDINGS) + ")$"
     sample = ft.column("sample")
-    mask = pc.and_(pc.is_in(ft.column("severity"), value_set=pa.array(["error", "warning"])),
-                   pc.match_substring_regex(pc.utf8_lower(sample.fill_null("")), r"\." + ending))
+    mask = pc.and_(pc.is_in(ft.column("severity"), value_set=pa.array(["error", "warning"], pa.string())),
+                   pc.match_substring_regex(pc.utf8_lower(sample.fill_null(pa.scalar("", pa.string()))), r"\." + ending))
     sub = ft.filter(mask).select(["sample", "code", "severity", "message", "source", "row"])
     groups: dict[str, list] = {}
     seen: dict[tuple[str, str], tuple] = {}
