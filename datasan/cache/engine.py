@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 from datasan.cache import keys
 from datasan.cache.bundles import BundleIndex, bundle_values
 from datasan.cache.specs import spec_for
-from datasan.cache.store import CacheStore
+from datasan.cache.store import CacheStore, MissingBlob
 from datasan.cache.writer import EntryWriter
 
 
@@ -118,6 +118,7 @@ class CachingEngine:
             yield from self.inner.map_ordered(fn, tasks)
             return
         spec, run_fn = found
+        spec.store = self.store
         tasks = list(tasks)
         plans, groups = [], []
         indexes: dict[str, BundleIndex] = {}
@@ -231,6 +232,8 @@ class CachingEngine:
                 result = spec.unpack(task, item, stored)
                 self.counts["hits"] += 1
                 return result
+            except MissingBlob:  # its blob went or broke (counted then): the entry is stored again
+                pass
             except Exception:  # an entry this code cannot put back: dropped, never trusted
                 if unit["key"] is not None and not unit.get("bundled"):
                     self.store.discard(unit["key"])
@@ -248,7 +251,7 @@ class CachingEngine:
         if unit["key"] is None or unit.get("bundled"):  # a bundle's value goes back with its shard
             return
         try:  # packed here: a packed value may read files of the run's staging, which move later
-            value = spec.pack(task, item, result)
+            value = spec.pack(task, item, result) if spec.per_file else spec.pack_keyed(task, item, result, unit["key"])
         except Exception:  # a result that cannot be packed: the scan goes on uncached
             self.counts["store_errors"] += 1
             return

@@ -15,9 +15,15 @@ batches) runs as before.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from typing import Any, Callable
 
 from datasan import fs
+
+#: a local clean part of at least this many bytes is stored as a blob of its own (copied by
+#: the kernel, not hashed again while its stamp holds); a smaller one inside its shard's entry
+BLOB_BYTES = 1 << 20
 
 
 class WholeTask:
@@ -31,9 +37,15 @@ class WholeTask:
 
     per_file = False
     load_early = True
+    #: the cache store, set by the engine (blobs are written and read through it)
+    store: Any = None
 
     def task_parts(self, task) -> Any:
         return None
+
+    def pack_keyed(self, task, item, result, key: str):
+        """:meth:`pack` for the unit stored under ``key``."""
+        return self.pack(task, item, result)
 
     def items(self, task) -> list:
         return [None]
@@ -80,10 +92,32 @@ class ShardSpec(WholeTask):
             part = fs.read_bytes(result.part_path)
         return dataclasses.replace(result, part_path=None), part, [fs.read_bytes(f) for f in _bucket_files(task)]
 
+    def pack_keyed(self, task, item, result, key: str):
+        """A large local part is copied into the cache now (it is in the run's staging, which
+        moves later) and committed as a blob with the entry."""
+        from datasan.cache.store import BlobRef, Staged
+
+        path = None if result.error else result.part_path
+        if path is None or self.store is None or fs.is_remote(path) or os.path.getsize(path) < BLOB_BYTES:
+            return self.pack(task, item, result)
+        staged = self.store.stage_file(_blob_key(key), path)
+        buckets = [fs.read_bytes(f) for f in _bucket_files(task)]
+        value = (dataclasses.replace(result, part_path=None), BlobRef(staged.key, staged.size), buckets)
+        return Staged(value, [staged])
+
     def unpack(self, task, item, stored):
+        from datasan.cache.store import BlobRef, MissingBlob
+
         result, part, buckets = stored
         result = dataclasses.replace(result)
-        if part is not None:
+        if isinstance(part, BlobRef):
+            blob = self.store.open_blob(part) if self.store is not None else None
+            if blob is None:
+                raise MissingBlob(part.key)
+            with blob:
+                _restamp_part(blob.view, task.part_path, task.run_id, task.plan.options.row_group_rows, blob)
+            result.part_path = task.part_path
+        elif part is not None:
             _restamp_part(part, task.part_path, task.run_id, task.plan.options.row_group_rows)
             result.part_path = task.part_path
         # a split table's row hashes, bucketed for the duplicate check's second map
@@ -100,21 +134,33 @@ def _bucket_files(task) -> list[str]:
     return [bucket_file(task.hash_prefix, b) for b in range(task.hash_buckets)] if task.hash_buckets else []
 
 
-def _restamp_part(data: bytes, dest: str, run_id: str, group_rows: int) -> None:
-    """Write a stored clean part to ``dest`` with this run's id in its metadata (same rows,
-    types and order)."""
+def _blob_key(unit_key: str) -> str:
+    """The key of the blob holding the clean part of the unit stored under ``unit_key``."""
+    return hashlib.blake2b(b"clean-part|" + bytes.fromhex(unit_key), digest_size=32).hexdigest()
+
+
+def _restamp_part(data, dest: str, run_id: str, group_rows: int, source=None) -> None:
+    """Write a stored clean part (``data``, bytes-like) to ``dest`` with this run's id in its
+    metadata (same rows, types and order); ``source``: the blob ``data`` is a view of, whose
+    body the kernel copies."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from datasan.cache.restamp import restamped_footer
+    from datasan.cache.store import copy_range
     from datasan.sources.tables.output import open_parquet
 
     patched = restamped_footer(data, run_id)
     if patched is not None:  # the column chunks as stored: only the footer names the new run
         body, footer = patched
+        size = len(body)
         with fs.open_output(dest) as f:
-            f.write(body)
+            if source is not None:
+                copy_range(source.fileno(), source.offset, size, f)
+            else:
+                f.write(body)
             f.write(footer)
+        body.release()
         return
     pf = pq.ParquetFile(pa.BufferReader(data))
     writer = open_parquet(dest, pf.schema_arrow, run_id)
