@@ -80,6 +80,8 @@ class CachingEngine:
         self.counts: Counter = Counter()
         self._ids = _Identities(store, self.counts)
         self._writer = EntryWriter(store, self.counts)
+        #: whether some shard went to the wrapped engine (else its workers stayed idle)
+        self.sent_work = False
 
     # ------------------------------------------------------------------ the Engine protocol
     @property
@@ -263,6 +265,7 @@ class CachingEngine:
         self.counts["misses"] += sum(1 for i, j in missing if plans[i][j]["key"] is not None)
         if not missing:
             return iter(())
+        self.sent_work = True
         if not spec.per_file:
             subtasks = [(tasks[i], 1) for i, _ in missing]
         else:

@@ -43,8 +43,13 @@ RUN_ID_META = "datasan-run-id"
 
 
 def render_html(view: "FindingsView", out_dir: str | None = None) -> str:
-    """The whole report.html document for ``view``."""
-    return _template().render(**report_context(view, out_dir))
+    """The whole report.html document for ``view`` (its charts kept in the scan's content
+    cache, when it had one)."""
+    from datasan.outputs.charts import chart_cache
+
+    with chart_cache(getattr(view.result, "cache_dir", None)):
+        context = report_context(view, out_dir)
+    return _template().render(**context)
 
 
 @functools.lru_cache(maxsize=1)
