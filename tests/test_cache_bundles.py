@@ -76,3 +76,21 @@ def test_a_damaged_bundle_is_dropped_and_its_shard_recomputed(tmp_path):
     assert (c["hits"], c["misses"], c["stored"], c["corrupt"]) == (9, 4, 4, 1)
     c = rs.scan()
     assert (c["hits"], c["misses"], c["corrupt"]) == (13, 0, 0)
+
+
+def test_a_packed_image_record_comes_back_equal():
+    from datasan.cache.specs import pack_record, unpack_record
+    from datasan.findings import Finding
+    from datasan.sources.images.decode import ImageRecord
+    from datasan.sources.images.perceptual import Perceptual
+    from datasan.sources.images.pixels import PixelSums
+
+    full = ImageRecord("a/b.png", True, 64, 32, "RGB", "PNG", 1234, b"\1" * 16, "RGB",
+                       PixelSums(255, 2048, [1, 2, 3], [4, 5, 6]), None,
+                       Perceptual(2 ** 64 - 1, 7, 1.5, 3, 100, 250, 6.5, False),
+                       [Finding("DS201", "m", sample="a/b.png", source="a/b.png")])
+    bare = ImageRecord("c.png")
+    for rec in (full, bare):
+        packed = pack_record(rec)
+        assert all(not hasattr(v, "__dataclass_fields__") for v in packed[:-1])  # plain values
+        assert unpack_record(packed) == rec
