@@ -76,3 +76,30 @@ def test_a_damaged_chart_entry_is_drawn_again(tmp_path, monkeypatch):
 def _svgs_of(out: Path, data: Path, cache: Path | None) -> list[str]:
     _scan(data, out, cache, shard_rows=1000, report_html=True).write(str(out))
     return _svgs(out)
+
+
+def test_the_page_template_s_code_is_kept_in_the_cache(tmp_path, monkeypatch):
+    import jinja2
+
+    from datasan.outputs.formats import html
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.csv").write_text("a,label\n1,0\n2,1\n3,1\n")
+    cache = tmp_path / "cache"
+    html._template.cache_clear()  # a new process: the template is loaded again
+    first = _svgs_of(tmp_path / "o1", data, cache)
+    compiled = []
+    real = jinja2.Environment.compile
+
+    def counted(self, *args, **kwargs):
+        compiled.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counted)
+    html._template.cache_clear()
+    assert _svgs_of(tmp_path / "o2", data, cache) == first and compiled == []
+    html._template.cache_clear()
+    _svgs_of(tmp_path / "o3", data, None)  # no cache: compiled as before
+    assert compiled == [1]
+    html._template.cache_clear()

@@ -50,6 +50,40 @@ def chart_cache(path: str | None) -> Iterator[None]:
         _STORE.reset(token)
 
 
+def _template_cache_class():
+    import jinja2
+
+    class _TemplateCodeCache(jinja2.BytecodeCache):
+        """Jinja2's compiled template code kept in the chart store (when one is set): jinja2
+        checks the code's magic (its and Python's versions) and the template's checksum."""
+
+        def _key(self, bucket) -> str:
+            from datasan.cache import keys
+
+            return keys.key_of("jinja2-bytecode", jinja2.__version__, bucket.key)
+
+        def load_bytecode(self, bucket) -> None:
+            store = _STORE.get()
+            stored = store.get(self._key(bucket)) if store is not None else None
+            if isinstance(stored, bytes):
+                bucket.bytecode_from_string(stored)
+
+        def dump_bytecode(self, bucket) -> None:
+            store = _STORE.get()
+            if store is not None:
+                try:
+                    store.put(self._key(bucket), bucket.bytecode_to_string())
+                except OSError:
+                    pass
+
+    return _TemplateCodeCache
+
+
+def TemplateCodeCache():  # noqa: N802 (a class made on first use: jinja2 loads lazily)
+    """A ``jinja2.BytecodeCache`` that keeps compiled templates in the chart store."""
+    return _template_cache_class()()
+
+
 def _ordered(obj: Any) -> Any:
     """``obj`` with every dict as its items in order (a chart may depend on the order)."""
     if isinstance(obj, dict):
