@@ -265,17 +265,42 @@ class CachingEngine:
         self.counts["misses"] += sum(1 for i, j in missing if plans[i][j]["key"] is not None)
         if not missing:
             return iter(())
-        self.sent_work = True
         if not spec.per_file:
             subtasks = [(tasks[i], 1) for i, _ in missing]
         else:
             subtasks = _regroup(spec, tasks, missing)
-        results = self.inner.map_ordered(run_fn, [s for s, _ in subtasks])
+        if spec.per_file and _few(plans, missing):
+            # a few changed files: decoded here, sooner than a worker pool starts (a forkserver
+            # and a process per core, each importing numpy and PIL); same function, same results
+            results = map(run_fn, [s for s, _ in subtasks])
+        else:
+            self.sent_work = True
+            results = self.inner.map_ordered(run_fn, [s for s, _ in subtasks])
 
         def flat() -> Iterator:
             for (sub, _), res in zip(subtasks, results):
                 yield from spec.split(sub, res)
         return flat()
+
+
+#: missing files of a per-file shard function run in this process when there are at most this
+#: many and their bytes are at most IN_PROCESS_BYTES (a rescan after a few files changed)
+IN_PROCESS_FILES = 256
+IN_PROCESS_BYTES = 16 << 20
+
+
+def _few(plans, missing) -> bool:
+    """Whether the missing files are few and small enough to run in this process (a unit
+    without stamps, a remote object, counts as too large)."""
+    if len(missing) > IN_PROCESS_FILES:
+        return False
+    total = 0
+    for i, j in missing:
+        stamps = plans[i][j]["stamps"]
+        if not stamps or any(s is None for _, s in stamps):
+            return False
+        total += sum(s.size for _, s in stamps)
+    return total <= IN_PROCESS_BYTES
 
 
 def _regroup(spec, tasks, missing) -> list[tuple[Any, int]]:
