@@ -264,6 +264,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
         clean_files=[f for oc in outcomes for f in oc.clean_files],
         workspace=Workspace(staging),
         label_quality_table=_label_quality(ctx),
+        cache_dir=summary.cache.get("path") if summary.cache.get("enabled") else None,
     )
 
 

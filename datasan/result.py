@@ -182,6 +182,8 @@ class ScanResult:
     published: str | None = None
     #: label_quality.parquet: one row per sample whose label the probe scored (None: none scored)
     label_quality_table: "pyarrow.Table | None" = None
+    #: the content cache folder the scan used (report.html's charts are kept there), None: none
+    cache_dir: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._release = weakref.finalize(self, self.workspace.release)

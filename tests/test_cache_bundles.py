@@ -40,7 +40,8 @@ def test_a_cold_image_scan_writes_a_bundle_per_shard_and_one_index(tmp_path):
     _, rs = _setup(tmp_path)
     values = list(_entries(rs.cache).values())
     bundles = [v for v in values if _is_bundle(v)]
-    assert (len(values), len(bundles)) == (5, 4)  # 4 shards of at most 4 images, 1 index
+    # 4 shards of at most 4 images, 1 index, the near-duplicate join's answer (cache/memo.py)
+    assert (len(values), len(bundles)) == (6, 4)
     assert sorted(len(b["units"]) for b in bundles) == [1, 4, 4, 4]
 
 
@@ -53,7 +54,8 @@ def test_unchanged_files_of_a_changed_shard_come_from_the_index(tmp_path):
 
 def test_a_lost_index_recomputes_the_changed_shard(tmp_path):
     data, rs = _setup(tmp_path)
-    index = [p for p, v in _entries(rs.cache).items() if not _is_bundle(v)]
+    # the index maps content keys to bundle keys (the other entry: the join's answer, a tuple)
+    index = [p for p, v in _entries(rs.cache).items() if isinstance(v, dict) and not _is_bundle(v)]
     assert len(index) == 1
     index[0].unlink()
     _change_one_image(data)
@@ -74,3 +76,21 @@ def test_a_damaged_bundle_is_dropped_and_its_shard_recomputed(tmp_path):
     assert (c["hits"], c["misses"], c["stored"], c["corrupt"]) == (9, 4, 4, 1)
     c = rs.scan()
     assert (c["hits"], c["misses"], c["corrupt"]) == (13, 0, 0)
+
+
+def test_a_packed_image_record_comes_back_equal():
+    from datasan.cache.specs import pack_record, unpack_record
+    from datasan.findings import Finding
+    from datasan.sources.images.decode import ImageRecord
+    from datasan.sources.images.perceptual import Perceptual
+    from datasan.sources.images.pixels import PixelSums
+
+    full = ImageRecord("a/b.png", True, 64, 32, "RGB", "PNG", 1234, b"\1" * 16, "RGB",
+                       PixelSums(255, 2048, [1, 2, 3], [4, 5, 6]), None,
+                       Perceptual(2 ** 64 - 1, 7, 1.5, 3, 100, 250, 6.5, False),
+                       [Finding("DS201", "m", sample="a/b.png", source="a/b.png")])
+    bare = ImageRecord("c.png")
+    for rec in (full, bare):
+        packed = pack_record(rec)
+        assert all(not hasattr(v, "__dataclass_fields__") for v in packed[:-1])  # plain values
+        assert unpack_record(packed) == rec

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 from datasan.cache import keys
 from datasan.cache.bundles import BundleIndex, bundle_values
 from datasan.cache.specs import spec_for
-from datasan.cache.store import CacheStore
+from datasan.cache.store import CacheStore, MissingBlob
 from datasan.cache.writer import EntryWriter
 
 
@@ -80,6 +80,8 @@ class CachingEngine:
         self.counts: Counter = Counter()
         self._ids = _Identities(store, self.counts)
         self._writer = EntryWriter(store, self.counts)
+        #: whether some shard went to the wrapped engine (else its workers stayed idle)
+        self.sent_work = False
 
     # ------------------------------------------------------------------ the Engine protocol
     @property
@@ -118,6 +120,7 @@ class CachingEngine:
             yield from self.inner.map_ordered(fn, tasks)
             return
         spec, run_fn = found
+        spec.store = self.store
         tasks = list(tasks)
         plans, groups = [], []
         indexes: dict[str, BundleIndex] = {}
@@ -231,6 +234,8 @@ class CachingEngine:
                 result = spec.unpack(task, item, stored)
                 self.counts["hits"] += 1
                 return result
+            except MissingBlob:  # its blob went or broke (counted then): the entry is stored again
+                pass
             except Exception:  # an entry this code cannot put back: dropped, never trusted
                 if unit["key"] is not None and not unit.get("bundled"):
                     self.store.discard(unit["key"])
@@ -248,7 +253,7 @@ class CachingEngine:
         if unit["key"] is None or unit.get("bundled"):  # a bundle's value goes back with its shard
             return
         try:  # packed here: a packed value may read files of the run's staging, which move later
-            value = spec.pack(task, item, result)
+            value = spec.pack(task, item, result) if spec.per_file else spec.pack_keyed(task, item, result, unit["key"])
         except Exception:  # a result that cannot be packed: the scan goes on uncached
             self.counts["store_errors"] += 1
             return
@@ -264,12 +269,38 @@ class CachingEngine:
             subtasks = [(tasks[i], 1) for i, _ in missing]
         else:
             subtasks = _regroup(spec, tasks, missing)
-        results = self.inner.map_ordered(run_fn, [s for s, _ in subtasks])
+        if spec.per_file and _few(plans, missing):
+            # a few changed files: decoded here, sooner than a worker pool starts (a forkserver
+            # and a process per core, each importing numpy and PIL); same function, same results
+            results = map(run_fn, [s for s, _ in subtasks])
+        else:
+            self.sent_work = True
+            results = self.inner.map_ordered(run_fn, [s for s, _ in subtasks])
 
         def flat() -> Iterator:
             for (sub, _), res in zip(subtasks, results):
                 yield from spec.split(sub, res)
         return flat()
+
+
+#: missing files of a per-file shard function run in this process when there are at most this
+#: many and their bytes are at most IN_PROCESS_BYTES (a rescan after a few files changed)
+IN_PROCESS_FILES = 256
+IN_PROCESS_BYTES = 16 << 20
+
+
+def _few(plans, missing) -> bool:
+    """Whether the missing files are few and small enough to run in this process (a unit
+    without stamps, a remote object, counts as too large)."""
+    if len(missing) > IN_PROCESS_FILES:
+        return False
+    total = 0
+    for i, j in missing:
+        stamps = plans[i][j]["stamps"]
+        if not stamps or any(s is None for _, s in stamps):
+            return False
+        total += sum(s.size for _, s in stamps)
+    return total <= IN_PROCESS_BYTES
 
 
 def _regroup(spec, tasks, missing) -> list[tuple[Any, int]]:

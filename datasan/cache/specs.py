@@ -15,9 +15,16 @@ batches) runs as before.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import os
 from typing import Any, Callable
 
 from datasan import fs
+
+#: a local clean part of at least this many bytes is stored as a blob of its own (copied by
+#: the kernel, not hashed again while its stamp holds); a smaller one inside its shard's entry
+BLOB_BYTES = 1 << 20
 
 
 class WholeTask:
@@ -31,9 +38,15 @@ class WholeTask:
 
     per_file = False
     load_early = True
+    #: the cache store, set by the engine (blobs are written and read through it)
+    store: Any = None
 
     def task_parts(self, task) -> Any:
         return None
+
+    def pack_keyed(self, task, item, result, key: str):
+        """:meth:`pack` for the unit stored under ``key``."""
+        return self.pack(task, item, result)
 
     def items(self, task) -> list:
         return [None]
@@ -80,10 +93,32 @@ class ShardSpec(WholeTask):
             part = fs.read_bytes(result.part_path)
         return dataclasses.replace(result, part_path=None), part, [fs.read_bytes(f) for f in _bucket_files(task)]
 
+    def pack_keyed(self, task, item, result, key: str):
+        """A large local part is copied into the cache now (it is in the run's staging, which
+        moves later) and committed as a blob with the entry."""
+        from datasan.cache.store import BlobRef, Staged
+
+        path = None if result.error else result.part_path
+        if path is None or self.store is None or fs.is_remote(path) or os.path.getsize(path) < BLOB_BYTES:
+            return self.pack(task, item, result)
+        staged = self.store.stage_file(_blob_key(key), path)
+        buckets = [fs.read_bytes(f) for f in _bucket_files(task)]
+        value = (dataclasses.replace(result, part_path=None), BlobRef(staged.key, staged.size), buckets)
+        return Staged(value, [staged])
+
     def unpack(self, task, item, stored):
+        from datasan.cache.store import BlobRef, MissingBlob
+
         result, part, buckets = stored
         result = dataclasses.replace(result)
-        if part is not None:
+        if isinstance(part, BlobRef):
+            blob = self.store.open_blob(part) if self.store is not None else None
+            if blob is None:
+                raise MissingBlob(part.key)
+            with blob:
+                _restamp_part(blob.view, task.part_path, task.run_id, task.plan.options.row_group_rows, blob)
+            result.part_path = task.part_path
+        elif part is not None:
             _restamp_part(part, task.part_path, task.run_id, task.plan.options.row_group_rows)
             result.part_path = task.part_path
         # a split table's row hashes, bucketed for the duplicate check's second map
@@ -100,21 +135,33 @@ def _bucket_files(task) -> list[str]:
     return [bucket_file(task.hash_prefix, b) for b in range(task.hash_buckets)] if task.hash_buckets else []
 
 
-def _restamp_part(data: bytes, dest: str, run_id: str, group_rows: int) -> None:
-    """Write a stored clean part to ``dest`` with this run's id in its metadata (same rows,
-    types and order)."""
+def _blob_key(unit_key: str) -> str:
+    """The key of the blob holding the clean part of the unit stored under ``unit_key``."""
+    return hashlib.blake2b(b"clean-part|" + bytes.fromhex(unit_key), digest_size=32).hexdigest()
+
+
+def _restamp_part(data, dest: str, run_id: str, group_rows: int, source=None) -> None:
+    """Write a stored clean part (``data``, bytes-like) to ``dest`` with this run's id in its
+    metadata (same rows, types and order); ``source``: the blob ``data`` is a view of, whose
+    body the kernel copies."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from datasan.cache.restamp import restamped_footer
+    from datasan.cache.store import copy_range
     from datasan.sources.tables.output import open_parquet
 
     patched = restamped_footer(data, run_id)
     if patched is not None:  # the column chunks as stored: only the footer names the new run
         body, footer = patched
+        size = len(body)
         with fs.open_output(dest) as f:
-            f.write(body)
+            if source is not None:
+                copy_range(source.fileno(), source.offset, size, f)
+            else:
+                f.write(body)
             f.write(footer)
+        body.release()
         return
     pf = pq.ParquetFile(pa.BufferReader(data))
     writer = open_parquet(dest, pf.schema_arrow, run_id)
@@ -159,10 +206,49 @@ class ImageSpec(PerFile):
         return results
 
     def pack(self, task, item, record):
-        return record
+        return pack_record(record)
 
     def unpack(self, task, item, stored):
-        return stored
+        return unpack_record(stored)
+
+
+@functools.lru_cache(maxsize=1)
+def _record_layout() -> tuple[tuple[str, ...], dict[str, tuple[type, tuple[str, ...]]]]:
+    """ImageRecord's field names, and for its nested dataclass fields their class and fields."""
+    from datasan.sources.images.decode import ImageRecord
+    from datasan.sources.images.perceptual import Perceptual
+    from datasan.sources.images.pixels import PixelSums
+
+    names = lambda cls: tuple(f.name for f in dataclasses.fields(cls))  # noqa: E731
+    return names(ImageRecord), {"sums": (PixelSums, names(PixelSums)), "perceptual": (Perceptual, names(Perceptual))}
+
+
+def pack_record(record) -> tuple:
+    """An ImageRecord as a tuple of plain values in field order (nested records as tuples too):
+    a bundle of them unpickles several times faster than the slotted dataclasses, whose
+    state is set field by field in Python."""
+    names, nested = _record_layout()
+    out = []
+    for name in names:
+        v = getattr(record, name)
+        if v is not None and name in nested:
+            v = tuple(getattr(v, n) for n in nested[name][1])
+        out.append(v)
+    return tuple(out)
+
+
+def unpack_record(packed: tuple):
+    """The ImageRecord :func:`pack_record` packed."""
+    from datasan.sources.images.decode import ImageRecord
+
+    names, nested = _record_layout()
+    if not isinstance(packed, tuple) or len(packed) != len(names):
+        raise ValueError("not a packed image record")
+    values = list(packed)
+    for k, name in enumerate(names):
+        if name in nested and values[k] is not None:
+            values[k] = nested[name][0](*values[k])
+    return ImageRecord(*values)
 
 
 class YoloSpec(PerFile):

@@ -72,12 +72,14 @@ class EntryWriter:
 
     def _write(self, key: str, value: Any, stamps: list, counted: bool) -> None:
         if any(keys.stamp_of(p) != s for p, s in stamps if s is not None):
+            self.store.abandon(value)
             if counted:
                 self._own["uncacheable"] += 1  # a file changed while it was read
             return
         try:
             self.store.put(key, value)
         except Exception:  # a full disk, a result that does not pickle: the scan goes on uncached
+            self.store.abandon(value)
             self._own["store_errors"] += 1
             return
         if counted:

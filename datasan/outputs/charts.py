@@ -5,14 +5,22 @@ read again), bars from value and class counts.  Each chart is a small SVG
 string with its text kept as text (``svg.fonttype = none``: a third of the
 size of glyph outlines) and ids salted per chart, so that many charts can
 share one HTML document without their clip paths and markers colliding.
+
+A scan with a content cache keeps each chart's SVG there, keyed by the
+function, every argument (the sketch or counts, the salt, the labels),
+datasan's code and matplotlib's version (:func:`chart_cache`): a rescan whose
+statistics did not change copies its charts instead of drawing them, and
+does not import matplotlib when none changed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import io
 import math
-from typing import Any
+from typing import Any, Callable, Iterator
 
 #: figure size in inches (at 72 dpi: 320 x 150 px)
 SIZE = (4.4, 2.1)
@@ -21,6 +29,114 @@ MAX_BARS = 25
 
 _COLOR = "#4c72b0"
 _MARK = "#c44e52"
+
+#: the cache store charts are kept in while a page is rendered (None: every chart is drawn)
+_STORE: contextvars.ContextVar[Any] = contextvars.ContextVar("datasan_chart_store", default=None)
+
+
+@contextlib.contextmanager
+def chart_cache(path: str | None) -> Iterator[None]:
+    """Charts drawn inside this block are kept in (and taken from) the content cache at
+    ``path`` (None: drawn as usual)."""
+    store = None
+    if path:
+        from datasan.cache.store import CacheStore
+
+        store = CacheStore(path)
+    token = _STORE.set(store)
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
+
+
+def _template_cache_class():
+    import jinja2
+
+    class _TemplateCodeCache(jinja2.BytecodeCache):
+        """Jinja2's compiled template code kept in the chart store (when one is set): jinja2
+        checks the code's magic (its and Python's versions) and the template's checksum."""
+
+        def _key(self, bucket) -> str:
+            from datasan.cache import keys
+
+            return keys.key_of("jinja2-bytecode", jinja2.__version__, bucket.key)
+
+        def load_bytecode(self, bucket) -> None:
+            store = _STORE.get()
+            stored = store.get(self._key(bucket)) if store is not None else None
+            if isinstance(stored, bytes):
+                bucket.bytecode_from_string(stored)
+
+        def dump_bytecode(self, bucket) -> None:
+            store = _STORE.get()
+            if store is not None:
+                try:
+                    store.put(self._key(bucket), bucket.bytecode_to_string())
+                except OSError:
+                    pass
+
+    return _TemplateCodeCache
+
+
+def TemplateCodeCache():  # noqa: N802 (a class made on first use: jinja2 loads lazily)
+    """A ``jinja2.BytecodeCache`` that keeps compiled templates in the chart store."""
+    return _template_cache_class()()
+
+
+def _ordered(obj: Any) -> Any:
+    """``obj`` with every dict as its items in order (a chart may depend on the order)."""
+    if isinstance(obj, dict):
+        return ["dict", [[_ordered(k), _ordered(v)] for k, v in obj.items()]]
+    if isinstance(obj, (list, tuple)):
+        return [_ordered(v) for v in obj]
+    return obj
+
+
+@functools.lru_cache(maxsize=1)
+def _matplotlib_identity() -> str:
+    """matplotlib's version, read without importing it (an import costs more than a warm page)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.origin:
+        return "none"
+    try:
+        with open(os.path.join(os.path.dirname(spec.origin), "_version.py"), "rb") as f:
+            return spec.origin + "|" + f.read().decode("utf-8", "replace")
+    except OSError:
+        from importlib.metadata import version
+
+        return spec.origin + "|" + version("matplotlib")
+
+
+def _kept(draw: Callable[..., str | None]) -> Callable[..., str | None]:
+    """``draw`` answered from the chart store when one is set and holds the chart."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> str | None:
+        store = _STORE.get()
+        if store is None:
+            return draw(*args, **kwargs)
+        from datasan.cache import keys
+
+        try:
+            key = keys.key_of("chart", draw.__name__, _matplotlib_identity(),
+                              _ordered(list(args)), _ordered(sorted(kwargs.items())))
+        except TypeError:  # an argument the key recipe does not know: drawn, not kept
+            return draw(*args, **kwargs)
+        stored = store.get(key)
+        if isinstance(stored, tuple) and len(stored) == 1 and (stored[0] is None or isinstance(stored[0], str)):
+            return stored[0]
+        svg = draw(*args, **kwargs)
+        try:
+            store.put(key, (svg,))
+        except OSError:  # a cache that cannot be written: the page is drawn all the same
+            pass
+        return svg
+
+    return wrapper
 
 
 def _figure():
@@ -178,6 +294,7 @@ def _on_index_axis(ax, sketch: dict[str, Any]) -> _IndexAxis:
     return axis
 
 
+@_kept
 def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | None, salt: str,
               xlabel: str = "", lo: float | None = None, hi: float | None = None, note: str = "",
               ylabel: str = "kept values") -> str | None:
@@ -253,6 +370,7 @@ def _label(value: Any) -> str:
     return (text[:15] + "…" if len(text) > 16 else text).replace("$", r"\$")
 
 
+@_kept
 def bars(counts: dict[str, int], salt: str, xlabel: str = "", marked: dict[str, int] | None = None,
          marked_label: str = "quarantined") -> str | None:
     """An SVG bar chart of ``counts`` (largest first, at most MAX_BARS bars); None when empty.

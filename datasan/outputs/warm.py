@@ -20,8 +20,10 @@ _STARTED = "report_imports_started"
 def warm_report_imports(ctx: Any) -> bool:
     """Start importing REPORT_MODULES in the background, once per scan (``ctx``: the
     ScanContext), when report.html will be written and workers run the shards; True when
-    this call started it."""
-    if ctx.shared.get(_STARTED) or not ctx.options.report_html or ctx.engine.parallelism <= 1:
+    this call started it.  A scan answered from its cache so far sends the workers nothing:
+    the import would only compete with it (and its charts may all be cached)."""
+    if ctx.shared.get(_STARTED) or not ctx.options.report_html or ctx.engine.parallelism <= 1 \
+            or not getattr(ctx.engine, "sent_work", True):
         return False
     ctx.shared[_STARTED] = True
     import_in_background(REPORT_MODULES)

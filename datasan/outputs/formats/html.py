@@ -43,18 +43,28 @@ RUN_ID_META = "datasan-run-id"
 
 
 def render_html(view: "FindingsView", out_dir: str | None = None) -> str:
-    """The whole report.html document for ``view``."""
-    return _template().render(**report_context(view, out_dir))
+    """The whole report.html document for ``view`` (its charts kept in the scan's content
+    cache, when it had one)."""
+    from datasan.outputs.charts import chart_cache
+
+    with chart_cache(getattr(view.result, "cache_dir", None)):
+        context = report_context(view, out_dir)
+        template = _template()  # its compiled code may come from the cache too
+    return template.render(**context)
 
 
 @functools.lru_cache(maxsize=1)
 def _template():
     # compiling the template takes ~0.1 s: once per process, not once per page (datasan
-    # report, a service rendering many runs)
+    # report, a service rendering many runs), and its code is kept in the scan's content
+    # cache for the next process
     import jinja2
 
+    from datasan.outputs.charts import TemplateCodeCache
+
     env = jinja2.Environment(loader=jinja2.PackageLoader("datasan.outputs", "templates"),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             bytecode_cache=TemplateCodeCache())
     env.filters["p"] = printable
     env.filters["num"] = _num
     return env.get_template("report.html.j2")

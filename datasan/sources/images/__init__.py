@@ -149,7 +149,7 @@ def _finish(src: Source, st, found: FindingBuffer, ctx: ScanContext) -> SourceOu
     keys = _identity_keys(st, ok, ctx)
     fb.extend(checks.duplicates((names[i], keys.get(i, st.digest(i)), labels.get(names[i]), st.digest(i))
                                 for i in ok))
-    fb.extend(_near_duplicates(s, st, ok, labels, keys, opts.thresholds.near_duplicate_bits))
+    fb.extend(_near_duplicates(s, st, ok, labels, keys, opts.thresholds.near_duplicate_bits, ctx))
     fb.apply_policy(opts)
     bad = {smp for smp, sev in zip(fb.column("sample"), fb.column("severity")) if sev == "error" and smp}
     kept = [i for i in range(len(st)) if names[i] not in bad]
@@ -236,10 +236,13 @@ def _identity_keys(st, ok: list[int], ctx: ScanContext) -> dict[int, bytes]:
     return keys
 
 
-def _near_duplicates(s, st, ok: list[int], labels: dict, keys: dict[int, bytes], bits: int):
-    """DS211-DS213 over the perceived images of the set (see ``neardup.py``)."""
+def _near_duplicates(s, st, ok: list[int], labels: dict, keys: dict[int, bytes], bits: int,
+                     ctx: ScanContext | None = None):
+    """DS211-DS213 over the perceived images of the set (see ``neardup.py``); the band join's
+    answer comes from the scan's cache when its inputs did not change."""
     import numpy as np
 
+    from datasan.cache.memo import cached_call
     from datasan.checks.image_duplicates import near_duplicate_findings
     from datasan.sources.images.neardup import near_partners
 
@@ -255,10 +258,11 @@ def _near_duplicates(s, st, ok: list[int], labels: dict, keys: dict[int, bytes],
     ids = [exact.setdefault(keys.get(i, st.digest(i)), len(exact)) for i in rows]
     phash = np.frombuffer(st.phash, dtype=np.uint64)[rows]
     dhash = np.frombuffer(st.dhash, dtype=np.uint64)[rows]
-    found = near_partners(phash, dhash, np.asarray(ids, np.int64),
-                          np.asarray([code(("split", v)) if v else -1 for v in splits], np.int64),
-                          np.asarray([code(("label", v)) if v is not None else -1 for v in labs], np.int64),
-                          bits, train=codes.get(("split", "train"), -2))
+    found = cached_call(ctx.engine if ctx is not None else None, "near_partners", near_partners,
+                        phash, dhash, np.asarray(ids, np.int64),
+                        np.asarray([code(("split", v)) if v else -1 for v in splits], np.int64),
+                        np.asarray([code(("label", v)) if v is not None else -1 for v in labs], np.int64),
+                        bits, codes.get(("split", "train"), -2))
     return list(near_duplicate_findings(names, labs, splits, found.near.tolist(), found.conflict.tolist(),
                                         found.leak.tolist()))
 

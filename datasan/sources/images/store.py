@@ -66,11 +66,19 @@ class RecordStore:
         self.format.append(self._code(rec.format))
         self.form.append(self._code(rec.form))
         self.digests += (rec.digest or b"").ljust(DIGEST, b"\0")[:DIGEST]
-        self.scale.append(0)
-        self.n.append(0)
-        self.s.extend((0, 0, 0))
-        self.q.extend((0, 0, 0))
-        self.set_pixels(i, rec.form, rec.sums, rec.fmoments)
+        sums = rec.sums  # what set_pixels would set, appended at once (a warm scan adds every image)
+        if sums is not None:
+            self.scale.append(sums.scale)
+            self.n.append(sums.n)
+            self.s.extend((list(sums.s) + [0, 0, 0])[:3])
+            self.q.extend((list(sums.q) + [0, 0, 0])[:3])
+        else:
+            self.scale.append(0)
+            self.n.append(0)
+            self.s.extend((0, 0, 0))
+            self.q.extend((0, 0, 0))
+        if rec.fmoments is not None:
+            self.fmoments[i] = rec.fmoments
         p = rec.perceptual
         self.perceived.append(1 if p is not None else 0)
         self.phash.append(p.phash if p else 0)
