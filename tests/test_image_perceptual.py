@@ -15,7 +15,7 @@ from skimage import data
 from datasan.options import ScanOptions, Thresholds
 from datasan.pipeline import scan
 from datasan.sources.images.neardup import band_edges, near_partners
-from datasan.sources.images.perceptual import percentiles_and_entropy, perceptual
+from datasan.sources.images.perceptual import percentiles_and_entropy, perceptual, perceptual_batch, reduce_image
 
 ASTRONAUT = data.astronaut()
 
@@ -128,6 +128,18 @@ def test_hashes_survive_recompression_and_resize_but_not_another_photo():
 def test_sixteen_bit_and_float_images_have_no_perceptual_facts():
     assert perceptual(Image.fromarray(np.arange(256, dtype=np.uint16).reshape(16, 16) * 200)) is None
     assert perceptual(Image.fromarray(np.ones((16, 16), np.float32), "F")) is None
+
+
+def test_facts_of_a_batch_are_each_images_own():
+    # a shard computes its images' facts at once: each must be what the image gives alone
+    # (so facts do not depend on the shard it lands in), flat and tiny images included
+    ims = [Image.fromarray(crop(k, side)) for k, side in ((0, 96), (1, 96), (2, 40), (3, 300), (4, 96))]
+    ims += [Image.new("L", (96, 96), v) for v in (0, 7, 255)] + [Image.new("RGB", (96, 96), (9, 9, 9))]
+    ims += [Image.fromarray(crop(5, 96)).convert("L"), Image.new("L", (2, 2), 5)]
+    alone = [perceptual(im) for im in ims]
+    together = perceptual_batch([reduce_image(im) for im in ims])
+    assert together == alone
+    assert perceptual_batch([reduce_image(im) for im in ims[::-1]]) == alone[::-1]
 
 
 # --------------------------------------------------------------------------- scans

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from datasan.findings import Finding
-from datasan.sources.images.perceptual import Perceptual, perceptual
+from datasan.sources.images.perceptual import Perceptual, Reduced, perceptual_batch, reduce_image
 from datasan.sources.images.pixels import PixelSums
 from datasan.stats import Moments
 from datasan.checks import images as checks
@@ -244,8 +244,23 @@ def _failed(rec: ImageRecord, stage: str, why: str = "") -> ImageRecord:
     return rec
 
 
+@dataclass(slots=True)
+class _Pending:
+    """What an image's checks still need once its shard's perceptual facts are computed."""
+
+    rec: ImageRecord
+    constant: bool
+    reduced: Reduced | None
+
+
 def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
     """Read, check and measure one image (see the module docstring)."""
+    return _finish([_inspect(rel, path, task)], task)[0]
+
+
+def _inspect(rel: str, path: str, task: ImageTask) -> ImageRecord | _Pending:
+    """Everything one image needs its decoded pixels for; a :class:`_Pending` when its
+    per-image checks wait for the perceptual facts (see :func:`_finish`)."""
     import numpy as np
     from PIL import ImageFile
 
@@ -298,16 +313,28 @@ def inspect_image(rel: str, path: str, task: ImageTask) -> ImageRecord:
                 return rec
         form = task.form or _form_of(im.mode)
         constant, rgb_hist = _measure(im, form, rec)
-        if task.checks:
-            # from the image already decoded: no second decode for the perceptual facts
-            rec.perceptual = perceptual(im, rgb_hist)
-    if task.checks:
-        rec.findings.extend(checks.pixel_findings(checks.PixelFacts(rel, w, h, constant), task.min_side,
+        if not task.checks:
+            return rec
+        # from the image already decoded: no second decode for the perceptual facts
+        return _Pending(rec, constant, reduce_image(im, rgb_hist))
+
+
+def _finish(items: list, task: ImageTask) -> list[ImageRecord]:
+    """The records of ``items`` (from :func:`_inspect`), with the perceptual facts of all
+    of them computed at once and the per-image checks that read them."""
+    pending = [p for p in items if isinstance(p, _Pending)]
+    facts = iter(perceptual_batch([p.reduced for p in pending if p.reduced is not None]))
+    for p in pending:
+        rec = p.rec
+        w, h = rec.width, rec.height
+        if p.reduced is not None:
+            rec.perceptual = next(facts)
+        rec.findings.extend(checks.pixel_findings(checks.PixelFacts(rec.sample, w, h, p.constant), task.min_side,
                                                   task.max_aspect))
         # a constant (DS204) or tiny (DS205) image has no texture to judge: one finding, the cause
-        if rec.perceptual is not None and not constant and min(w, h) >= task.min_side:
-            rec.findings.extend(quality_findings(rel, rec.perceptual, task.quality))
-    return rec
+        if rec.perceptual is not None and not p.constant and min(w, h) >= task.min_side:
+            rec.findings.extend(quality_findings(rec.sample, rec.perceptual, task.quality))
+    return [p.rec if isinstance(p, _Pending) else p for p in items]
 
 
 def inspect_shard(task: ImageTask) -> list[ImageRecord]:
@@ -315,7 +342,7 @@ def inspect_shard(task: ImageTask) -> list[ImageRecord]:
     with warnings.catch_warnings():
         # Pillow warns about odd metadata (EXIF, ICC) of images it decodes fine: not findings
         warnings.simplefilter("ignore")
-        return [inspect_image(rel, path, task) for rel, path in task.files]
+        return _finish([_inspect(rel, path, task) for rel, path in task.files], task)
 
 
 def _stable_text(exc: BaseException) -> str:

@@ -85,62 +85,102 @@ def phash_of(small32) -> int:
     """pHash of a 32 x 32 gray image."""
     import numpy as np
 
+    return int(phashes(np.asarray(small32, dtype=np.uint8)[None])[0])
+
+
+def phashes(small):
+    """pHashes (uint64) of a stack of 32 x 32 gray images, shape (n, 32, 32)."""
+    import numpy as np
+
     global _DCT32
     if _DCT32 is None:
         _DCT32 = np.ascontiguousarray(_dct_matrix(32)[:8])  # only the 8 lowest frequencies are kept
-    a = np.asarray(small32, dtype=np.float64)
+    a = np.asarray(small, dtype=np.float64)
     # einsum, not @: a matrix product goes to the threaded BLAS, whose threads compete
-    # with the other workers (the table checks avoid np.dot for the same reason)
-    low = np.einsum("kj,lj->kl", np.einsum("ki,ij->kj", _DCT32, a), _DCT32)
-    return _bits(low > np.median(low))
+    # with the other workers (the table checks avoid np.dot for the same reason).  Each
+    # image's coefficients come out bit for bit as when it is transformed alone (a test
+    # pins it), so a hash does not depend on the shard an image lands in.
+    low = np.einsum("bkj,lj->bkl", np.einsum("ki,bij->bkj", _DCT32, a), _DCT32).reshape(len(a), 64)
+    return _words(low > np.median(low, axis=1)[:, None])
 
 
 def dhash_of(small9x8) -> int:
     """dHash of a 9 wide x 8 high gray image."""
     import numpy as np
 
-    a = np.asarray(small9x8, dtype=np.int16)
-    return _bits(a[:, 1:] > a[:, :-1])
+    return int(dhashes(np.asarray(small9x8, dtype=np.uint8)[None])[0])
 
 
-def _bits(mask) -> int:
+def dhashes(tiny):
+    """dHashes (uint64) of a stack of 9 wide x 8 high gray images, shape (n, 8, 9)."""
     import numpy as np
 
-    return int.from_bytes(np.packbits(mask.ravel()).tobytes(), "big")
+    a = np.asarray(tiny, dtype=np.int16)
+    return _words((a[:, :, 1:] > a[:, :, :-1]).reshape(len(a), 64))
+
+
+def _words(mask):
+    """Each row of 64 booleans as one uint64, first bit highest."""
+    import numpy as np
+
+    return np.packbits(mask, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
 def laplacian_variance(gray) -> float:
     """Variance of the 4-neighbour Laplacian of a gray image (0 when under 3 x 3)."""
     import numpy as np
 
-    a = np.asarray(gray, dtype=np.int16)
-    if a.shape[0] < 3 or a.shape[1] < 3:
-        return 0.0
+    return float(laplacian_variances(np.asarray(gray, dtype=np.uint8)[None])[0])
+
+
+def laplacian_variances(stack):
+    """:func:`laplacian_variance` of each image of a stack of equally sized gray images, shape (n, h, w)."""
+    import numpy as np
+
+    a = np.asarray(stack, dtype=np.int16)
+    if a.shape[1] < 3 or a.shape[2] < 3:
+        return np.zeros(len(a))
     # in place in int16 (the Laplacian lies in +-1020) and exact integer sums: no float
     # temporaries and no BLAS call (a threaded dot product stalls on a busy machine)
-    lap = a[1:-1, :-2] + a[1:-1, 2:]
-    lap += a[:-2, 1:-1]
-    lap += a[2:, 1:-1]
-    lap -= a[1:-1, 1:-1] * np.int16(4)
-    n = lap.size
-    s = int(lap.sum(dtype=np.int64))
-    q = int(np.einsum("ij,ij->", lap, lap, dtype=np.int64))
+    lap = a[:, 1:-1, :-2] + a[:, 1:-1, 2:]
+    lap += a[:, :-2, 1:-1]
+    lap += a[:, 2:, 1:-1]
+    lap -= a[:, 1:-1, 1:-1] * np.int16(4)
+    lap = lap.reshape(len(a), -1)
+    n = lap.shape[1]
+    s = lap.sum(axis=1, dtype=np.int64)
+    q = np.einsum("ij,ij->i", lap, lap, dtype=np.int64)
+    # exact integers up to the division (n * q < 2**63 for any working copy of WORK_SIDE)
     return (n * q - s * s) / (n * n)
 
 
 def percentiles_and_entropy(hist) -> tuple[int, int, int, float]:
     """(p5, p50, p95, entropy in bits) of a 256-bin histogram."""
+    p5, p50, p95 = (int(v) for v in percentiles([hist])[0])
+    return p5, p50, p95, float(entropies([hist])[0])
+
+
+def percentiles(hists):
+    """Luminance p5, p50, p95 of each row of ``hists`` (n x 256 counts): the smallest level at
+    or below which at least 5 / 50 / 95 % of the pixels lie (0 for an empty histogram)."""
     import numpy as np
 
-    h = np.asarray(hist, dtype=np.int64)
-    n = int(h.sum())
-    if n == 0:
-        return 0, 0, 0, 0.0
-    cum = np.cumsum(h)
-    # the smallest level at or below which at least q of the pixels lie
-    p5, p50, p95 = (int(np.searchsorted(cum, q * n)) for q in (0.05, 0.50, 0.95))
-    p = h[h > 0] / n
-    return p5, p50, p95, float(-(p * np.log2(p)).sum())
+    h = np.asarray(hists, dtype=np.int64)
+    cum = np.cumsum(h, axis=1)
+    n = cum[:, -1:]
+    return np.stack([(cum < q * n).sum(axis=1) for q in (0.05, 0.50, 0.95)], axis=1) * (n > 0)
+
+
+def entropies(hists):
+    """Shannon entropy in bits of each row of ``hists`` (n x 256 counts; 0 for an empty one)."""
+    import numpy as np
+
+    h = np.asarray(hists, dtype=np.int64)
+    n = h.sum(axis=1, keepdims=True)
+    p = h / np.maximum(n, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(h > 0, p * np.log2(np.where(h > 0, p, 1.0)), 0.0)
+    return -t.sum(axis=1)
 
 
 def _channels_equal(im) -> bool:
@@ -165,8 +205,22 @@ def _working_copy(gray):
     return work
 
 
-def perceptual(im, rgb_hist=None) -> Perceptual | None:
-    """The perceptual facts of a loaded Pillow image, or None for 16-bit and float images.
+@dataclass(slots=True)
+class Reduced:
+    """What Pillow makes of one image in C, kept until its shard computes the facts of
+    all its images at once (numpy calls per batch, not per image): the full-resolution
+    gray histogram, the gray working copy and the two small copies the hashes read."""
+
+    hist: list
+    work: bytes
+    size: tuple[int, int]
+    small: bytes  # 32 x 32
+    tiny: bytes  # 9 x 8
+    gray_rgb: bool
+
+
+def reduce_image(im, rgb_hist=None) -> Reduced | None:
+    """The :class:`Reduced` copies of a loaded Pillow image, or None for 16-bit and float images.
 
     ``rgb_hist``: the image's RGB histogram when the caller has it (768 bins);
     the exact channel comparison runs only when its three parts are equal.
@@ -176,7 +230,6 @@ def perceptual(im, rgb_hist=None) -> Perceptual | None:
     if im.mode not in EIGHT_BIT:
         return None
     gray = im if im.mode == "L" else im.convert("L")
-    p5, p50, p95, entropy = percentiles_and_entropy(gray.histogram())
     work = _working_copy(gray)
     # a box-filtered 64 x 64 first: Lanczos from the full working copy costs 3x more
     # and the hashes only look at the lowest frequencies
@@ -185,6 +238,47 @@ def perceptual(im, rgb_hist=None) -> Perceptual | None:
     tiny = base.resize((9, 8), Image.Resampling.LANCZOS)
     gray_rgb = False
     if im.mode == "RGB":
-        same = rgb_hist is None or (list(rgb_hist[:256]) == list(rgb_hist[256:512]) == list(rgb_hist[512:768]))
+        same = rgb_hist is None or (rgb_hist[:256] == rgb_hist[256:512] == rgb_hist[512:768])
         gray_rgb = same and _channels_equal(im)
-    return Perceptual(phash_of(small), dhash_of(tiny), laplacian_variance(work), p5, p50, p95, entropy, gray_rgb)
+    return Reduced(gray.histogram(), work.tobytes(), work.size, small.tobytes(), tiny.tobytes(), gray_rgb)
+
+
+#: images per numpy call of the Laplacian (bounds its int16 temporaries to ~8 MB)
+LAPLACIAN_BATCH = 64
+
+
+def perceptual_batch(items: list[Reduced]) -> list[Perceptual]:
+    """The :class:`Perceptual` facts of each reduced image, computed for all of them at once.
+
+    Every number is what the image gives alone (integer arithmetic, and a DCT
+    whose per-image results do not depend on the batch), so facts do not depend
+    on how images were split into shards.
+    """
+    import numpy as np
+
+    n = len(items)
+    if not n:
+        return []
+    hists = np.array([r.hist for r in items], dtype=np.int64)
+    pct = percentiles(hists).tolist()
+    ent = entropies(hists).tolist()
+    ph = phashes(np.frombuffer(b"".join(r.small for r in items), np.uint8).reshape(n, 32, 32)).tolist()
+    dh = dhashes(np.frombuffer(b"".join(r.tiny for r in items), np.uint8).reshape(n, 8, 9)).tolist()
+    blur = [0.0] * n
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, r in enumerate(items):
+        by_size.setdefault(r.size, []).append(i)
+    for (w, h), rows in by_size.items():
+        for k in range(0, len(rows), LAPLACIAN_BATCH):
+            part = rows[k:k + LAPLACIAN_BATCH]
+            stack = np.frombuffer(b"".join(items[i].work for i in part), np.uint8).reshape(len(part), h, w)
+            for i, v in zip(part, laplacian_variances(stack).tolist()):
+                blur[i] = v
+    return [Perceptual(ph[i], dh[i], blur[i], *pct[i], ent[i], items[i].gray_rgb) for i in range(n)]
+
+
+def perceptual(im, rgb_hist=None) -> Perceptual | None:
+    """The perceptual facts of a loaded Pillow image, or None for 16-bit and float images
+    (see :func:`reduce_image`)."""
+    r = reduce_image(im, rgb_hist)
+    return None if r is None else perceptual_batch([r])[0]
