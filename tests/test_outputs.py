@@ -330,6 +330,20 @@ if target == "scan":  # stop after the clean files are staged, before the output
         time.sleep(60)
         return orig(*a, **k)
     mod.build_quarantine = blocked
+elif target == "callback":  # SIGTERM lands inside a weakref callback, where Python drops exceptions
+    import datasan.pipeline as mod
+    import signal, weakref
+    orig = mod.build_quarantine
+    class Gone:
+        pass
+    def blocked(*a, **k):
+        g = Gone()
+        keep = weakref.ref(g, lambda _: signal.raise_signal(signal.SIGTERM))
+        del g  # the handler's Interrupted is raised in the callback: "Exception ignored"
+        pathlib.Path(flag).touch()
+        time.sleep(60)
+        return orig(*a, **k)
+    mod.build_quarantine = blocked
 else:  # stop between two renames of the publication
     import datasan.outputs.files as mod
     orig, moved = mod._move, []
@@ -384,6 +398,22 @@ def test_signal_removes_the_staging_folder_and_keeps_the_previous_run(tmp_path, 
     assert staging_folders(out) == []
     assert published(out) == before and verify_output(out)["run_id"] == first
     assert scan(d, out)[0] == 1  # the lock went with the process
+
+
+def test_a_signal_whose_exception_python_drops_in_a_callback_still_stops_the_run(tmp_path):
+    # a stopped service's scan went on for its whole length: SIGTERM had landed in a weakref
+    # callback of importlib, where the handler's exception is printed and dropped
+    d = make_table(tmp_path)
+    out = tmp_path / "out"
+    assert scan(d, out)[0] == 1
+    before = published(out)
+    started = time.monotonic()
+    p, _ = start_blocked(tmp_path, "callback", d, out)
+    _, err = p.communicate(timeout=50)  # the run sleeps 60 s unless the signal is sent again
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert time.monotonic() - started < 50
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert staging_folders(out) == [] and published(out) == before
 
 
 def test_kill_9_mid_publication_is_refused_by_readers_and_repaired_by_the_next_run(tmp_path):

@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -127,10 +128,35 @@ def deferred_signals():
             raise Interrupted(pending)
 
 
+#: seconds before a signal whose Interrupted Python dropped is sent again
+REDELIVER_S = 0.05
+_previous_unraisablehook = None
+
+
+def _unraisable(unraisable) -> None:
+    """``sys.unraisablehook`` while datasan handles signals.  A signal whose handler ran inside
+    a weakref callback, a ``__del__`` or a gc callback raised Interrupted where Python only
+    prints and drops exceptions ("Exception ignored in ..."): the run would go on as if
+    SIGTERM never came (a stopped service's scan kept running).  The signal is sent again,
+    from another thread a moment later, so that it lands in the run's own code."""
+    exc = unraisable.exc_value
+    if isinstance(exc, Interrupted):
+        timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), exc.signum))
+        timer.daemon = True
+        timer.start()
+        return
+    (_previous_unraisablehook or sys.__unraisablehook__)(unraisable)
+
+
 def _install_handlers() -> dict:
+    """Our SIGINT/SIGTERM handler (and :func:`_unraisable`) installed; returns what they replace."""
+    global _previous_unraisablehook
     if threading.current_thread() is not threading.main_thread():
         return {}
-    old = {}
+    old: dict = {}
+    if sys.unraisablehook is not _unraisable:
+        old["unraisablehook"] = _previous_unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _unraisable
     for sig in (signal.SIGINT, signal.SIGTERM):
         old[sig] = signal.getsignal(sig)
         signal.signal(sig, _on_signal)
@@ -165,6 +191,10 @@ class OutputFolder:
             os.close(self._fd)  # closing the descriptor drops the lock
             self._fd = None
         for sig, handler in self._handlers.items():
+            if sig == "unraisablehook":
+                if sys.unraisablehook is _unraisable:
+                    sys.unraisablehook = handler
+                continue
             try:
                 signal.signal(sig, handler)
             except (ValueError, TypeError):  # pragma: no cover - not the main thread any more
