@@ -160,3 +160,26 @@ def test_a_bug_in_the_probe_of_one_source_is_reported_and_the_scan_finishes(tmp_
     assert err["source"] == "t.csv" and err["kind"] == "probe" and err["error"].startswith(
         "IndexError: planted probe bug (at ")
     assert report["probe"]["sources"]["u.csv"]["probed"] == 2
+
+
+def test_a_time_limit_whose_alarm_lands_in_a_callback_still_ends_the_block():
+    # the alarm's ProbeTimeout raised inside a weakref callback is printed and dropped by
+    # Python; the limit rings again instead of letting the probe run on
+    import time
+    import weakref
+
+    from datasan.probe.deadline import ProbeTimeout, time_limit
+
+    class Gone:
+        pass
+
+    started = time.monotonic()
+    with pytest.raises(ProbeTimeout):
+        with time_limit(0.1):
+            g = Gone()
+            keep = weakref.ref(g, lambda _: time.sleep(1.0))  # the alarm rings during this sleep
+            del g
+            assert keep() is None
+            while time.monotonic() - started < 5:
+                time.sleep(0.01)
+    assert time.monotonic() - started < 2
