@@ -15,10 +15,11 @@ import errno
 import os
 import shutil
 import signal
-import sys
 import threading
 from contextlib import contextmanager
+from typing import Callable
 
+from datasan.dropped import retry_dropped
 from datasan.errors import UsageError
 from datasan.outputs.manifest import read_manifest
 
@@ -130,33 +131,21 @@ def deferred_signals():
 
 #: seconds before a signal whose Interrupted Python dropped is sent again
 REDELIVER_S = 0.05
-_previous_unraisablehook = None
 
 
-def _unraisable(unraisable) -> None:
-    """``sys.unraisablehook`` while datasan handles signals.  A signal whose handler ran inside
-    a weakref callback, a ``__del__`` or a gc callback raised Interrupted where Python only
-    prints and drops exceptions ("Exception ignored in ..."): the run would go on as if
-    SIGTERM never came (a stopped service's scan kept running).  The signal is sent again,
-    from another thread a moment later, so that it lands in the run's own code."""
-    exc = unraisable.exc_value
-    if isinstance(exc, Interrupted):
-        timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), exc.signum))
-        timer.daemon = True
-        timer.start()
-        return
-    (_previous_unraisablehook or sys.__unraisablehook__)(unraisable)
+def _send_again(exc: Interrupted) -> None:
+    """Send ``exc``'s signal again, from another thread a moment later, so that it lands in
+    the run's own code (see :mod:`datasan.dropped`: a stopped service's scan kept running)."""
+    timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), exc.signum))
+    timer.daemon = True
+    timer.start()
 
 
 def _install_handlers() -> dict:
-    """Our SIGINT/SIGTERM handler (and :func:`_unraisable`) installed; returns what they replace."""
-    global _previous_unraisablehook
+    """Our SIGINT/SIGTERM handler installed; returns the handlers it replaced."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    old: dict = {}
-    if sys.unraisablehook is not _unraisable:
-        old["unraisablehook"] = _previous_unraisablehook = sys.unraisablehook
-        sys.unraisablehook = _unraisable
+    old = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         old[sig] = signal.getsignal(sig)
         signal.signal(sig, _on_signal)
@@ -173,6 +162,7 @@ class OutputFolder:
         self.staging = os.path.join(out, STAGING_PREFIX + run_id)
         self._fd: int | None = None
         self._handlers: dict = {}
+        self._unhook: Callable[[], None] | None = None
         #: True when this run made the folder: a run that publishes nothing leaves no trace
         self.created = False
 
@@ -191,15 +181,14 @@ class OutputFolder:
             os.close(self._fd)  # closing the descriptor drops the lock
             self._fd = None
         for sig, handler in self._handlers.items():
-            if sig == "unraisablehook":
-                if sys.unraisablehook is _unraisable:
-                    sys.unraisablehook = handler
-                continue
             try:
                 signal.signal(sig, handler)
             except (ValueError, TypeError):  # pragma: no cover - not the main thread any more
                 pass
         self._handlers = {}
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
 
 
     def _remove_lone_lock(self) -> None:
@@ -263,6 +252,8 @@ def claim_output(out_dir: str | os.PathLike, path: str | None, run_id: str, forc
         with open(os.path.join(folder.staging, STAGING_MARK), "w", encoding="utf-8") as f:
             f.write(run_id + "\n")
         folder._handlers = _install_handlers()
+        if folder._handlers:  # our handler is installed: its Interrupted is never lost
+            folder._unhook = retry_dropped(Interrupted, _send_again)
     except BaseException as exc:
         folder.release()
         env = environment_error(exc, out, anywhere=True)

@@ -10,10 +10,11 @@ DS406 finding instead of letting them end the scan.
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
+
+from datasan.dropped import retry_dropped
 
 
 class ProbeTimeout(BaseException):
@@ -52,24 +53,16 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     def on_alarm(signum, frame):
         raise ProbeTimeout(f"ran longer than the probe's time limit of {seconds:g} s")
 
-    def on_dropped(unraisable) -> None:
-        # the alarm's handler ran in a weakref callback, a __del__ or a gc callback, where
-        # Python prints and drops exceptions: the alarm rings again in a moment instead
-        if isinstance(unraisable.exc_value, ProbeTimeout):
-            signal.setitimer(signal.ITIMER_REAL, REARM_S)
-        else:
-            hook(unraisable)
-
-    previous, hook = signal.signal(signal.SIGALRM, on_alarm), sys.unraisablehook
-    sys.unraisablehook = on_dropped
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    # an alarm whose ProbeTimeout Python dropped (see datasan.dropped) rings again in a moment
+    unhook = retry_dropped(ProbeTimeout, lambda exc: signal.setitimer(signal.ITIMER_REAL, REARM_S))
     signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        if sys.unraisablehook is on_dropped:
-            sys.unraisablehook = hook
+        unhook()
 
 
 #: seconds after which a time limit whose ProbeTimeout Python dropped rings again
