@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from compiled import compile_datasan  # bench/compiled.py
+
 
 def photos():
     from skimage import data
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--no-probe-only", action="store_true", help="skip the scans with the probe")
     ap.add_argument("--probe-only", action="store_true", help="skip the scans without the probe")
     args = ap.parse_args()
+    print(compile_datasan(), flush=True)
     import numpy as np
 
     work = tempfile.mkdtemp(prefix="datasan-bench-cache-")

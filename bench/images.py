@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from compiled import compile_datasan  # bench/compiled.py
+
 FLOOR = r"""
 import os, sys
 import numpy as np
@@ -120,6 +122,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", help="generate into (and keep) this folder")
     args = ap.parse_args()
+    print(compile_datasan(), flush=True)
     env = dict(os.environ)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from compiled import compile_datasan  # bench/compiled.py
+
 FLOOR = r'''
 import sys
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
@@ -201,6 +203,7 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="--scale --wide --csv")
     ap.add_argument("--no-main", action="store_true", help="skip the default 2M x 17 Parquet comparison")
     args = ap.parse_args()
+    print(compile_datasan(), flush=True)
     if args.all:
         args.scale = args.wide = args.csv = True
     work = tempfile.mkdtemp(prefix="datasan-bench-tables-")

@@ -435,8 +435,48 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: runs the command, then leaves without tearing the
+    interpreter down (see :func:`_leave`)."""
+    try:
+        app()
+    except SystemExit as exc:
+        _leave(exc)
+        raise
+    _leave(SystemExit(0))
+
+
+def _leave(exc: SystemExit) -> None:
+    """End the process now with ``exc``'s status, once the command has done everything.
+
+    A normal exit frees every object of every module one by one (pyarrow,
+    matplotlib, numpy: 0.1-0.4 s after a scan, a tenth of a table scan's time)
+    although the process is about to vanish.  Like mypy's fast exit this runs
+    the exit handlers (atexit: multiprocessing's cleanup, logging, temporary
+    folders, Ray), flushes stdout and stderr, and ends the process.  It returns
+    (and the interpreter exits as usual) when a thread other than daemons is still
+    running, under a profiler or a tracer (coverage, a debugger, ``python -m
+    cProfile``: they write their results at exit), and for a status that is not an
+    int (a message Python prints).
+    """
+    import sys
+    import threading
+
+    code = 0 if exc.code is None else exc.code
+    if not isinstance(code, int) or sys.getprofile() is not None or sys.gettrace() is not None:
+        return
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()  # the handlers a normal exit runs, in the same (reverse) order
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe (datasan ... | head) or stream: nothing to keep
+            pass
+    os._exit(code & 0xFF if code >= 0 else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

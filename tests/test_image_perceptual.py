@@ -15,7 +15,8 @@ from skimage import data
 from datasan.options import ScanOptions, Thresholds
 from datasan.pipeline import scan
 from datasan.sources.images.neardup import band_edges, near_partners
-from datasan.sources.images.perceptual import percentiles_and_entropy, perceptual, perceptual_batch, reduce_image
+from datasan.sources.images.perceptual import (laplacian_variances, percentiles_and_entropy, perceptual, perceptual_batch,
+                                               reduce_image)
 
 ASTRONAUT = data.astronaut()
 
@@ -110,6 +111,31 @@ def test_percentiles_and_entropy_are_exact_on_a_known_histogram():
     hist = [0] * 256
     hist[10], hist[100], hist[200], hist[250] = 25, 25, 25, 25
     assert percentiles_and_entropy(hist) == (10, 100, 250, 2.0)
+
+
+def reference_laplacian_variance(gray: np.ndarray) -> float:
+    """The 4-neighbour Laplacian of the inner pixels, its population variance, the plain way."""
+    a = gray.astype(np.float64)
+    lap = a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4 * a[1:-1, 1:-1]
+    return float(lap.var())
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (3, 17), (17, 3), (40, 41), (255, 190), (256, 256)])
+def test_laplacian_variance_is_the_plain_formula_for_every_image_of_a_stack(shape):
+    rng = np.random.default_rng(sum(shape))
+    stack = rng.integers(0, 256, (5, *shape), dtype=np.uint8)
+    stack[1] = 0  # flat: 0
+    stack[2] = np.indices(shape).sum(axis=0) % 2 * 255  # a checkerboard: every Laplacian is +-1020
+    stack[3] = ASTRONAUT[:shape[0], :shape[1], 1]  # a photo
+    got = laplacian_variances(stack)
+    assert got.tolist() == pytest.approx([reference_laplacian_variance(g) for g in stack], rel=1e-12, abs=1e-9)
+    assert got[1] == 0.0 and (got[2] > 1000.0 ** 2) == (shape != (3, 3))  # 3 x 3: one inner pixel, no spread
+    # each image's value is its own, whichever stack it is computed in
+    assert [laplacian_variances(g[None])[0] for g in stack] == got.tolist()
+
+
+def test_laplacian_variance_of_images_under_three_pixels_is_zero():
+    assert laplacian_variances(np.zeros((2, 2, 9), np.uint8)).tolist() == [0.0, 0.0]
 
 
 def test_hashes_survive_recompression_and_resize_but_not_another_photo():

@@ -95,13 +95,12 @@ def test_a_command_line_table_scan_never_loads_pandas(tmp_path):
     pq.write_table(pa.table({"x": v, "flag": np.arange(1000) % 2 == 0, "label": np.arange(1000) % 3}),
                    data / "t.parquet")
     code = (
-        "import runpy, sys\n"
+        "import atexit, runpy, sys\n"
         f"sys.argv = ['datasan', 'scan', {str(data)!r}, '--no-probe', '--workers', '1', '--no-cache', "
         f"'--out', {str(tmp_path / 'out')!r}, '--format', 'json']\n"
-        "try:\n"
-        "    runpy.run_module('datasan', run_name='__main__')\n"
-        "finally:\n"
-        "    sys.stderr.write('PANDAS LOADED' if 'pandas' in sys.modules else 'NO PANDAS')\n"
+        # at exit: the command line ends its process itself once the command is done
+        "atexit.register(lambda: sys.stderr.write('PANDAS LOADED' if 'pandas' in sys.modules else 'NO PANDAS'))\n"
+        "runpy.run_module('datasan', run_name='__main__')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 1, out.stderr

@@ -28,8 +28,9 @@ from datasan.findings import FindingBuffer
 from datasan.outputs.warm import import_in_background, warm_report_imports
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 
-#: what writing the index imports (pyarrow's Parquet writer imports pandas)
-OUTPUT_MODULES = ("pyarrow", "pyarrow.parquet", "pandas")
+#: what writing the index imports (not pandas: the command line keeps pyarrow from importing
+#: it, and a background import of it only took CPU from the workers)
+OUTPUT_MODULES = ("pyarrow", "pyarrow.parquet")
 
 #: values of ScanOptions.image_labels
 LABEL_MODES = ("auto", "table", "folders", "none")

@@ -137,21 +137,32 @@ def laplacian_variances(stack):
     """:func:`laplacian_variance` of each image of a stack of equally sized gray images, shape (n, h, w)."""
     import numpy as np
 
-    a = np.asarray(stack, dtype=np.int16)
-    if a.shape[1] < 3 or a.shape[2] < 3:
-        return np.zeros(len(a))
-    # in place in int16 (the Laplacian lies in +-1020) and exact integer sums: no float
-    # temporaries and no BLAS call (a threaded dot product stalls on a busy machine)
-    lap = a[:, 1:-1, :-2] + a[:, 1:-1, 2:]
-    lap += a[:, :-2, 1:-1]
-    lap += a[:, 2:, 1:-1]
-    lap -= a[:, 1:-1, 1:-1] * np.int16(4)
-    lap = lap.reshape(len(a), -1)
-    n = lap.shape[1]
-    s = lap.sum(axis=1, dtype=np.int64)
-    q = np.einsum("ij,ij->i", lap, lap, dtype=np.int64)
-    # exact integers up to the division (n * q < 2**63 for any working copy of WORK_SIDE)
-    return (n * q - s * s) / (n * n)
+    n, h, w = np.shape(stack)
+    if h < 3 or w < 3:
+        return np.zeros(n)
+    # each image as one flat row, so that every step is one long contiguous numpy loop
+    # (slicing rows and columns of the 3-D stack made 254 short loops per image: 3x slower).
+    # The Laplacian at flat position p of an inner row reads p-1, p+1, p-w and p+w; in the
+    # first and last column that wraps into the neighbouring row, so those are zeroed.
+    # int16 in place (the Laplacian lies in +-1020), no BLAS call (a threaded dot product
+    # stalls on a busy machine).
+    a = np.asarray(stack, dtype=np.int16).reshape(n, h * w)
+    m = (h - 2) * w
+    lap = a[:, w - 1:w - 1 + m] + a[:, w + 1:w + 1 + m]
+    lap += a[:, :m]
+    lap += a[:, 2 * w:2 * w + m]
+    lap -= a[:, w:w + m] * np.int16(4)
+    grid = lap.reshape(n, h - 2, w)
+    grid[:, :, 0] = 0
+    grid[:, :, -1] = 0
+    # sums in float64 are exact integers here (|sum of squares| < 2**53 for any working
+    # copy of WORK_SIDE) and vectorize better than an int64 accumulation
+    f = lap.astype(np.float64)
+    s = f.sum(axis=1).astype(np.int64)
+    q = np.einsum("ij,ij->i", f, f).astype(np.int64)
+    k = (h - 2) * (w - 2)
+    # exact integers up to the division (k * q < 2**63)
+    return (k * q - s * s) / (k * k)
 
 
 def percentiles_and_entropy(hist) -> tuple[int, int, int, float]:
@@ -232,8 +243,15 @@ def reduce_image(im, rgb_hist=None) -> Reduced | None:
     gray = im if im.mode == "L" else im.convert("L")
     work = _working_copy(gray)
     # a box-filtered 64 x 64 first: Lanczos from the full working copy costs 3x more
-    # and the hashes only look at the lowest frequencies
-    base = work.resize((64, 64), Image.Resampling.BOX) if min(work.size) > 64 else work
+    # and the hashes only look at the lowest frequencies; sides that are multiples of 64
+    # take Pillow's integer block mean (3x cheaper than a general box resize)
+    w, h = work.size
+    if min(w, h) <= 64:
+        base = work
+    elif w % 64 == 0 and h % 64 == 0:
+        base = work.reduce((w // 64, h // 64))
+    else:
+        base = work.resize((64, 64), Image.Resampling.BOX)
     small = base.resize((32, 32), Image.Resampling.LANCZOS)
     tiny = base.resize((9, 8), Image.Resampling.LANCZOS)
     gray_rgb = False
@@ -243,8 +261,9 @@ def reduce_image(im, rgb_hist=None) -> Reduced | None:
     return Reduced(gray.histogram(), work.tobytes(), work.size, small.tobytes(), tiny.tobytes(), gray_rgb)
 
 
-#: images per numpy call of the Laplacian (bounds its int16 temporaries to ~8 MB)
-LAPLACIAN_BATCH = 64
+#: images per numpy call of the Laplacian: 8 working copies of 256 x 256 keep its
+#: temporaries (~1 MB each) in the CPU cache; 64 was 1.6x slower per image
+LAPLACIAN_BATCH = 8
 
 
 def perceptual_batch(items: list[Reduced]) -> list[Perceptual]:
