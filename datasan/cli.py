@@ -476,7 +476,7 @@ def _leave(exc: SystemExit) -> None:
                 stream.flush()
         except (OSError, ValueError):  # a closed pipe (datasan ... | head) or stream: nothing to keep
             pass
-    os._exit(code & 0xFF if code >= 0 else 1)
+    os._exit(code & 0xFF)  # as the system truncates a status: sys.exit(-1) is 255
 
 
 if __name__ == "__main__":  # pragma: no cover
