@@ -440,13 +440,14 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        _leave(exc)
+        _leave(exc.code)
         raise
-    _leave(SystemExit(0))
+    _leave(0)
 
 
-def _leave(exc: SystemExit) -> None:
-    """End the process now with ``exc``'s status, once the command has done everything.
+def _leave(status: object) -> None:
+    """End the process now with ``status`` (a SystemExit's code), once the command has done
+    everything.
 
     A normal exit frees every object of every module one by one (pyarrow,
     matplotlib, numpy: 0.1-0.4 s after a scan, a tenth of a table scan's time)
@@ -461,7 +462,7 @@ def _leave(exc: SystemExit) -> None:
     import sys
     import threading
 
-    code = 0 if exc.code is None else exc.code
+    code = 0 if status is None else status
     if not isinstance(code, int) or sys.getprofile() is not None or sys.gettrace() is not None:
         return
     if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
