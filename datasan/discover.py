@@ -7,6 +7,7 @@ opened.  Everything skipped becomes a finding, so nothing disappears silently.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ class FileEntry:
     path: str
     size: int
 
-    @property
+    @functools.cached_property  # asked by every source kind's claim, for every file
     def suffix(self) -> str:
         """The lower-case extension with its dot ('.csv'), '' when none."""
         return os.path.splitext(self.rel)[1].lower()

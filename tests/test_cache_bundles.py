@@ -50,6 +50,30 @@ def test_unchanged_files_of_a_changed_shard_come_from_the_index(tmp_path):
     _change_one_image(data)
     c = rs.scan()
     assert (c["hits"], c["misses"], c["stored"], c["corrupt"]) == (12, 1, 1, 0)
+    # the shard's 3 unchanged images are known by their stamps: only the changed one is read
+    assert c["hashed_files"] == 1
+
+
+def test_a_file_with_a_new_stamp_is_hashed_again_and_found_by_content(tmp_path):
+    import os
+
+    data, rs = _setup(tmp_path)
+    _change_one_image(data)
+    touched = data / "cat" / "003.png"  # same bytes, a new mtime
+    st = touched.stat()
+    os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    c = rs.scan()
+    assert (c["hits"], c["misses"], c["hashed_files"], c["corrupt"]) == (12, 1, 2, 0)
+    c = rs.scan()  # nothing changed: every shard by its stat key, nothing read
+    assert (c["hits"], c["misses"], c["hashed_files"]) == (13, 0, 0)
+
+
+def test_a_file_replaced_at_the_same_path_is_read_again(tmp_path):
+    data, rs = _setup(tmp_path)
+    (data / "cat" / "001.png").rename(data / "cat" / "001b.png")
+    _change_one_image(data)  # a new file (other pixels, inode and stamp) where the renamed one was
+    c = rs.scan()  # both read; 001b.png is a new sample (its id is in the key): computed too
+    assert (c["hits"], c["misses"], c["hashed_files"], c["corrupt"]) == (12, 2, 2, 0)
 
 
 def test_a_lost_index_recomputes_the_changed_shard(tmp_path):

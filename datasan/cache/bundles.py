@@ -12,6 +12,12 @@ added before them) or whose stamp changed still finds every unchanged file by
 its content.  A bundle answers a lookup only for the content key it stores
 next to the value, so a stale or lost index entry costs a recomputation, never
 a wrong answer.
+
+The index also remembers each file's stat stamp (size, mtime, ctime, inode)
+beside the content key it had: a shard that missed its stat key because one
+of its files changed finds the others' content keys from their unchanged
+stamps, without reading and hashing them (the same stat fast path the shard
+key takes, one file at a time).
 """
 
 from __future__ import annotations
@@ -50,14 +56,38 @@ class BundleIndex:
         self.store = store
         self.key = keys.key_of("bundle-index", shared)
         self._old: dict[str, str] | None = None
+        self._old_files: dict[str, tuple] = {}
         self.new: dict[str, str] = {}
+        #: absolute path -> (size, mtime_ns, ctime_ns, inode, key parts, content key) of this scan
+        self.new_files: dict[str, tuple] = {}
         self._loaded: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def _old_index(self) -> dict[str, str]:
         if self._old is None:
             stored = self.store.get(self.key)
-            self._old = stored if isinstance(stored, dict) else {}
+            units = stored.get("units") if isinstance(stored, dict) else None
+            files = stored.get("files") if isinstance(stored, dict) else None
+            self._old = units if isinstance(units, dict) else {}
+            self._old_files = files if isinstance(files, dict) else {}
         return self._old
+
+    def known_key(self, path: str, stamp: Any, parts: Any) -> str | None:
+        """The content key an earlier shard gave the file at ``path`` (absolute) with key parts
+        ``parts``, while its stamp is still ``stamp``; None when it was not seen so."""
+        if not _plain(parts):
+            return None
+        self._old_index()
+        rec = self.new_files.get(path) or self._old_files.get(path)
+        if isinstance(rec, tuple) and len(rec) == 6 and rec[:5] == (
+                stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino, parts) and isinstance(rec[5], str):
+            return rec[5]
+        return None
+
+    def record_file(self, path: str, stamp: Any, parts: Any, unit_key: str | None) -> None:
+        """Remember that the file at ``path`` (absolute) with this stamp and key parts has
+        content key ``unit_key``."""
+        if unit_key is not None and stamp is not None and _plain(parts):
+            self.new_files[path] = (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino, parts, unit_key)
 
     def find(self, unit_key: str) -> Any | None:
         """The packed value stored for ``unit_key`` in a bundle, or None."""
@@ -85,9 +115,17 @@ class BundleIndex:
             if u is not None:
                 self.new[u] = bundle_key
 
-    def merged(self) -> dict[str, str]:
+    def merged(self) -> dict[str, dict]:
         """The index to store: this scan's files, and earlier ones while it stays bounded."""
         old = self._old_index()
         if len(old) + len(self.new) > INDEX_GROWTH * max(len(self.new), 1 << 14):
-            return dict(self.new)
-        return {**old, **self.new}
+            return {"units": dict(self.new), "files": dict(self.new_files)}
+        return {"units": {**old, **self.new}, "files": {**self._old_files, **self.new_files}}
+
+
+def _plain(parts: Any) -> bool:
+    """Whether ``parts`` compares by value and pickles as itself (a string, or a tuple of
+    strings and None): only such key parts are remembered beside a stamp."""
+    if isinstance(parts, str):
+        return True
+    return isinstance(parts, tuple) and all(p is None or isinstance(p, str) for p in parts)

@@ -11,6 +11,7 @@ asks, and an answer from the cache equals the one the function would give.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
 
@@ -142,7 +143,8 @@ class CachingEngine:
                 plans.append([{"key": k, "hit": True, "value": v, "stamps": [], "bundled": True}
                               for k, v in zip(group["units"], group["values"])])
             else:
-                plans.append([self._unit(spec, t, item, shared, index) for item in spec.items(t)])
+                plans.append([self._unit(spec, t, item, shared, index, known)
+                              for item, known in zip(spec.items(t), group["items"])])
         missing = [(i, j) for i, plan in enumerate(plans) for j, u in enumerate(plan) if not u["hit"]]
         computed = self._computed(spec, run_fn, tasks, plans, missing)
         last = len(tasks) - 1
@@ -163,8 +165,14 @@ class CachingEngine:
             yield spec.join(task, results)
 
     def _store_indexes(self, indexes: dict[str, BundleIndex], groups: list) -> None:
-        """Write the bundle indexes when a shard's bundle was written (else they hold them all)."""
+        """Write the bundle indexes when a shard's bundle was written (else they hold them all),
+        with the stamps of the files of the shards answered whole."""
         if any(g is not None and g["values"] is None for g in groups):
+            for g in groups:
+                if g is not None and g["values"] is not None:
+                    for (parts, files), unit_key in zip(g["items"], g["units"]):
+                        if len(files) == 1:
+                            g["index"].record_file(os.path.abspath(files[0][0]), files[0][1], parts, unit_key)
             for index in indexes.values():
                 self._writer.put(index.key, index.merged(), [], counted=False)
 
@@ -188,23 +196,39 @@ class CachingEngine:
         stored = self.store.get(key)
         values = bundle_values(stored, len(parts))
         return {"key": key, "values": values, "units": stored["units"] if values is not None else None,
-                "stamps": checks}
+                "stamps": checks, "items": parts}
 
     def _store_group(self, spec, task, group, plan, results) -> None:
         """Write the shard's bundle (every unit's value under its content key) and index it."""
-        try:
-            values = [spec.pack(task, item, r) for item, r in zip(spec.items(task), results)]
+        try:  # a file answered from an earlier bundle keeps its packed value (no unpack + pack)
+            values = [u["packed"] if "packed" in u else spec.pack(task, item, r)
+                      for item, r, u in zip(spec.items(task), results, plan)]
         except Exception:
             self.counts["store_errors"] += 1
             return
-        group["index"].record([u["key"] for u in plan], group["key"])
+        index = group["index"]
+        index.record([u["key"] for u in plan], group["key"])
+        for (parts, _), u in zip(group["items"], plan):
+            if len(u["stamps"]) == 1:
+                index.record_file(os.path.abspath(u["stamps"][0][0]), u["stamps"][0][1], parts, u["key"])
         self._writer.put_bundle(group["key"], group["stamps"], plan, values)
 
     # ------------------------------------------------------------------ one unit
-    def _unit(self, spec, task, item, shared: str | None, index: BundleIndex | None = None) -> dict[str, Any]:
+    def _unit(self, spec, task, item, shared: str | None, index: BundleIndex | None = None,
+              known: tuple[Any, list] | None = None) -> dict[str, Any]:
         """{key, stamps, hit, value} of one unit; key None when it cannot be cached (a file
         that could not be read: the function reports it).  With ``index`` the unit is looked
-        up in the bundles of earlier shards, else in its own entry."""
+        up in the bundles of earlier shards, else in its own entry; ``known``: its key parts
+        and files' stamps as its shard's stat key saw them (a file whose stamp the index
+        remembers is not hashed again)."""
+        if index is not None and known is not None and len(known[1]) == 1:
+            path, stamp = known[1][0]
+            key = index.known_key(os.path.abspath(path), stamp, known[0])
+            if key is not None:
+                packed = index.find(key)
+                if packed is not None:
+                    return {"key": key, "stamps": [(path, stamp)], "hit": True, "bundled": True,
+                            "value": packed, "packed": packed}
         paths, parts = spec.key_parts(task, item)
         ids = [self._ids.of(p) for p in paths]
         if shared is None or any(d is None for d, _ in ids):
@@ -219,6 +243,8 @@ class CachingEngine:
         if index is not None:
             unit["value"] = index.find(key)
             unit["hit"] = unit["bundled"] = unit["value"] is not None
+            if unit["hit"]:
+                unit["packed"] = unit["value"]
         elif spec.load_early:
             unit["value"] = self.store.get(key)
             unit["hit"] = unit["value"] is not None
@@ -235,8 +261,9 @@ class CachingEngine:
                 self.counts["hits"] += 1
                 return result
             except MissingBlob:  # its blob went or broke (counted then): the entry is stored again
-                pass
+                unit.pop("packed", None)
             except Exception:  # an entry this code cannot put back: dropped, never trusted
+                unit.pop("packed", None)
                 if unit["key"] is not None and not unit.get("bundled"):
                     self.store.discard(unit["key"])
         self.counts["misses"] += 1

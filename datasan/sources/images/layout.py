@@ -327,9 +327,12 @@ def _tree_sets(images: list[FileEntry], mode: str) -> list[ImageSet]:
         return []
     direct: dict[str, int] = {}
     children: dict[str, set[str]] = {}
-    for f in images:
-        d = _parent(f.rel)
-        direct[d] = direct.get(d, 0) + 1
+    parents = [_parent(f.rel) for f in images]
+    for d in parents:
+        if d in direct:  # its folders above are known already
+            direct[d] += 1
+            continue
+        direct[d] = 1
         while d != ".":
             p = _parent(d)
             children.setdefault(p, set()).add(d)
@@ -368,14 +371,18 @@ def _tree_sets(images: list[FileEntry], mode: str) -> list[ImageSet]:
     else:  # no class folders to look for: each top folder is one unlabeled set
         found.extend((k, "unlabeled") for k in sorted(children.get(".", set())))
     sets = {folder: ImageSet(folder, layout) for folder, layout in found}
-    for f in images:  # each image belongs to the set of its nearest enclosing found folder
-        d = _parent(f.rel)
-        while d not in sets:
-            d = _parent(d) if d != "." else None
-            if d is None:
-                break
-        if d is None:  # cannot happen (visit covers every folder); never lose an image anyway
-            d = _parent(f.rel)
-            sets[d] = sets.get(d) or ImageSet(d, "unlabeled")
+    owner: dict[str, str] = {}  # folder -> the found folder its images belong to
+    for f, parent in zip(images, parents):  # each image belongs to its nearest enclosing found folder
+        d = owner.get(parent)
+        if d is None:
+            d = parent
+            while d not in sets:
+                d = _parent(d) if d != "." else None
+                if d is None:
+                    break
+            if d is None:  # cannot happen (visit covers every folder); never lose an image anyway
+                d = parent
+                sets[d] = sets.get(d) or ImageSet(d, "unlabeled")
+            owner[parent] = d
         sets[d].images.append(f)
     return list(sets.values())
