@@ -216,7 +216,10 @@ class CleanWriter:
     Encoding and compressing Parquet is the most expensive step of a table
     scan and pyarrow releases the GIL while doing it, so row groups are
     written on a background thread while the next batches are read and
-    checked.  The queue holds at most one row group (bounded memory).  With
+    checked; the statistics of a row group's batches are computed there too,
+    batch by batch in order (numpy releases the GIL in them), so the results
+    are the same as inline.  The queue holds at most one row group (bounded
+    memory).  ``stats`` is complete once :meth:`close` returns.  With
     ``schema`` the file is created at once (a file with no rows still has its
     columns); without, with the first batch.
     """
@@ -232,6 +235,8 @@ class CleanWriter:
         self.stats = stats
         self.buf: list = []
         self.buffered = 0
+        #: batches whose statistics the thread adds next, in the order written
+        self._for_stats: list = []
         self.writer = open_parquet(path, schema, run_id) if schema is not None else None
         self.rows = 0
         self.error: BaseException | None = None
@@ -242,7 +247,7 @@ class CleanWriter:
     def write(self, batch) -> None:
         """Write the rows of ``batch`` (a RecordBatch ending with ``_row``)."""
         if self.stats is not None:
-            self.stats.add(batch)
+            self._for_stats.append(batch)
         if batch.num_rows == 0 and (self.writer is not None or self.buf):
             return
         self.buf.append(batch)
@@ -253,19 +258,31 @@ class CleanWriter:
     def _flush(self) -> None:
         import pyarrow as pa
 
+        batches, self._for_stats = self._for_stats, []
         if not self.buf:
+            if batches:
+                self._q.put((None, batches))
             return
         table = pa.Table.from_batches(self.buf)
         self.buf, self.buffered = [], 0
         self.rows += table.num_rows
-        self._q.put(table)
+        self._q.put((table, batches))
 
     def _run(self) -> None:
         while True:
-            table = self._q.get()
-            if table is None:
+            item = self._q.get()
+            if item is None:
                 return
+            table, batches = item
             if self.error is not None:
+                continue
+            try:
+                for batch in batches:
+                    self.stats.add(batch)
+            except BaseException as exc:  # surfaced by close()
+                self.error = exc
+                continue
+            if table is None:
                 continue
             try:
                 if self.writer is None:
