@@ -55,3 +55,32 @@ def test_two_empty_sketches_merge_into_an_empty_one():
     m = Moments.of(np.empty(0)).merge(Moments.of(np.empty(0)))
     assert m.count == 0 and m.buckets() == {}
     assert m.merge(Moments.of(np.array([0.5]))).buckets() == Moments.of(np.array([0.5])).buckets()
+
+
+def test_clean_writer_statistics_equal_the_batches_added_inline(tmp_path):
+    """CleanWriter adds the kept rows' statistics on its writer thread: the same values, to
+    the last bit, as adding the same batches in order, empty batches and a last partial
+    row group included; the file holds every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datasan.sources.tables.output import CleanWriter, KeptStats
+
+    rng = np.random.default_rng(11)
+    batches = []
+    for n in (700, 0, 512, 1, 0, 999):
+        x = rng.normal(1e3, 7.0, n)
+        x[::97] = np.nan
+        batches.append(pa.record_batch({"x": x, "y": rng.integers(0, 4, n), "_row": np.arange(n)}))
+    inline = KeptStats(["x"], "y", True, True)
+    for b in batches:
+        inline.add(b)
+    threaded = KeptStats(["x"], "y", True, True)
+    w = CleanWriter(str(tmp_path / "part.parquet"), 600, "run-1", threaded)
+    for b in batches:
+        w.write(b)
+    w.close()
+    assert threaded.stats_json("t", 2212) == inline.stats_json("t", 2212)
+    assert threaded.moments["x"].m2 == inline.moments["x"].m2  # not approximately: the same sums
+    assert threaded.labels == inline.labels and sum(threaded.labels.values()) == 2212
+    assert pq.read_metadata(tmp_path / "part.parquet").num_rows == 2212
