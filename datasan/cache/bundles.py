@@ -22,6 +22,7 @@ key takes, one file at a time).
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -72,22 +73,28 @@ class BundleIndex:
         return self._old
 
     def known_key(self, path: str, stamp: Any, parts: Any) -> str | None:
-        """The content key an earlier shard gave the file at ``path`` (absolute) with key parts
-        ``parts``, while its stamp is still ``stamp``; None when it was not seen so."""
+        """The content key an earlier shard gave the file at ``path`` with key parts ``parts``,
+        while its stamp is still ``stamp``; None when it was not seen so."""
         if not _plain(parts):
             return None
         self._old_index()
+        path = os.path.abspath(path)
         rec = self.new_files.get(path) or self._old_files.get(path)
         if isinstance(rec, tuple) and len(rec) == 6 and rec[:5] == (
                 stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino, parts) and isinstance(rec[5], str):
             return rec[5]
         return None
 
-    def record_file(self, path: str, stamp: Any, parts: Any, unit_key: str | None) -> None:
-        """Remember that the file at ``path`` (absolute) with this stamp and key parts has
-        content key ``unit_key``."""
-        if unit_key is not None and stamp is not None and _plain(parts):
-            self.new_files[path] = (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino, parts, unit_key)
+    def record_files(self, items: list[tuple[Any, list]], unit_keys: list[str | None]) -> None:
+        """Remember the content key of each single-file unit: ``items`` are (key parts,
+        [(path, stamp)]) of the units, ``unit_keys`` their content keys."""
+        for (parts, files), unit_key in zip(items, unit_keys):
+            if len(files) != 1 or unit_key is None or not _plain(parts):
+                continue
+            path, stamp = files[0]
+            if stamp is not None:
+                self.new_files[os.path.abspath(path)] = (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino,
+                                                         parts, unit_key)
 
     def find(self, unit_key: str) -> Any | None:
         """The packed value stored for ``unit_key`` in a bundle, or None."""

@@ -11,7 +11,6 @@ asks, and an answer from the cache equals the one the function would give.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator
 
@@ -170,9 +169,7 @@ class CachingEngine:
         if any(g is not None and g["values"] is None for g in groups):
             for g in groups:
                 if g is not None and g["values"] is not None:
-                    for (parts, files), unit_key in zip(g["items"], g["units"]):
-                        if len(files) == 1:
-                            g["index"].record_file(os.path.abspath(files[0][0]), files[0][1], parts, unit_key)
+                    g["index"].record_files(g["items"], g["units"])
             for index in indexes.values():
                 self._writer.put(index.key, index.merged(), [], counted=False)
 
@@ -206,11 +203,10 @@ class CachingEngine:
         except Exception:
             self.counts["store_errors"] += 1
             return
-        index = group["index"]
-        index.record([u["key"] for u in plan], group["key"])
-        for (parts, _), u in zip(group["items"], plan):
-            if len(u["stamps"]) == 1:
-                index.record_file(os.path.abspath(u["stamps"][0][0]), u["stamps"][0][1], parts, u["key"])
+        index, unit_keys = group["index"], [u["key"] for u in plan]
+        index.record(unit_keys, group["key"])
+        # each file with the stamp it had when it was keyed (read, or known from an earlier scan)
+        index.record_files([(parts, u["stamps"]) for (parts, _), u in zip(group["items"], plan)], unit_keys)
         self._writer.put_bundle(group["key"], group["stamps"], plan, values)
 
     # ------------------------------------------------------------------ one unit
@@ -223,7 +219,7 @@ class CachingEngine:
         remembers is not hashed again)."""
         if index is not None and known is not None and len(known[1]) == 1:
             path, stamp = known[1][0]
-            key = index.known_key(os.path.abspath(path), stamp, known[0])
+            key = index.known_key(path, stamp, known[0])
             if key is not None:
                 packed = index.find(key)
                 if packed is not None:
