@@ -145,8 +145,12 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
     else:
         staging = tempfile.mkdtemp(prefix="datasan-staging-")
     try:
-        result = _scan(root_arg, options, baseline, staging, run_id, engine, cache_entry)
+        result = _scan(root_arg, options, baseline, staging, run_id, engine, cache_entry,
+                       report_due=out_dir is not None and options.report_html)
     except BaseException as exc:
+        from datasan.outputs import chart_helper
+
+        chart_helper.stop()  # no report.html will be drawn: its helper process goes now
         env = environment_error(exc, os.fspath(out_dir) if out_dir is not None else staging)
         # a bug keeps its staging folder: the partial results its message names
         keep = isinstance(exc, Exception) and not isinstance(exc, UsageError) and env is None
@@ -165,8 +169,10 @@ def scan(path: str | os.PathLike, options: ScanOptions | None = None, out_dir: s
 
 
 def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None, staging: str,
-          run_id: str, engine: Engine, cache_entry: dict[str, Any] | None = None) -> ScanResult:
-    """The scan itself; clean files go to ``staging``."""
+          run_id: str, engine: Engine, cache_entry: dict[str, Any] | None = None,
+          report_due: bool = False) -> ScanResult:
+    """The scan itself; clean files go to ``staging`` (``report_due``: report.html will be
+    written)."""
     started = time.time()
     t0 = time.perf_counter()
     discovery = discover(root_arg)
@@ -175,7 +181,7 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
 
     progress = Progress(enabled=options.progress)
     ctx = ScanContext(root=discovery.root, options=options,
-                      engine=engine, staging=staging, progress=progress, run_id=run_id)
+                      engine=engine, staging=staging, progress=progress, run_id=run_id, report_due=report_due)
     loose = FindingBuffer()
     loose.extend(discovery.findings)
     outcomes: list[SourceOutcome] = []

@@ -82,6 +82,8 @@ class CachingEngine:
         self._writer = EntryWriter(store, self.counts)
         #: whether some shard went to the wrapped engine (else its workers stayed idle)
         self.sent_work = False
+        #: called once, when the first shard is computed rather than answered from the cache
+        self.work_hooks: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ the Engine protocol
     @property
@@ -292,18 +294,31 @@ class CachingEngine:
             subtasks = [(tasks[i], 1) for i, _ in missing]
         else:
             subtasks = _regroup(spec, tasks, missing)
-        if spec.per_file and _few(plans, missing):
+        here = spec.per_file and _few(plans, missing)
+        if here:
             # a few changed files: decoded here, sooner than a worker pool starts (a forkserver
             # and a process per core, each importing numpy and PIL); same function, same results
             results = map(run_fn, [s for s, _ in subtasks])
         else:
             self.sent_work = True
             results = self.inner.map_ordered(run_fn, [s for s, _ in subtasks])
+        # the work hooks run now when the shards run in this process, else once the first
+        # result is back (not while the worker pool starts: they would slow it down)
+        early = here or len(subtasks) <= 1 or self.inner.parallelism <= 1
+        if early:
+            self._run_work_hooks()
 
         def flat() -> Iterator:
-            for (sub, _), res in zip(subtasks, results):
+            for k, ((sub, _), res) in enumerate(zip(subtasks, results)):
+                if k == 0 and not early:
+                    self._run_work_hooks()
                 yield from spec.split(sub, res)
         return flat()
+
+    def _run_work_hooks(self) -> None:
+        hooks, self.work_hooks = self.work_hooks, []
+        for hook in hooks:
+            hook()
 
 
 #: missing files of a per-file shard function run in this process when there are at most this

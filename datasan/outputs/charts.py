@@ -111,32 +111,81 @@ def _matplotlib_identity() -> str:
         return spec.origin + "|" + version("matplotlib")
 
 
+def _store_key(name: str, args: tuple, kwargs: dict) -> str | None:
+    """The chart store's key of chart ``name`` drawn from these arguments (None: an argument
+    the key recipe does not know; such a chart is drawn, not kept)."""
+    from datasan.cache import keys
+
+    try:
+        return keys.key_of("chart", name, _matplotlib_identity(), _ordered(list(args)),
+                           _ordered(sorted(kwargs.items())))
+    except TypeError:
+        return None
+
+
+def _stored(store: Any, key: str) -> tuple[bool, str | None]:
+    """(found, svg) of ``key`` in the chart store."""
+    stored = store.get(key)
+    if isinstance(stored, tuple) and len(stored) == 1 and (stored[0] is None or isinstance(stored[0], str)):
+        return True, stored[0]
+    return False, None
+
+
+def _keep(store: Any, key: str, svg: str | None) -> None:
+    try:
+        store.put(key, (svg,))
+    except OSError:  # a cache that cannot be written: the page is drawn all the same
+        pass
+
+
 def _kept(draw: Callable[..., str | None]) -> Callable[..., str | None]:
     """``draw`` answered from the chart store when one is set and holds the chart."""
 
     @functools.wraps(draw)
     def wrapper(*args: Any, **kwargs: Any) -> str | None:
         store = _STORE.get()
-        if store is None:
+        key = _store_key(draw.__name__, args, kwargs) if store is not None else None
+        if key is None:
             return draw(*args, **kwargs)
-        from datasan.cache import keys
-
-        try:
-            key = keys.key_of("chart", draw.__name__, _matplotlib_identity(),
-                              _ordered(list(args)), _ordered(sorted(kwargs.items())))
-        except TypeError:  # an argument the key recipe does not know: drawn, not kept
-            return draw(*args, **kwargs)
-        stored = store.get(key)
-        if isinstance(stored, tuple) and len(stored) == 1 and (stored[0] is None or isinstance(stored[0], str)):
-            return stored[0]
-        svg = draw(*args, **kwargs)
-        try:
-            store.put(key, (svg,))
-        except OSError:  # a cache that cannot be written: the page is drawn all the same
-            pass
+        found, svg = _stored(store, key)
+        if not found:
+            svg = draw(*args, **kwargs)
+            _keep(store, key, svg)
         return svg
 
     return wrapper
+
+
+class PageCharts:
+    """The charts of one page, drawn together: each is taken from the chart store when it is
+    there, else drawn by a :class:`~datasan.outputs.chart_helper.ChartBatch` (on two cores
+    while a helper runs).  :meth:`add` takes a chart function of this module and its
+    arguments and returns the chart's index in :meth:`results`."""
+
+    def __init__(self) -> None:
+        from datasan.outputs.chart_helper import ChartBatch
+
+        self._store = _STORE.get()
+        self._batch = ChartBatch()
+        self._keys: list[str | None] = []  # the store key of each chart to keep once drawn
+
+    def add(self, chart: Callable[..., str | None], *args: Any, **kwargs: Any) -> int:
+        draw = getattr(chart, "__wrapped__", chart)
+        key = _store_key(draw.__name__, args, kwargs) if self._store is not None else None
+        if key is not None:
+            found, svg = _stored(self._store, key)
+            if found:
+                self._keys.append(None)
+                return self._batch.add(draw, args, kwargs, svg, done=True)
+        self._keys.append(key)
+        return self._batch.add(draw, args, kwargs)
+
+    def results(self) -> list[str | None]:
+        svgs = self._batch.results()
+        for key, svg in zip(self._keys, svgs):
+            if key is not None:
+                _keep(self._store, key, svg)
+        return svgs
 
 
 def _figure():

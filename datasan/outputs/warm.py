@@ -1,4 +1,4 @@
-"""report.html's libraries loaded while the scan's worker processes do the work.
+"""report.html's libraries loaded, and its chart helper started, while the scan works.
 
 Jinja2 and matplotlib take about a second to import, and report.html is
 drawn at the very end of every scan.  While the shards run in worker
@@ -6,6 +6,10 @@ processes this process mostly waits for their results, so the import is
 started then, in a daemon thread, and the report no longer adds it to the
 scan's wall time.  With one worker (the shards run in this process) it would
 only compete with the scan, so it is left to the report itself.
+
+The chart helper (:mod:`datasan.outputs.chart_helper`) is a process of its
+own: it does not compete for this process's interpreter, so it is started
+also while a shard runs here, as soon as the scan computes something.
 """
 
 from __future__ import annotations
@@ -26,8 +30,35 @@ def warm_report_imports(ctx: Any) -> bool:
             or not getattr(ctx.engine, "sent_work", True):
         return False
     ctx.shared[_STARTED] = True
-    import_in_background(REPORT_MODULES)
+    start_chart_helper(ctx)
+    from datasan.outputs import chart_helper
+
+    # with the helper drawing the charts, this process needs only the template engine
+    import_in_background(("jinja2",) if chart_helper.running() else REPORT_MODULES)
     return True
+
+
+def start_chart_helper(ctx: Any) -> bool:
+    """Spawn report.html's chart helper when this scan writes report.html, may use more than
+    one core (``--workers``) and the machine has them; True when this call started it."""
+    if not getattr(ctx, "report_due", False) or ctx.engine.parallelism <= 1:
+        return False
+    from datasan.outputs import chart_helper
+
+    return chart_helper.usable_cores() > 1 and chart_helper.start()
+
+
+def when_work_starts(ctx: Any, fn: Any, here: bool) -> None:
+    """Call ``fn()`` once the scan computes shards: now when they run in this process
+    (``here``) and the engine computes every shard; when the engine is a content cache,
+    once it computes the first shard it could not answer (or, on its workers, once the
+    first result is back).  Shards on an uncached engine's workers: the kind calls it at
+    the first result."""
+    hooks = getattr(ctx.engine, "work_hooks", None)
+    if hooks is not None:
+        hooks.append(fn)
+    elif here:
+        fn()
 
 
 def import_in_background(modules: tuple[str, ...]) -> None:

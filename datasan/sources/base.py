@@ -78,6 +78,8 @@ class ScanContext:
     shared: dict[str, Any] = field(default_factory=dict)
     #: the run's id: every Parquet file written for the run carries it in its metadata
     run_id: str = ""
+    #: whether the run writes report.html (an output folder, and the report not turned off)
+    report_due: bool = False
 
 
 class SourceKind(Protocol):

@@ -45,11 +45,17 @@ RUN_ID_META = "datasan-run-id"
 def render_html(view: "FindingsView", out_dir: str | None = None) -> str:
     """The whole report.html document for ``view`` (its charts kept in the scan's content
     cache, when it had one)."""
+    from datasan.outputs import chart_helper
     from datasan.outputs.charts import chart_cache
 
-    with chart_cache(getattr(view.result, "cache_dir", None)):
-        context = report_context(view, out_dir)
-        template = _template()  # its compiled code may come from the cache too
+    try:
+        with chart_cache(getattr(view.result, "cache_dir", None)):
+            context, page = _queued_context(view, out_dir)
+            # compiled while the helper draws (its code may come from the cache too)
+            template = _template()
+            _fill_charts(context, page)
+    finally:
+        chart_helper.stop()  # a scan's helper draws one page
     return template.render(**context)
 
 
@@ -98,13 +104,23 @@ class _Salt:
 
 def report_context(view: "FindingsView", out_dir: str | None) -> dict[str, Any]:
     """Everything the template shows, as plain values."""
+    context, page = _queued_context(view, out_dir)
+    _fill_charts(context, page)
+    return context
+
+
+def _queued_context(view: "FindingsView", out_dir: str | None) -> tuple[dict[str, Any], Any]:
+    """The context with a slot where each chart goes, and the page's queued charts (the
+    helper starts drawing them as they are queued)."""
+    from datasan.outputs.charts import PageCharts
+
     result, summary, verdict = view.result, view.result.summary, view.verdict
     stats = result.stats or {}
     salt = _Salt()
-    charts = {"left": MAX_CHARTS}
+    charts = {"left": MAX_CHARTS, "page": PageCharts()}
     options = dict(summary.options or {})
     cap = options.get("report_thumbnails", DEFAULT_THUMBNAILS)
-    return {
+    context = {
         "run_id": summary.run_id, "run_id_meta": RUN_ID_META,
         "version": summary.datasan_version, "path": summary.path, "started": summary.started,
         "seconds": summary.seconds, "options": options, "out_dir": out_dir,
@@ -125,6 +141,18 @@ def report_context(view: "FindingsView", out_dir: str | None) -> dict[str, Any]:
         "charts_left_out": max(0, -charts["left"]),
         "internal_errors": summary.internal_errors,
     }
+    return context, charts["page"]
+
+
+def _fill_charts(context: dict[str, Any], page: Any) -> None:
+    """Put each queued chart's SVG in its slot (drawn by now, by the helper or here)."""
+    svgs = page.results()
+    for section in _CHART_SECTIONS:
+        context[section] = _filled(context[section], svgs)
+
+
+#: the parts of the context that hold charts
+_CHART_SECTIONS = ("tables", "labels", "images", "boxes", "losses")
 
 
 # ------------------------------------------------------------------ findings
@@ -191,12 +219,44 @@ def _quarantined_per_column(ft) -> dict[tuple[str, str], int]:
     return out
 
 
-def _chart(charts: dict[str, int], draw) -> str | None:
+class _Slot:
+    """Where a queued chart goes in the context (its index in the page's charts)."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+def _chart(charts: dict[str, Any], salt: _Salt, draw, *args: Any, **kwargs: Any) -> _Slot | None:
+    """Queue chart function ``draw`` of datasan.outputs.charts with a new salt (None: past
+    the page's chart limit)."""
     charts["left"] -= 1
-    return draw() if charts["left"] >= 0 else None
+    if charts["left"] < 0:
+        return None
+    return _Slot(charts["page"].add(draw, *args, salt=salt(), **kwargs))
 
 
-def _tables(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+def _histogram_of(m: dict, charts: dict[str, Any], salt: _Salt, **kwargs: Any) -> _Slot | None:
+    """Queue the histogram of a stats.json entry (its sketch, mean ± std, min..max)."""
+    from datasan.outputs import charts as ch
+
+    return _chart(charts, salt, ch.histogram, m.get("sketch"), m.get("mean"), m.get("std"),
+                  lo=m.get("min"), hi=m.get("max"), **kwargs)
+
+
+def _filled(obj: Any, svgs: list[str | None]) -> Any:
+    """``obj`` with every chart slot replaced by its SVG."""
+    if isinstance(obj, _Slot):
+        return svgs[obj.i]
+    if isinstance(obj, dict):
+        return {k: _filled(v, svgs) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_filled(v, svgs) for v in obj]
+    return obj
+
+
+def _tables(stats: dict, ft, salt: _Salt, charts: dict[str, Any]) -> list[dict[str, Any]]:
     from datasan.outputs import charts as ch
 
     quarantined = _quarantined_per_column(ft)
@@ -204,15 +264,14 @@ def _tables(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[s
     for source, table in (stats.get("tables") or {}).items():
         cols = []
         for name, c in (table.get("columns") or {}).items():
-            svg = _chart(charts, lambda c=c: ch.histogram(c.get("sketch"), c.get("mean"), c.get("std"), salt(),
-                                                          lo=c.get("min"), hi=c.get("max")))
+            svg = _histogram_of(c, charts, salt)
             cols.append({"name": name, "stats": c, "quarantined": quarantined.get((source, name), 0),
                          "svg": svg})
         cats = []
         for name, c in (table.get("categories") or {}).items():
             counts = c.get("counts")
             cats.append({"name": name, "nulls": c.get("nulls"), "distinct": len(counts) if counts else None,
-                         "svg": _chart(charts, lambda counts=counts: ch.bars(counts, salt())) if counts else None})
+                         "svg": _chart(charts, salt, ch.bars, counts) if counts else None})
         out.append({"source": source, "rows": table.get("rows"), "columns": cols, "categories": cats})
     return out
 
@@ -238,7 +297,7 @@ def _bad_labels(ft) -> dict[str, dict[str, int]]:
     return out
 
 
-def _labels(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+def _labels(stats: dict, ft, salt: _Salt, charts: dict[str, Any]) -> list[dict[str, Any]]:
     from datasan.outputs import charts as ch
 
     bad = _bad_labels(ft)
@@ -253,35 +312,31 @@ def _labels(stats: dict, ft, salt: _Salt, charts: dict[str, int]) -> list[dict[s
         return found
 
     return [{"source": src, "classes": len(counts), "total": sum(counts.values()), "bad": marks(src),
-             "svg": _chart(charts, lambda counts=counts: ch.bars(counts, salt(), "class"))}
+             "svg": _chart(charts, salt, ch.bars, counts, xlabel="class")}
             for src, counts in (stats.get("labels") or {}).items() if counts]
 
 
-def _profile_charts(profile: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
-    from datasan.outputs import charts as ch
-
+def _profile_charts(profile: dict, salt: _Salt, charts: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"name": name, "stats": m,
-             "svg": _chart(charts, lambda m=m, name=name: ch.histogram(m.get("sketch"), m.get("mean"),
-                                                                         m.get("std"), salt(), name,
-                                                                         m.get("min"), m.get("max")))}
+             "svg": _histogram_of(m, charts, salt, xlabel=name)}
             for name, m in profile.items() if isinstance(m, dict)]
 
 
-def _images(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+def _images(stats: dict, salt: _Salt, charts: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"dataset": ds, "count": s.get("count"), "channels": s.get("channels"),
              "mean": s.get("mean") or [], "std": s.get("std") or [],
              "profile": _profile_charts(s.get("profile") or {}, salt, charts)}
             for ds, s in (stats.get("images") or {}).items()]
 
 
-def _boxes(stats: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+def _boxes(stats: dict, salt: _Salt, charts: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"source": src, "count": s.get("count"), "units": s.get("units"),
              "profile": _profile_charts({k: s[k] for k in ("width", "height", "aspect") if k in s}, salt, charts),
              **_box_classes(s, salt, charts)}
             for src, s in (stats.get("boxes") or {}).items()]
 
 
-def _box_classes(entry: dict, salt: _Salt, charts: dict[str, int]) -> dict[str, Any]:
+def _box_classes(entry: dict, salt: _Salt, charts: dict[str, Any]) -> dict[str, Any]:
     """Per-class parts of a box source: kept boxes per class with the quarantined ones stacked
     in red, a row per class, and area histograms of the MAX_CLASS_CHARTS classes with most boxes."""
     from datasan.outputs import charts as ch
@@ -293,15 +348,13 @@ def _box_classes(entry: dict, salt: _Salt, charts: dict[str, int]) -> dict[str, 
     bad = {name: c.get("quarantined") or 0 for name, c in per.items() if c.get("quarantined")}
     top = sorted(per, key=lambda name: (-kept[name], name))[:MAX_CLASS_CHARTS]
     areas = [{"name": name, "stats": per[name]["area"],
-              "svg": _chart(charts, lambda a=per[name]["area"]: ch.histogram(
-                  a.get("sketch"), a.get("mean"), a.get("std"), salt(), "area", a.get("min"), a.get("max"),
-                  ylabel="kept boxes"))}
+              "svg": _histogram_of(per[name]["area"], charts, salt, xlabel="area", ylabel="kept boxes")}
              for name in top if kept[name]]
     rows = [{"name": name, **{k: per[name].get(k) for k in ("count", "quarantined")},
              **{k: (per[name].get(k) or {}).get("mean") for k in ("width", "height", "area", "aspect")}}
             for name in sorted(per, key=lambda name: (-kept[name] - bad.get(name, 0), name))[:MAX_CLASS_ROWS]]
     return {"classes": rows, "more_classes": max(0, len(per) - MAX_CLASS_ROWS), "quarantined": sum(bad.values()),
-            "class_svg": _chart(charts, lambda: ch.bars(kept, salt(), "class", marked=bad)),
+            "class_svg": _chart(charts, salt, ch.bars, kept, xlabel="class", marked=bad),
             "areas": areas, "class_cap": None}
 
 
@@ -362,7 +415,7 @@ def _thumbnail_groups(root: str, ft, cap: int) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ probe
-def _probe_losses(root: str, probe: dict, salt: _Salt, charts: dict[str, int]) -> list[dict[str, Any]]:
+def _probe_losses(root: str, probe: dict, salt: _Salt, charts: dict[str, Any]) -> list[dict[str, Any]]:
     """Per probed source with a loss summary: its loss histogram (non-finite samples noted in
     red), which stage found the non-finite samples (float32 loss or gradient: not drawn;
     float16 / bfloat16 autocast: drawn at their float32 loss), and its highest-loss samples
@@ -395,9 +448,8 @@ def _probe_losses(root: str, probe: dict, salt: _Salt, charts: dict[str, int]) -
                     "extreme": flagged.get(EXTREME_LOSS.code, 0), "extreme_rule": EXTREME_LOSS,
                     "top": [{"rank": i + 1, "sample": t["sample"], "loss": t["loss"], "tile": tiles.get(t["sample"])}
                             for i, t in enumerate(top)],
-                    "svg": _chart(charts, lambda loss=loss, note=note: ch.histogram(
-                        loss.get("sketch"), None, None, salt(), "loss", loss.get("min"), loss.get("max"),
-                        note=note, ylabel="samples"))})
+                    "svg": _chart(charts, salt, ch.histogram, loss.get("sketch"), None, None, xlabel="loss",
+                                  lo=loss.get("min"), hi=loss.get("max"), note=note, ylabel="samples")})
     return out
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from datasan.discover import FileEntry
 from datasan.findings import FindingBuffer
-from datasan.outputs.warm import import_in_background, warm_report_imports
+from datasan.outputs.warm import import_in_background, start_chart_helper, warm_report_imports, when_work_starts
 from datasan.sources.base import ScanContext, Source, SourceOutcome
 
 #: what writing the index imports (not pandas: the command line keeps pyarrow from importing
@@ -82,6 +82,8 @@ class ImageKind:
         stores = [RecordStore() for _ in sources]
         found = [FindingBuffer() for _ in sources]
         warm = ctx.engine.parallelism > 1 and len(tasks) > 1
+        # the chart helper starts with the work (in its own process: no competition for this one)
+        when_work_starts(ctx, lambda: start_chart_helper(ctx), here=len(tasks) == 1)
         for (i, _), recs in zip(tasks, ctx.engine.map_ordered(inspect_shard, [t for _, t in tasks])):
             if warm:
                 # the workers are busy and this process mostly waits for them: load the

@@ -24,7 +24,7 @@ from datasan.sources.tables.rewrite import rewrite_table
 from datasan.sources.tables.capabilities import TableCapabilities
 from datasan.sources.tables.dup_buckets import BucketTask, bucket_count, bucket_file, bucket_pairs, concat_pairs
 from datasan.sources.tables.scan import ShardResult, ShardTask, scan_shard
-from datasan.outputs.warm import warm_report_imports
+from datasan.outputs.warm import start_chart_helper, warm_report_imports, when_work_starts
 from datasan.stats import merge_counts
 
 
@@ -65,6 +65,8 @@ class TableKind(TableCapabilities):
                 p.shards = _shards(i, p.plan, prof, ctx)
                 shard_tasks.extend(p.shards)
         results: dict[str, list[ShardResult]] = {}
+        # the chart helper starts with the work (in its own process: no competition for this one)
+        when_work_starts(ctx, lambda: start_chart_helper(ctx), here=len(shard_tasks) == 1)
         for task, res in zip(shard_tasks, ctx.engine.map_ordered(scan_shard, shard_tasks)):
             # the workers are busy and this process mostly waits for them (not before the
             # first result: it would slow down starting the pool)
