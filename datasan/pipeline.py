@@ -219,6 +219,11 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
     loose.apply_policy(options)
     per_source_q, quarantine = _quarantine_or_isolate(outcomes, internal_errors)
     _prune_staged_clean(staging, outcomes)
+    stats = merge_stats(outcomes)
+    if report_due:  # its charts drawn beside the rest of this run's outputs
+        from datasan.outputs.formats.html import send_charts_ahead
+
+        send_charts_ahead(stats, cache_entry.get("path") if cache_entry and cache_entry.get("enabled") else None)
     findings = FindingBuffer()
     for oc in outcomes:
         findings.merge(oc.findings)
@@ -253,7 +258,6 @@ def _scan(root_arg: str, options: ScanOptions, baseline: frozenset[tuple] | None
         internal_errors=internal_errors,
         cache=_cache_report(engine, cache_entry, options),
     )
-    stats = merge_stats(outcomes)
     from datasan.drift import compare_to_baseline  # statistics drift against --baseline
 
     summary.drift = compare_to_baseline(options, stats, {"sources": summary.sources}, findings)

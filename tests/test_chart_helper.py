@@ -179,3 +179,27 @@ def test_the_helper_ends_when_the_process_that_started_it_is_killed(tmp_path):
         parent.wait(30)
     gone, alive = psutil.wait_procs(helpers, timeout=30)
     assert alive == [] and len(gone) == 1
+
+
+def test_charts_sent_ahead_of_the_page_are_the_pages_charts(scanned, monkeypatch):
+    import copy
+
+    from datasan.outputs.formats.html import send_charts_ahead
+
+    here = _page(scanned)
+    send_charts_ahead(scanned.stats, None)  # no helper: nothing is sent
+    assert chart_helper._PREFETCHED == {}
+    _ready_helper()
+    send_charts_ahead(scanned.stats, None)
+    assert len(chart_helper._PREFETCHED) == 15  # every chart of the page
+    monkeypatch.setattr(chart_helper.ChartBatch, "_takes_over", lambda self: False)
+    drawn = _drawn_here(monkeypatch)
+    assert _page(scanned) == here and drawn == []
+    assert chart_helper._PREFETCHED == {}  # all taken by the page
+
+    # statistics that changed after they were sent: the stale chart is not used
+    _ready_helper()
+    stale = copy.deepcopy(scanned.stats)
+    stale["tables"]["t.parquet"]["columns"]["f3"]["mean"] += 1.0
+    send_charts_ahead(stale, None)
+    assert _page(scanned) == here and drawn == []

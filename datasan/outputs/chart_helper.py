@@ -32,6 +32,8 @@ RESULT_TIMEOUT = 60.0
 _LOCK = threading.Lock()
 _HELPER: Any = None  # the ProcessPoolExecutor of the helper, or None
 _READY: Any = None  # the helper's first task: done once matplotlib is loaded there
+#: charts sent to the helper ahead of their page, by chart store key (see :func:`prefetch`)
+_PREFETCHED: dict[str, Any] = {}
 
 
 def usable_cores() -> int:
@@ -68,6 +70,10 @@ def running() -> bool:
     return _HELPER is not None
 
 
+def has_prefetched() -> bool:
+    return bool(_PREFETCHED)
+
+
 def stop() -> None:
     """End the helper.  Its process is killed, not asked to exit: it holds nothing of value
     once the page's charts are back, and a normal exit would spend a tenth of a second
@@ -75,7 +81,23 @@ def stop() -> None:
     global _HELPER
     with _LOCK:
         pool, _HELPER = _HELPER, None
+        _PREFETCHED.clear()
     _end(pool)
+
+
+def prefetch(key: str, draw: Callable[..., str | None], args: tuple, kwargs: dict) -> bool:
+    """Send a chart to the helper before its page is built (True when sent): the page takes
+    the drawing over when it asks for the same chart (same function, same arguments: the
+    same ``key``), and ignores it otherwise."""
+    with _LOCK:
+        pool = _HELPER
+        if pool is None or key in _PREFETCHED:
+            return False
+        try:
+            _PREFETCHED[key] = pool.submit(_draw, draw.__name__, args, kwargs)
+        except Exception:  # noqa: BLE001 - a helper that died: the page draws it
+            return False
+        return True
 
 
 def _warm(parent: int) -> None:
@@ -117,11 +139,15 @@ class ChartBatch:
         self._items: list[list[Any]] = []
 
     def add(self, draw: Callable[..., str | None], args: tuple, kwargs: dict, svg: Any = None,
-            done: bool = False) -> int:
+            done: bool = False, key: str | None = None) -> int:
         """Queue ``draw(*args, **kwargs)`` (``draw``: an undecorated chart function of
-        datasan.outputs.charts), or record its ``svg`` when ``done`` (from the cache)."""
+        datasan.outputs.charts; ``key``: its chart store key, to find it among the charts
+        sent ahead), or record its ``svg`` when ``done`` (from the cache)."""
         fut = None
-        if not done and self._pool is not None:
+        if not done and key is not None:
+            with _LOCK:
+                fut = _PREFETCHED.pop(key, None)
+        if not done and fut is None and self._pool is not None:
             try:
                 fut = self._pool.submit(_draw, draw.__name__, args, kwargs)
             except Exception:  # noqa: BLE001 - a helper that died or was stopped: drawn here

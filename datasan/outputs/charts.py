@@ -156,6 +156,23 @@ def _kept(draw: Callable[..., str | None]) -> Callable[..., str | None]:
     return wrapper
 
 
+class AheadCharts:
+    """Charts sent to the chart helper before their page is built (the same calls the page
+    will make; one already in the chart store is not sent)."""
+
+    def __init__(self) -> None:
+        self._store = _STORE.get()
+
+    def add(self, chart: Callable[..., str | None], *args: Any, **kwargs: Any) -> int:
+        from datasan.outputs import chart_helper
+
+        draw = getattr(chart, "__wrapped__", chart)
+        key = _store_key(draw.__name__, args, kwargs)
+        if key is not None and not (self._store is not None and _stored(self._store, key)[0]):
+            chart_helper.prefetch(key, draw, args, kwargs)
+        return -1
+
+
 class PageCharts:
     """The charts of one page, drawn together: each is taken from the chart store when it is
     there, else drawn by a :class:`~datasan.outputs.chart_helper.ChartBatch` (on two cores
@@ -170,18 +187,23 @@ class PageCharts:
         self._keys: list[str | None] = []  # the store key of each chart to keep once drawn
 
     def add(self, chart: Callable[..., str | None], *args: Any, **kwargs: Any) -> int:
+        from datasan.outputs import chart_helper
+
         draw = getattr(chart, "__wrapped__", chart)
-        key = _store_key(draw.__name__, args, kwargs) if self._store is not None else None
-        if key is not None:
+        key = _store_key(draw.__name__, args, kwargs) \
+            if self._store is not None or chart_helper.has_prefetched() else None
+        if key is not None and self._store is not None:
             found, svg = _stored(self._store, key)
             if found:
                 self._keys.append(None)
                 return self._batch.add(draw, args, kwargs, svg, done=True)
-        self._keys.append(key)
-        return self._batch.add(draw, args, kwargs)
+        self._keys.append(key if self._store is not None else None)
+        return self._batch.add(draw, args, kwargs, key=key)
 
     def results(self) -> list[str | None]:
         svgs = self._batch.results()
+        if self._store is None:
+            return svgs
         for key, svg in zip(self._keys, svgs):
             if key is not None:
                 _keep(self._store, key, svg)

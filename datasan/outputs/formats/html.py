@@ -144,6 +144,25 @@ def _queued_context(view: "FindingsView", out_dir: str | None) -> tuple[dict[str
     return context, charts["page"]
 
 
+def send_charts_ahead(stats: dict[str, Any], cache_dir: str | None) -> None:
+    """Send the charts of a run's stats.json to the chart helper (when one runs) while the run
+    still writes its other outputs: the page then finds them drawn or being drawn.  The page's
+    own builders make the calls, so they come in the page's order with the page's salts;
+    the probe's loss charts, last on the page, are left to the page."""
+    from datasan.outputs import chart_helper
+    from datasan.outputs.charts import AheadCharts, chart_cache
+
+    if not chart_helper.running():
+        return
+    with chart_cache(cache_dir):
+        salt = _Salt()
+        charts = {"left": MAX_CHARTS, "page": AheadCharts()}
+        _tables(stats, None, salt, charts)
+        _labels(stats, None, salt, charts)
+        _images(stats, salt, charts)
+        _boxes(stats, salt, charts)
+
+
 def _fill_charts(context: dict[str, Any], page: Any) -> None:
     """Put each queued chart's SVG in its slot (drawn by now, by the helper or here)."""
     svgs = page.results()
@@ -193,14 +212,15 @@ def _finding_rows(ft) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------ tables
 def _quarantined_per_column(ft) -> dict[tuple[str, str], int]:
-    """{(source, column): rows quarantined by an error finding on that column}."""
+    """{(source, column): rows quarantined by an error finding on that column} (none for no
+    findings table)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from datasan.numpy_arrow import from_numpy
     from datasan.outputs.digest import first_of_groups
 
-    if ft.num_rows == 0:
+    if ft is None or ft.num_rows == 0:
         return {}
     mask = pc.and_(pc.equal(ft.column("severity"), pa.scalar("error", pa.string())), pc.is_valid(ft.column("column")))
     sub = ft.filter(mask)
@@ -287,7 +307,7 @@ def _bad_labels(ft) -> dict[str, dict[str, int]]:
 
     rules = {r.code: r.name for r in (LABEL_OUT_OF_RANGE, DISTANT_LABEL, IMAGE_LABEL_OUT_OF_RANGE,
                                       DISTANT_IMAGE_LABEL)}
-    if ft.num_rows == 0:
+    if ft is None or ft.num_rows == 0:
         return {}
     sub = ft.filter(pc.is_in(ft.column("code"), value_set=pa.array(list(rules), pa.string()))).select(["source", "code"])
     out: dict[str, dict[str, int]] = {}
