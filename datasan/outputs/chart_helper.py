@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable
 
 #: seconds to wait for a chart the helper has started before drawing it here
@@ -123,10 +124,23 @@ def _ready() -> bool:
 
 
 def _draw(name: str, args: tuple, kwargs: dict) -> str | None:
-    """In the helper: chart ``name`` of datasan.outputs.charts drawn (it has no chart store)."""
+    """In the helper: chart ``name`` of datasan.outputs.charts drawn."""
     from datasan.outputs import charts
 
-    return getattr(charts, name).__wrapped__(*args, **kwargs)
+    return getattr(charts, name)(*args, **kwargs)
+
+
+@dataclass(slots=True)
+class _Chart:
+    draw: Callable[..., str | None]
+    args: tuple
+    kwargs: dict
+    svg: str | None = None
+    future: Any = None  # the helper's drawing, while it may still come from there
+    done: bool = False
+
+    def draw_here(self) -> None:
+        self.svg, self.done = self.draw(*self.args, **self.kwargs), True
 
 
 class ChartBatch:
@@ -135,53 +149,47 @@ class ChartBatch:
 
     def __init__(self) -> None:
         self._pool, self._ready = _HELPER, _READY
-        #: per chart: [draw function, args, kwargs, svg or None, future or None, done]
-        self._items: list[list[Any]] = []
+        self._charts: list[_Chart] = []
 
     def add(self, draw: Callable[..., str | None], args: tuple, kwargs: dict, svg: Any = None,
             done: bool = False, key: str | None = None) -> int:
-        """Queue ``draw(*args, **kwargs)`` (``draw``: an undecorated chart function of
+        """Queue ``draw(*args, **kwargs)`` (``draw``: a chart function of
         datasan.outputs.charts; ``key``: its chart store key, to find it among the charts
         sent ahead), or record its ``svg`` when ``done`` (from the cache)."""
-        fut = None
+        chart = _Chart(draw, args, kwargs, svg, done=done)
         if not done and key is not None:
             with _LOCK:
-                fut = _PREFETCHED.pop(key, None)
-        if not done and fut is None and self._pool is not None:
+                chart.future = _PREFETCHED.pop(key, None)
+        if not done and chart.future is None and self._pool is not None:
             try:
-                fut = self._pool.submit(_draw, draw.__name__, args, kwargs)
+                chart.future = self._pool.submit(_draw, draw.__name__, args, kwargs)
             except Exception:  # noqa: BLE001 - a helper that died or was stopped: drawn here
                 self._pool = None
-        self._items.append([draw, args, kwargs, svg, fut, done])
-        return len(self._items) - 1
+        self._charts.append(chart)
+        return len(self._charts) - 1
 
     def results(self) -> list[str | None]:
         """Every chart's SVG (None: nothing to draw), in order."""
-        items = self._items
         # from the end backwards, take over what the helper has not started, when this process
         # has matplotlib loaded or the helper does not have it yet (importing it here costs
         # as much as drawing several charts)
-        for item in reversed(items):
-            draw, args, kwargs, _svg, fut, done = item
-            if done:
+        for chart in reversed(self._charts):
+            if chart.done:
                 continue
-            if fut is not None and not self._takes_over():
-                break
-            if fut is not None and not fut.cancel():
-                break  # the helper has it, and every chart before it
-            item[3], item[5] = draw(*args, **kwargs), True
+            if chart.future is not None and not (self._takes_over() and chart.future.cancel()):
+                break  # the helper has it (and every chart before it), or keeps it
+            chart.draw_here()
         failed = False
-        for item in items:
-            if not item[5]:
-                if not failed:
-                    try:
-                        item[3], item[5] = item[4].result(timeout=RESULT_TIMEOUT), True
-                    except Exception:  # noqa: BLE001 - died, timed out or failed there
-                        failed = True
-                        _abandon(self._pool)
-                if not item[5]:  # drawn here: after one failure, every chart the helper had left
-                    item[3], item[5] = item[0](*item[1], **item[2]), True
-        return [item[3] for item in items]
+        for chart in self._charts:
+            if not chart.done and not failed:
+                try:
+                    chart.svg, chart.done = chart.future.result(timeout=RESULT_TIMEOUT), True
+                except Exception:  # noqa: BLE001 - died, timed out or failed there
+                    failed = True
+                    _abandon(self._pool)
+            if not chart.done:  # drawn here: after one failure, every chart the helper had left
+                chart.draw_here()
+        return [chart.svg for chart in self._charts]
 
     def _takes_over(self) -> bool:
         """Whether this process should draw the helper's next chart from the end."""

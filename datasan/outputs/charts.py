@@ -36,8 +36,8 @@ _STORE: contextvars.ContextVar[Any] = contextvars.ContextVar("datasan_chart_stor
 
 @contextlib.contextmanager
 def chart_cache(path: str | None) -> Iterator[None]:
-    """Charts drawn inside this block are kept in (and taken from) the content cache at
-    ``path`` (None: drawn as usual)."""
+    """The charts of pages built inside this block (:class:`PageCharts`, :class:`AheadCharts`)
+    are taken from and kept in the content cache at ``path`` (None: drawn as usual)."""
     store = None
     if path:
         from datasan.cache.store import CacheStore
@@ -138,22 +138,14 @@ def _keep(store: Any, key: str, svg: str | None) -> None:
         pass
 
 
-def _kept(draw: Callable[..., str | None]) -> Callable[..., str | None]:
-    """``draw`` answered from the chart store when one is set and holds the chart."""
-
-    @functools.wraps(draw)
-    def wrapper(*args: Any, **kwargs: Any) -> str | None:
-        store = _STORE.get()
-        key = _store_key(draw.__name__, args, kwargs) if store is not None else None
-        if key is None:
-            return draw(*args, **kwargs)
-        found, svg = _stored(store, key)
-        if not found:
-            svg = draw(*args, **kwargs)
-            _keep(store, key, svg)
-        return svg
-
-    return wrapper
+def _lookup(store: Any, chart: Callable[..., str | None], args: tuple,
+            kwargs: dict) -> tuple[str | None, bool, str | None]:
+    """(the store key, found, svg) of a chart call; not found without a store or a key."""
+    key = _store_key(chart.__name__, args, kwargs)
+    if key is None or store is None:
+        return key, False, None
+    found, svg = _stored(store, key)
+    return key, found, svg
 
 
 class AheadCharts:
@@ -166,10 +158,9 @@ class AheadCharts:
     def add(self, chart: Callable[..., str | None], *args: Any, **kwargs: Any) -> int:
         from datasan.outputs import chart_helper
 
-        draw = getattr(chart, "__wrapped__", chart)
-        key = _store_key(draw.__name__, args, kwargs)
-        if key is not None and not (self._store is not None and _stored(self._store, key)[0]):
-            chart_helper.prefetch(key, draw, args, kwargs)
+        key, found, _ = _lookup(self._store, chart, args, kwargs)
+        if key is not None and not found:
+            chart_helper.prefetch(key, chart, args, kwargs)
         return -1
 
 
@@ -189,24 +180,20 @@ class PageCharts:
     def add(self, chart: Callable[..., str | None], *args: Any, **kwargs: Any) -> int:
         from datasan.outputs import chart_helper
 
-        draw = getattr(chart, "__wrapped__", chart)
-        key = _store_key(draw.__name__, args, kwargs) \
-            if self._store is not None or chart_helper.has_prefetched() else None
-        if key is not None and self._store is not None:
-            found, svg = _stored(self._store, key)
-            if found:
-                self._keys.append(None)
-                return self._batch.add(draw, args, kwargs, svg, done=True)
-        self._keys.append(key if self._store is not None else None)
-        return self._batch.add(draw, args, kwargs, key=key)
+        key = svg = None
+        found = False
+        # a key finds the chart in the store or among the charts sent ahead
+        if self._store is not None or chart_helper.has_prefetched():
+            key, found, svg = _lookup(self._store, chart, args, kwargs)
+        self._keys.append(None if found else key)
+        return self._batch.add(chart, args, kwargs, svg, done=found, key=key)
 
     def results(self) -> list[str | None]:
         svgs = self._batch.results()
-        if self._store is None:
-            return svgs
-        for key, svg in zip(self._keys, svgs):
-            if key is not None:
-                _keep(self._store, key, svg)
+        if self._store is not None:
+            for key, svg in zip(self._keys, svgs):
+                if key is not None:
+                    _keep(self._store, key, svg)
         return svgs
 
 
@@ -365,7 +352,6 @@ def _on_index_axis(ax, sketch: dict[str, Any]) -> _IndexAxis:
     return axis
 
 
-@_kept
 def histogram(sketch: dict[str, Any] | None, mean: float | None, std: float | None, salt: str,
               xlabel: str = "", lo: float | None = None, hi: float | None = None, note: str = "",
               ylabel: str = "kept values") -> str | None:
@@ -441,7 +427,6 @@ def _label(value: Any) -> str:
     return (text[:15] + "…" if len(text) > 16 else text).replace("$", r"\$")
 
 
-@_kept
 def bars(counts: dict[str, int], salt: str, xlabel: str = "", marked: dict[str, int] | None = None,
          marked_label: str = "quarantined") -> str | None:
     """An SVG bar chart of ``counts`` (largest first, at most MAX_BARS bars); None when empty.
