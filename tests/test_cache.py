@@ -223,7 +223,7 @@ def test_command_line_caches_by_default_and_no_cache_turns_it_off(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     from datasan.outputs.formats import html
 
-    html._template.cache_clear()  # compiled once per process: compiled (and kept) here, whatever ran before
+    html._compiled_template.cache_clear()  # compiled once per process: compiled (and kept) here, whatever ran before
     runner = CliRunner()
     for k, extra in enumerate(([], [], ["--no-cache"])):
         got = runner.invoke(app, ["scan", str(data), "--out", f"o{k}", "--no-probe", "--workers", "1",

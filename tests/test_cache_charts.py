@@ -87,7 +87,7 @@ def test_the_page_template_s_code_is_kept_in_the_cache(tmp_path, monkeypatch):
     data.mkdir()
     (data / "t.csv").write_text("a,label\n1,0\n2,1\n3,1\n")
     cache = tmp_path / "cache"
-    html._template.cache_clear()  # a new process: the template is loaded again
+    html._compiled_template.cache_clear()  # a new process: the template is loaded again
     first = _svgs_of(tmp_path / "o1", data, cache)
     compiled = []
     real = jinja2.Environment.compile
@@ -97,9 +97,76 @@ def test_the_page_template_s_code_is_kept_in_the_cache(tmp_path, monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(jinja2.Environment, "compile", counted)
-    html._template.cache_clear()
+    html._compiled_template.cache_clear()
     assert _svgs_of(tmp_path / "o2", data, cache) == first and compiled == []
-    html._template.cache_clear()
+    html._compiled_template.cache_clear()
     _svgs_of(tmp_path / "o3", data, None)  # no cache: compiled as before
     assert compiled == [1]
-    html._template.cache_clear()
+    html._compiled_template.cache_clear()
+
+
+
+def _counting_compiles(monkeypatch) -> list[str]:
+    """The threads that compile a template from now on, one entry per compilation."""
+    import threading
+
+    import jinja2
+
+    compiled: list[str] = []
+    real = jinja2.Environment.compile
+
+    def counted(self, *args, **kwargs):
+        compiled.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counted)
+    return compiled
+
+
+def test_the_page_template_is_compiled_in_the_background_once_and_kept_in_the_cache(tmp_path, monkeypatch):
+    """While workers scan, the import thread compiles the template after jinja2; the page then
+    takes that one (it never compiles a second), and its code reaches the content cache."""
+    import threading
+    from types import SimpleNamespace
+
+    from datasan.cache.store import CacheStore
+    from datasan.outputs.formats import html
+    from datasan.outputs.warm import warm_report_imports
+
+    compiled = _counting_compiles(monkeypatch)
+    cache = tmp_path / "cache"
+    ctx = SimpleNamespace(shared={}, options=SimpleNamespace(report_html=True),
+                          engine=SimpleNamespace(parallelism=2, store=CacheStore(str(cache))))
+    html._compiled_template.cache_clear()  # a new process
+    assert warm_report_imports(ctx) is True
+    for t in threading.enumerate():
+        if t.name == "datasan-imports":
+            t.join(60)
+    assert compiled == ["datasan-imports"]
+    page_template = html._template()
+    assert compiled == ["datasan-imports"]  # the page takes the one compiled in the background
+    html._compiled_template.cache_clear()  # the next process: its code comes from the cache
+    html.compile_template(str(cache))
+    assert compiled == ["datasan-imports"] and html._template() is not page_template
+    html._compiled_template.cache_clear()
+    html.compile_template(None)  # no cache: compiled
+    assert compiled == ["datasan-imports", "MainThread"]
+    html._compiled_template.cache_clear()
+
+
+def test_a_scan_with_workers_compiles_the_page_template_once(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from datasan.outputs.formats import html
+
+    data = tmp_path / "data"
+    for k in range(4):
+        (data / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((16, 16, 3), 40 * k + 10, np.uint8)).save(data / f"c{k % 2}" / f"{k}.png")
+    compiled = _counting_compiles(monkeypatch)
+    html._compiled_template.cache_clear()
+    _scan(data, tmp_path / "o1", None, workers=2, report_html=True).write(str(tmp_path / "o1"))
+    # on the import thread or, when the scan ends first, by the page: once either way
+    assert len(compiled) == 1
+    assert (tmp_path / "o1" / "report.html").read_text().rstrip().endswith("</html>")
+    html._compiled_template.cache_clear()

@@ -13,6 +13,7 @@ thumbnails (``report_thumbnails``) are capped.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import TYPE_CHECKING, Any
 
 from datasan.outputs.escape import printable
@@ -59,11 +60,29 @@ def render_html(view: "FindingsView", out_dir: str | None = None) -> str:
     return template.render(**context)
 
 
-@functools.lru_cache(maxsize=1)
+_TEMPLATE_LOCK = threading.Lock()
+
+
 def _template():
-    # compiling the template takes ~0.1 s: once per process, not once per page (datasan
+    # compiling the template takes 0.1-0.3 s: once per process, not once per page (datasan
     # report, a service rendering many runs), and its code is kept in the scan's content
-    # cache for the next process
+    # cache for the next process; a scan with workers compiles it while they work
+    # (:func:`compile_template`): the page waits for that compilation, never does it twice
+    with _TEMPLATE_LOCK:
+        return _compiled_template()
+
+
+def compile_template(cache_path: str | None) -> None:
+    """Compile report.html's template now (on a background thread while the scan's workers
+    work), its code taken from and kept in the content cache at ``cache_path`` (None: none)."""
+    from datasan.outputs.charts import chart_cache
+
+    with chart_cache(cache_path):
+        _template()
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_template():
     import jinja2
 
     from datasan.outputs.charts import TemplateCodeCache
