@@ -158,6 +158,33 @@ def test_a_thumbnail_is_at_most_128_px_and_a_broken_file_a_placeholder(tmp_path)
     assert tiles[1].error.startswith("no such file") and tiles[2].error.startswith("not a path")
 
 
+
+def test_many_thumbnails_are_made_on_threads_in_the_order_asked(tmp_path):
+    """From 8 tiles on, Pillow's work runs on a few threads: each tile is the one its sample
+    gives alone, in the order asked, broken files and missing ones included."""
+    from PIL import Image
+
+    from datasan.outputs.thumbnails import encode, thumbnails
+
+    flagged = []
+    for k in range(12):
+        name = f"i{k}.png"
+        if k == 4:
+            (tmp_path / name).write_bytes(b"garbage")
+        elif k != 7:  # i7.png is missing
+            Image.new("RGB", (64 + 8 * k, 48), (20 * k, 255 - 20 * k, 9)).save(tmp_path / name)
+        flagged.append((name, "DS210", "warning", f"m{k}", []))
+    tiles = thumbnails(str(tmp_path), flagged)
+    assert [t.sample for t in tiles] == [f"i{k}.png" for k in range(12)]
+    assert [t.message for t in tiles] == [f"m{k}" for k in range(12)]
+    for k, t in enumerate(tiles):
+        if k == 4:
+            assert t.data_url is None and t.error.startswith("UnidentifiedImageError")
+        elif k == 7:
+            assert t.data_url is None and t.error.startswith("no such file")
+        else:
+            assert (t.data_url, t.error) == encode(str(tmp_path / f"i{k}.png"))
+
 def test_histogram_bars_hold_every_kept_value_and_the_mean_lies_inside():
     import numpy as np
 

@@ -79,17 +79,33 @@ def thumbnails(root: str, flagged: list[tuple]) -> list[Thumbnail]:
     from datasan.outputs.box_overlay import BoxLookup
 
     lookup = BoxLookup(root)
+    jobs = [(sample, tuple(b for b in (lookup.box(src, row) for src, row in where) if b is not None))
+            for sample, _, _, _, where in flagged]
     tiles = []
-    for sample, code, severity, message, where in flagged:
-        boxes = tuple(b for b in (lookup.box(src, row) for src, row in where) if b is not None)
-        path = _inside(root, sample)
-        if path is None:
-            url, err = None, "not a path under the scanned folder"
-        elif not os.path.isfile(path):
-            url, err = None, "no such file (moved or removed since the scan)"
-        else:
-            url, err = encode(path, boxes)
-            # the decoder names the file by its absolute path; the tile already names the sample
-            err = err.replace(path, sample) if err else err
-        tiles.append(Thumbnail(sample, code, severity, message, url, err, len(boxes) if url else 0))
+    for (sample, code, severity, message, _), (url, err, boxes) in zip(flagged, _made(root, jobs)):
+        tiles.append(Thumbnail(sample, code, severity, message, url, err, boxes if url else 0))
     return tiles
+
+
+def _made(root: str, jobs: list[tuple[str, tuple]]) -> list[tuple[str | None, str | None, int]]:
+    """(data URL, error, boxes drawn) of each (sample, boxes), in order; Pillow decodes,
+    resizes and encodes without holding the interpreter, so a few threads share the cores."""
+    if len(jobs) < 8:
+        return [_tile(root, sample, boxes) for sample, boxes in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from datasan.outputs.chart_helper import usable_cores
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, usable_cores()))) as pool:
+        return list(pool.map(lambda job: _tile(root, *job), jobs))
+
+
+def _tile(root: str, sample: str, boxes: tuple) -> tuple[str | None, str | None, int]:
+    path = _inside(root, sample)
+    if path is None:
+        return None, "not a path under the scanned folder", 0
+    if not os.path.isfile(path):
+        return None, "no such file (moved or removed since the scan)", 0
+    url, err = encode(path, boxes)
+    # the decoder names the file by its absolute path; the tile already names the sample
+    return url, err.replace(path, sample) if err else err, len(boxes)
