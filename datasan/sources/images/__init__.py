@@ -30,7 +30,7 @@ from datasan.sources.base import ScanContext, Source, SourceOutcome
 
 #: what writing the index imports (not pandas: the command line keeps pyarrow from importing
 #: it, and a background import of it only took CPU from the workers)
-OUTPUT_MODULES = ("pyarrow", "pyarrow.parquet")
+OUTPUT_MODULES = ("pyarrow", "pyarrow.parquet", "pyarrow.compute")
 
 #: values of ScanOptions.image_labels
 LABEL_MODES = ("auto", "table", "folders", "none")
