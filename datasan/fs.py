@@ -52,6 +52,8 @@ def scheme_of(path: str) -> str | None:
 
 def is_remote(path: str | os.PathLike) -> bool:
     """True for a URI of a store other than this machine's file system (``s3://...``)."""
+    if isinstance(path, str) and "://" not in path:  # the common case, without the pattern
+        return False
     s = scheme_of(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else None
     return s is not None and s != "file"
 
