@@ -78,34 +78,6 @@ def _svgs_of(out: Path, data: Path, cache: Path | None) -> list[str]:
     return _svgs(out)
 
 
-def test_the_page_template_s_code_is_kept_in_the_cache(tmp_path, monkeypatch):
-    import jinja2
-
-    from datasan.outputs.formats import html
-
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "t.csv").write_text("a,label\n1,0\n2,1\n3,1\n")
-    cache = tmp_path / "cache"
-    html._compiled_template.cache_clear()  # a new process: the template is loaded again
-    first = _svgs_of(tmp_path / "o1", data, cache)
-    compiled = []
-    real = jinja2.Environment.compile
-
-    def counted(self, *args, **kwargs):
-        compiled.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(jinja2.Environment, "compile", counted)
-    html._compiled_template.cache_clear()
-    assert _svgs_of(tmp_path / "o2", data, cache) == first and compiled == []
-    html._compiled_template.cache_clear()
-    _svgs_of(tmp_path / "o3", data, None)  # no cache: compiled as before
-    assert compiled == [1]
-    html._compiled_template.cache_clear()
-
-
-
 def _counting_compiles(monkeypatch) -> list[str]:
     """The threads that compile a template from now on, one entry per compilation."""
     import threading
@@ -121,6 +93,24 @@ def _counting_compiles(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(jinja2.Environment, "compile", counted)
     return compiled
+
+
+def test_the_page_template_s_code_is_kept_in_the_cache(tmp_path, monkeypatch):
+    from datasan.outputs.formats import html
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.csv").write_text("a,label\n1,0\n2,1\n3,1\n")
+    cache = tmp_path / "cache"
+    html._compiled_template.cache_clear()  # a new process: the template is loaded again
+    first = _svgs_of(tmp_path / "o1", data, cache)
+    compiled = _counting_compiles(monkeypatch)
+    html._compiled_template.cache_clear()
+    assert _svgs_of(tmp_path / "o2", data, cache) == first and compiled == []
+    html._compiled_template.cache_clear()
+    _svgs_of(tmp_path / "o3", data, None)  # no cache: compiled as before (one worker: by the page)
+    assert compiled == ["MainThread"]
+    html._compiled_template.cache_clear()
 
 
 def test_the_page_template_is_compiled_in_the_background_once_and_kept_in_the_cache(tmp_path, monkeypatch):

@@ -158,7 +158,6 @@ def test_a_thumbnail_is_at_most_128_px_and_a_broken_file_a_placeholder(tmp_path)
     assert tiles[1].error.startswith("no such file") and tiles[2].error.startswith("not a path")
 
 
-
 def test_many_thumbnails_are_made_on_threads_in_the_order_asked(tmp_path):
     """From 8 tiles on, Pillow's work runs on a few threads: each tile is the one its sample
     gives alone, in the order asked, broken files and missing ones included."""
